@@ -1,0 +1,39 @@
+//! The `twotower` command-line tool: thin dispatch to one module per subcommand.
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Train, evaluate and serve two-tower retrieval models.
+#[derive(Parser)]
+#[command(name = "twotower", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a two-tower model (built-in synthetic data without --config), then evaluate it.
+    Train(cmd::train::Args),
+    /// Evaluate a trained run per EVALUATION.md.
+    Eval(cmd::eval::Args),
+    /// Dataset statistics of the train split: counts, density, popularity concentration.
+    Stats(cmd::stats::Args),
+    /// Generate a synthetic long-tail dataset (CSV or Parquet) with a planted preference structure.
+    Generate(cmd::generate::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => cmd::train::run(a),
+        Command::Eval(a) => cmd::eval::run(a),
+        Command::Stats(a) => cmd::stats::run(a),
+        Command::Generate(a) => cmd::generate::run(a),
+    };
+    if let Err(e) = result {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}

@@ -1,0 +1,35 @@
+//! # twotower
+//!
+//! Two-tower retrieval models for recommendation, with hand-written forward
+//! and backward passes (see `shared/DESIGN.md` and `shared/GRADIENTS.md`).
+//!
+//! A (user, item) pair is scored as the cosine of a user vector (user tower)
+//! and an item vector (item tower); each tower is an MLP over embedding bags
+//! of that side's features, its output L2-normalized.
+//!
+//! Modules:
+//! - [`real`]: the scalar trait the math is generic over (f32 for training, f64 for gradient checks).
+//! - [`embedding`]: embedding tables, embedding bags (mean pooling) and sparse gradients.
+//! - [`layers`]: linear, ReLU, L2 normalization.
+//! - [`tower`]: a tower = embedding bags → concat → MLP → L2 norm.
+//! - [`loss`]: in-batch sampled softmax with logQ correction, accidental-hit masking, mixed negatives; InfoNCE.
+//! - [`optim`]: sparse row-wise optimizers (Adagrad, lazy Adam) and dense Adam/AdamW.
+//! - [`frequency`]: item sampling-probability estimators (train counts; streaming, Yi et al. 2019).
+//! - [`model`]: the two-tower model, its joint loss and gradients.
+//! - [`eval`]: the evaluation protocol (EVALUATION.md), exact top-K.
+//! - [`index`]: exact and approximate nearest-neighbour indexes behind one trait.
+//! - [`export`]: vectors out (.npy, safetensors, ids, manifest).
+//! - [`util`]: atomic file writes.
+
+pub mod embedding;
+pub mod eval;
+pub mod export;
+pub mod frequency;
+pub mod index;
+pub mod layers;
+pub mod loss;
+pub mod model;
+pub mod optim;
+pub mod real;
+pub mod tower;
+pub mod util;
