@@ -1,1 +1,511 @@
-//! TODO
+//! Retrieval losses with hand-written gradients (GRADIENTS.md).
+//!
+//! - [`in_batch_softmax`]: sampled softmax over in-batch candidates plus mixed
+//!   negatives, with the logQ sampling-bias correction and accidental-hit
+//!   masking (Yi et al. 2019, "Sampling-Bias-Corrected Neural Modeling for
+//!   Large Corpus Item Recommendations"; Yang et al. 2020, "Mixed Negative
+//!   Sampling").
+//! - [`info_nce`] / [`info_nce_symmetric`]: the contrastive loss between two
+//!   augmented views of the same items (Yao et al. 2021, "Self-supervised
+//!   Learning for Large-scale Item Recommendations").
+//!
+//! Both share one kernel: scores `S = U Vᵀ / τ` by GEMM, a row-wise stable
+//! log-sum-exp (rows processed in parallel with rayon for large batches), the
+//! softmax gradient written in place over `S`, then `dU = dS V / τ` and
+//! `dV = dSᵀ U / τ` by GEMM. All buffers live in a [`SoftmaxWorkspace`].
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+
+use crate::real::Real;
+
+/// Reusable buffers of the softmax losses; grows to the largest batch seen
+/// and never shrinks, so steady-state steps allocate nothing.
+#[derive(Clone, Debug, Default)]
+pub struct SoftmaxWorkspace<F> {
+    /// Score / score-gradient matrix, `B × C` (row-major, prefix used).
+    scores: Vec<F>,
+    /// Per-row weighted losses `w_i ℓ_i`, summed in order (deterministic).
+    row_loss: Vec<f64>,
+    /// Gradient buffers of the symmetric InfoNCE's second direction.
+    tmp1: Vec<F>,
+    tmp2: Vec<F>,
+}
+
+impl<F: Real> SoftmaxWorkspace<F> {
+    /// An empty workspace.
+    pub fn new() -> Self {
+        Self {
+            scores: Vec::new(),
+            row_loss: Vec::new(),
+            tmp1: Vec::new(),
+            tmp2: Vec::new(),
+        }
+    }
+}
+
+/// Grows `buf` to at least `n` elements (never shrinks) and returns the prefix.
+pub(crate) fn ensure_len<F: Copy + Default>(buf: &mut Vec<F>, n: usize) -> &mut [F] {
+    if buf.len() < n {
+        buf.resize(n, F::default());
+    }
+    &mut buf[..n]
+}
+
+/// Rows below this many score cells are processed on the calling thread.
+const PAR_MIN_CELLS: usize = 1 << 15;
+
+/// The shared softmax cross-entropy kernel. Returns `Σ_i w_i ℓ_i / Σ_i w_i`.
+#[allow(clippy::too_many_arguments)]
+fn softmax_xent<F: Real>(
+    u: ArrayView2<F>,
+    v: ArrayView2<F>,
+    item_ids: Option<&[u32]>,
+    log_q: &[F],
+    weights: &[F],
+    temperature: F,
+    mut du: ArrayViewMut2<F>,
+    mut dv: ArrayViewMut2<F>,
+    scores: &mut Vec<F>,
+    row_loss: &mut Vec<f64>,
+) -> f64 {
+    let (b, d) = u.dim();
+    let c = v.nrows();
+    assert_eq!(v.ncols(), d, "softmax: u and v widths differ");
+    assert!(
+        c >= b,
+        "softmax: {c} candidates < {b} rows (row i's positive is column i)"
+    );
+    assert!(b > 0, "softmax: empty batch");
+    if let Some(ids) = item_ids {
+        assert_eq!(ids.len(), c, "softmax: item_ids len");
+    }
+    assert!(
+        log_q.is_empty() || log_q.len() == c,
+        "softmax: log_q len {} != C = {c}",
+        log_q.len()
+    );
+    assert!(
+        weights.is_empty() || weights.len() == b,
+        "softmax: weights len {} != B = {b}",
+        weights.len()
+    );
+    assert_eq!(du.dim(), (b, d), "softmax: du shape");
+    assert_eq!(dv.dim(), (c, d), "softmax: dv shape");
+    assert!(temperature > F::zero(), "softmax: temperature must be > 0");
+
+    let inv_t = F::one() / temperature;
+    let w_sum: f64 = if weights.is_empty() {
+        b as f64
+    } else {
+        weights.iter().map(|w| w.as_f64()).sum()
+    };
+    assert!(
+        w_sum > 0.0 && w_sum.is_finite(),
+        "softmax: Σ weights = {w_sum} must be > 0"
+    );
+    let inv_w = 1.0 / w_sum;
+
+    let s_buf = ensure_len(scores, b * c);
+    let losses = ensure_len(row_loss, b);
+    {
+        let mut s = ArrayViewMut2::from_shape((b, c), &mut *s_buf).expect("scores shape");
+        general_mat_mul(inv_t, &u, &v.t(), F::zero(), &mut s);
+    }
+
+    let row_fn = |(i, (row, loss)): (usize, (&mut [F], &mut f64))| {
+        if !log_q.is_empty() {
+            for (s, &lq) in row.iter_mut().zip(log_q) {
+                *s -= lq;
+            }
+        }
+        if let Some(ids) = item_ids {
+            let own = ids[i];
+            for (j, (s, &id)) in row.iter_mut().zip(ids).enumerate() {
+                if id == own && j != i {
+                    *s = F::neg_infinity();
+                }
+            }
+        }
+        let pos = row[i];
+        let max = row
+            .iter()
+            .fold(F::neg_infinity(), |m, &x| if x > m { x } else { m });
+        let mut sum = F::zero();
+        for s in row.iter_mut() {
+            let e = (*s - max).exp();
+            *s = e;
+            sum += e;
+        }
+        let w = if weights.is_empty() {
+            1.0
+        } else {
+            weights[i].as_f64()
+        };
+        let l = (max - pos).as_f64() + sum.as_f64().ln();
+        *loss = w * l;
+        // dS_ij = (w_i / Σw) (softmax_j − 1[j = i]); masked cells hold exp(−∞) = 0.
+        let scale = F::lit(w * inv_w) / sum;
+        for s in row.iter_mut() {
+            *s *= scale;
+        }
+        row[i] -= F::lit(w * inv_w);
+    };
+    if b * c >= PAR_MIN_CELLS {
+        s_buf
+            .par_chunks_mut(c)
+            .zip(losses.par_iter_mut())
+            .with_min_len(8)
+            .enumerate()
+            .for_each(row_fn);
+    } else {
+        s_buf
+            .chunks_mut(c)
+            .zip(losses.iter_mut())
+            .enumerate()
+            .for_each(row_fn);
+    }
+    let total: f64 = losses.iter().sum::<f64>() * inv_w;
+
+    let ds = ArrayView2::from_shape((b, c), &*s_buf).expect("scores shape");
+    general_mat_mul(inv_t, &ds, &v, F::zero(), &mut du);
+    general_mat_mul(inv_t, &ds.t(), &u, F::zero(), &mut dv);
+    total
+}
+
+/// In-batch sampled softmax loss with logQ correction, accidental-hit masking
+/// and mixed negatives (Yi et al. 2019; GRADIENTS.md).
+///
+/// `S_ij = (u_i · v_j)/τ − log p_j`, with `log_q[j] = log p_j` (*not* divided
+/// by τ) subtracted from every column, the positive included. With
+/// `mask_accidental_hits`, every cell with `item_ids[j] == item_ids[i]` and
+/// `j ≠ i` is set to −∞ (this includes a mixed-negative column equal to row
+/// i's positive). Row i's positive is column i.
+/// `ℓ_i = −S_ii + log Σ_j exp(S_ij)` (stable log-sum-exp),
+/// `L = Σ_i w_i ℓ_i / Σ_i w_i`.
+///
+/// Gradients (overwritten, not accumulated): `dS_ij = (w_i/Σw)(softmax(S_i)_j −
+/// 1[j=i])`, exactly 0 on masked cells; `du = dS V / τ`, `dv = dSᵀ U / τ`.
+///
+/// # Shapes
+/// `u`: `[B × d]` user vectors; `v`: `[C × d]` candidates, `C ≥ B` (the B
+/// positives, then M mixed negatives); `item_ids`: `C` (catalog index of each
+/// candidate, only read when masking); `log_q`: `C` or empty (no correction);
+/// `weights`: `B` or empty (all 1); `du`: `[B × d]`; `dv`: `[C × d]`.
+///
+/// # Panics
+/// On a shape mismatch, `C < B`, `B = 0`, `temperature ≤ 0` or `Σ w ≤ 0`.
+#[allow(clippy::too_many_arguments)]
+pub fn in_batch_softmax<F: Real>(
+    u: ArrayView2<F>,
+    v: ArrayView2<F>,
+    item_ids: &[u32],
+    log_q: &[F],
+    weights: &[F],
+    temperature: F,
+    mask_accidental_hits: bool,
+    du: ArrayViewMut2<F>,
+    dv: ArrayViewMut2<F>,
+    ws: &mut SoftmaxWorkspace<F>,
+) -> F {
+    let ids = if mask_accidental_hits {
+        Some(item_ids)
+    } else {
+        None
+    };
+    if !mask_accidental_hits && !item_ids.is_empty() {
+        assert_eq!(item_ids.len(), v.nrows(), "in_batch_softmax: item_ids len");
+    }
+    F::lit(softmax_xent(
+        u,
+        v,
+        ids,
+        log_q,
+        weights,
+        temperature,
+        du,
+        dv,
+        &mut ws.scores,
+        &mut ws.row_loss,
+    ))
+}
+
+/// One-directional InfoNCE between two views (Yao et al. 2021; GRADIENTS.md):
+/// `S = Z′ Z″ᵀ / τ`, `L = (1/m) Σ_i (−S_ii + log Σ_j exp(S_ij))` — softmax
+/// over the rows of `S` only (view 1 → view 2). Gradients overwritten:
+/// `dS = (softmax_rows(S) − I)/m`, `dz1 = dS Z″ / τ`, `dz2 = dSᵀ Z′ / τ`.
+///
+/// # Shapes
+/// `z1`, `z2`, `dz1`, `dz2`: `[m × d]`, `m ≥ 1`.
+///
+/// # Panics
+/// On a shape mismatch, `m = 0` or `temperature ≤ 0`.
+pub fn info_nce<F: Real>(
+    z1: ArrayView2<F>,
+    z2: ArrayView2<F>,
+    temperature: F,
+    dz1: ArrayViewMut2<F>,
+    dz2: ArrayViewMut2<F>,
+    ws: &mut SoftmaxWorkspace<F>,
+) -> F {
+    assert_eq!(z1.dim(), z2.dim(), "info_nce: views differ in shape");
+    F::lit(softmax_xent(
+        z1,
+        z2,
+        None,
+        &[],
+        &[],
+        temperature,
+        dz1,
+        dz2,
+        &mut ws.scores,
+        &mut ws.row_loss,
+    ))
+}
+
+/// Symmetric InfoNCE: the mean of the row-wise loss of [`info_nce`] and the
+/// same loss over the columns of `S` (view 2 → view 1):
+/// `L = ½ [L(Z′, Z″) + L(Z″, Z′)]`, gradients the matching averages
+/// (overwritten).
+///
+/// # Shapes
+/// As [`info_nce`].
+pub fn info_nce_symmetric<F: Real>(
+    z1: ArrayView2<F>,
+    z2: ArrayView2<F>,
+    temperature: F,
+    mut dz1: ArrayViewMut2<F>,
+    mut dz2: ArrayViewMut2<F>,
+    ws: &mut SoftmaxWorkspace<F>,
+) -> F {
+    assert_eq!(z1.dim(), z2.dim(), "info_nce: views differ in shape");
+    let l1 = softmax_xent(
+        z1,
+        z2,
+        None,
+        &[],
+        &[],
+        temperature,
+        dz1.view_mut(),
+        dz2.view_mut(),
+        &mut ws.scores,
+        &mut ws.row_loss,
+    );
+    let n = z1.len();
+    let mut t1 = std::mem::take(&mut ws.tmp1);
+    let mut t2 = std::mem::take(&mut ws.tmp2);
+    let g2 = ArrayViewMut2::from_shape(z1.dim(), ensure_len(&mut t2, n)).expect("shape");
+    let g1 = ArrayViewMut2::from_shape(z1.dim(), ensure_len(&mut t1, n)).expect("shape");
+    // Second direction: rows are view 2, columns view 1 (scores Sᵀ).
+    let l2 = softmax_xent(
+        z2,
+        z1,
+        None,
+        &[],
+        &[],
+        temperature,
+        g2,
+        g1,
+        &mut ws.scores,
+        &mut ws.row_loss,
+    );
+    let half = F::lit(0.5);
+    for (a, &b) in dz1.iter_mut().zip(&t1[..n]) {
+        *a = (*a + b) * half;
+    }
+    for (a, &b) in dz2.iter_mut().zip(&t2[..n]) {
+        *a = (*a + b) * half;
+    }
+    ws.tmp1 = t1;
+    ws.tmp2 = t2;
+    F::lit(0.5 * (l1 + l2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::{array, Array2};
+
+    fn run(
+        u: &Array2<f64>,
+        v: &Array2<f64>,
+        ids: &[u32],
+        log_q: &[f64],
+        w: &[f64],
+        t: f64,
+        mask: bool,
+    ) -> (f64, Array2<f64>, Array2<f64>) {
+        let mut du = Array2::zeros(u.dim());
+        let mut dv = Array2::zeros(v.dim());
+        let mut ws = SoftmaxWorkspace::new();
+        let l = in_batch_softmax(
+            u.view(),
+            v.view(),
+            ids,
+            log_q,
+            w,
+            t,
+            mask,
+            du.view_mut(),
+            dv.view_mut(),
+            &mut ws,
+        );
+        (l, du, dv)
+    }
+
+    /// u = [e1, e2, e1], v = [e1, e2, e2], τ = 1 → S = U Vᵀ =
+    /// [[1,0,0],[0,1,1],[1,0,0]], positives on the diagonal (1, 1, 0).
+    fn three() -> (Array2<f64>, Array2<f64>) {
+        (
+            array![[1., 0.], [0., 1.], [1., 0.]],
+            array![[1., 0.], [0., 1.], [0., 1.]],
+        )
+    }
+
+    #[test]
+    fn hand_worked_3x3() {
+        // ℓ_0 = −1 + ln(e + 1 + 1)     = −1 + ln 4.718281828 = −1 + 1.551444714 = 0.551444714
+        // ℓ_1 = −1 + ln(1 + e + e)     = −1 + ln 6.436563657 = −1 + 1.861994804 = 0.861994804
+        // ℓ_2 = −0 + ln(e + 1 + 1)     =                                         1.551444714
+        // L = (0.551444714 + 0.861994804 + 1.551444714) / 3 = 2.964884232 / 3 = 0.988294744
+        let (u, v) = three();
+        let (l, _, _) = run(&u, &v, &[0, 1, 2], &[], &[], 1.0, true);
+        assert!((l - 0.988294744).abs() < 1e-8, "{l}");
+        // Weights [1, 2, 1]: (0.551444714 + 2·0.861994804 + 1.551444714) / 4 = 3.826879036 / 4 = 0.956719759
+        let (l, _, _) = run(&u, &v, &[0, 1, 2], &[], &[1., 2., 1.], 1.0, true);
+        assert!((l - 0.956719759).abs() < 1e-8, "{l}");
+        // dS row 0 (weights off) = (softmax − e_0)/3 with softmax = [e, 1, 1]/4.718281828
+        //   = [0.576116880 − 1, 0.211941560, 0.211941560]/3; du_0 = dS_0 V = [dS_00, dS_01 + dS_02]
+        let (_, du, _) = run(&u, &v, &[0, 1, 2], &[], &[], 1.0, true);
+        assert!((du[[0, 0]] - (0.576116880 - 1.0) / 3.0).abs() < 1e-8);
+        assert!((du[[0, 1]] - 2.0 * 0.211941560 / 3.0).abs() < 1e-8);
+    }
+
+    #[test]
+    fn accidental_hits_masked_by_hand() {
+        // Same batch, items [7, 7, 9]: columns 0 and 1 are the same item.
+        // Row 0 drops column 1: ℓ_0 = −1 + ln(e + 1) = −1 + 1.313261687 = 0.313261687
+        // Row 1 drops column 0: ℓ_1 = −1 + ln(e + e) = ln 2              = 0.693147181
+        // Row 2 (item 9) keeps all: ℓ_2 = 1.551444714
+        // L = (0.313261687 + 0.693147181 + 1.551444714)/3 = 2.557853582/3 = 0.852617861
+        let (u, v) = three();
+        let (l, du, _) = run(&u, &v, &[7, 7, 9], &[], &[], 1.0, true);
+        assert!((l - 0.852617861).abs() < 1e-8, "{l}");
+        // Without masking the loss is the unmasked 0.988294744.
+        let (l2, _, _) = run(&u, &v, &[7, 7, 9], &[], &[], 1.0, false);
+        assert!((l2 - 0.988294744).abs() < 1e-8, "{l2}");
+        // Masked cell (0,1) gets no gradient: du_0 = (dS_00 v_0 + dS_02 v_2),
+        // dS_0 = ([e, 0, 1]/(e+1) − e_0)/3 → du_0 = [e/(e+1) − 1, 1/(e+1)]/3 = [−0.268941421, 0.268941421]/3
+        assert!((du[[0, 0]] + 0.268941421 / 3.0).abs() < 1e-8);
+        assert!((du[[0, 1]] - 0.268941421 / 3.0).abs() < 1e-8);
+    }
+
+    #[test]
+    fn mixed_negative_equal_to_positive_is_masked() {
+        // Add a 4th (mixed-negative) column v_3 = e2 with item 9 = row 2's positive.
+        // Row 2 (u = e1): columns [1, 0, 0, masked] → unchanged ℓ_2 = 1.551444714.
+        // Row 0 (item 0): [1, 0, 0, 0]: ℓ_0 = −1 + ln(e + 3) = −1 + 1.743668381 = 0.743668381
+        // Row 1 (item 1): [0, 1, 1, 1]: ℓ_1 = −1 + ln(1 + 3e) = −1 + 2.214283300 = 1.214283300
+        // L = (0.743668381 + 1.214283300 + 1.551444714)/3 = 3.509396395/3 = 1.169798798
+        let (u, _) = three();
+        let v = array![[1., 0.], [0., 1.], [0., 1.], [0., 1.]];
+        let (l, _, dv) = run(&u, &v, &[0, 1, 9, 9], &[], &[], 1.0, true);
+        assert!((l - 1.169798798).abs() < 1e-8, "{l}");
+        // Column 3 is masked for row 2 only, so rows 0 and 1 put gradient on it:
+        // dv_3 = dS_03 u_0 + dS_13 u_1 (+ 0 · u_2): dS_03 = (1/(e+3))/3, dS_13 = (e/(1+3e))/3
+        let ds03 = 1.0 / (std::f64::consts::E + 3.0) / 3.0;
+        let ds13 = std::f64::consts::E / (1.0 + 3.0 * std::f64::consts::E) / 3.0;
+        assert!((dv[[3, 0]] - ds03).abs() < 1e-12 && (dv[[3, 1]] - ds13).abs() < 1e-12);
+    }
+
+    #[test]
+    fn worked_logq_case_from_gradients_md() {
+        // B = 2, all u·v = 0, τ = 1, p = [0.9, 0.1]: S rows = [−ln .9, −ln .1] = [0.1054, 2.3026]
+        // P(col 0 | row 0) = (1/.9)/(1/.9 + 1/.1) = 1.1111/11.1111 = 0.1, ℓ_0 = −ln 0.1 = 2.302585
+        // P(col 1 | row 1) = 10/11.1111 = 0.9, ℓ_1 = −ln 0.9 = 0.105361; L = 2.407946/2 = 1.203973
+        let u = array![[1., 0.], [1., 0.]];
+        let v = array![[0., 1.], [0., 1.]];
+        let lq = [0.9f64.ln(), 0.1f64.ln()];
+        let (l, du, _) = run(&u, &v, &[0, 1], &lq, &[], 1.0, true);
+        assert!((l - 1.203973).abs() < 1e-6, "{l}");
+        // du_0 = Σ_j dS_0j v_j with dS_0 = ([0.1, 0.9] − [1, 0])/2 = [−0.45, 0.45] → du_0 = [0, 0]
+        // (v_0 = v_1), so read P(col 0|row 0) from dv instead: dv_0 = dS_00 u_0 + dS_10 u_1
+        // = (0.1 − 1)/2 + 0.1/2 = −0.4 (in coordinate 0).
+        assert!(du[[0, 0]].abs() < 1e-12);
+        let mut ws = SoftmaxWorkspace::new();
+        let (mut du2, mut dv2) = (Array2::zeros((2, 2)), Array2::zeros((2, 2)));
+        in_batch_softmax(
+            u.view(),
+            v.view(),
+            &[0, 1],
+            &lq,
+            &[1.0, 0.0],
+            1.0,
+            true,
+            du2.view_mut(),
+            dv2.view_mut(),
+            &mut ws,
+        );
+        // Only row 0 weighted: dv_0 = dS_00 u_0 = (P(col0|row0) − 1) = 0.1 − 1 = −0.9
+        assert!((dv2[[0, 0]] + 0.9).abs() < 1e-12, "{}", dv2[[0, 0]]);
+    }
+
+    #[test]
+    fn uniform_logq_leaves_loss_and_grads_unchanged() {
+        let (u, v) = three();
+        let lq = [(1.0f64 / 3.0).ln(); 3];
+        let (l0, du0, dv0) = run(&u, &v, &[0, 1, 2], &[], &[], 0.5, true);
+        let (l1, du1, dv1) = run(&u, &v, &[0, 1, 2], &lq, &[], 0.5, true);
+        assert!((l0 - l1).abs() < 1e-12);
+        assert!((&du0 - &du1).iter().all(|x| x.abs() < 1e-12));
+        assert!((&dv0 - &dv1).iter().all(|x| x.abs() < 1e-12));
+        // and a non-uniform p does change it
+        let (l2, _, _) = run(
+            &u,
+            &v,
+            &[0, 1, 2],
+            &[0.5f64.ln(), 0.25f64.ln(), 0.25f64.ln()],
+            &[],
+            0.5,
+            true,
+        );
+        assert!((l0 - l2).abs() > 1e-3);
+    }
+
+    #[test]
+    fn info_nce_identical_views_by_hand() {
+        // Z = [e1, e2, (e1+e2)/√2], τ = 1, both views equal: S = Z Zᵀ =
+        // [[1, 0, c], [0, 1, c], [c, c, 1]], c = 1/√2 = 0.707106781, e^c = 2.028114981
+        // ℓ_0 = ℓ_1 = −1 + ln(e + 1 + e^c) = −1 + ln 5.746396810 = −1 + 1.748573017 = 0.748573017
+        // ℓ_2 = −1 + ln(2e^c + e) = −1 + ln 6.774511792 = −1 + 1.913167304 = 0.913167304
+        // L = (2·0.748573017 + 0.913167304)/3 = 2.410313338/3 = 0.803437779
+        let c = std::f64::consts::FRAC_1_SQRT_2;
+        let z = array![[1., 0.], [0., 1.], [c, c]];
+        let mut ws = SoftmaxWorkspace::new();
+        let (mut d1, mut d2) = (Array2::zeros((3, 2)), Array2::zeros((3, 2)));
+        let l = info_nce(
+            z.view(),
+            z.view(),
+            1.0,
+            d1.view_mut(),
+            d2.view_mut(),
+            &mut ws,
+        );
+        let l0 = -1.0 + (std::f64::consts::E + 1.0 + c.exp()).ln();
+        let l2 = -1.0 + (2.0 * c.exp() + std::f64::consts::E).ln();
+        assert!((l0 - 0.748573017).abs() < 1e-8, "{l0}");
+        assert!((l2 - 0.913167304).abs() < 1e-8, "{l2}");
+        assert!((l - 0.803437779).abs() < 1e-8, "{l}");
+        // S is symmetric for identical views, so the symmetric loss is the same value.
+        let ls = info_nce_symmetric(
+            z.view(),
+            z.view(),
+            1.0,
+            d1.view_mut(),
+            d2.view_mut(),
+            &mut ws,
+        );
+        assert!((ls - l).abs() < 1e-12);
+    }
+}
