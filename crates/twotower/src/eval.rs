@@ -1,1 +1,1038 @@
-//! TODO
+//! The evaluation protocol of `shared/EVALUATION.md`: full-catalog exact
+//! ranking, exact top-K, and the metrics `recall@K`, `ndcg@K`,
+//! `head_recall@K`, `tail_recall@K`, `cold_recall@K` and `coverage@K`.
+//!
+//! # Protocol, as implemented
+//! - Candidates are every catalog item `0..n_items`, including items with no
+//!   train interaction.
+//! - Each *test user* (a user with at least one test pair) gets every
+//!   candidate ranked by the scorer, after removing the items that user has
+//!   in train. Ties break by item id: the item with the lower
+//!   `item_id_rank` comes first (see [`EvalSet::new`]).
+//! - A test item that is also in the user's train set is removed from the
+//!   candidates (so it cannot be hit) but still counts in every denominator.
+//! - `recall@K` = mean over test users of |top-K ∩ T_u| / |T_u|, with `T_u`
+//!   the user's *distinct* test items.
+//! - `ndcg@K` = mean over test users of DCG/IDCG with
+//!   DCG = Σ_{r=1..K} hit(r) / log2(r + 1) and
+//!   IDCG = Σ_{r=1..min(K, |T_u|)} 1 / log2(r + 1).
+//! - Item popularity = number of train rows of the item (duplicate rows
+//!   count). `head` = the first ⌊0.2 · n_items⌋ items ordered by
+//!   (popularity descending, id rank ascending); `tail` = the rest.
+//!   `head_recall@K` / `tail_recall@K` = over all distinct (user, item) test
+//!   pairs whose item is in the slice, the fraction whose item is in that
+//!   user's top-K (pooled, not averaged per user).
+//! - `cold_recall@K` = the same over test pairs whose item has popularity 0.
+//! - `coverage@K` = fraction of catalog items in at least one test user's
+//!   top-K.
+//! - A metric with an empty denominator (a slice with no test pairs; no test
+//!   users at all) is `None` (serialized `null`), never 0 and never NaN.
+//!
+//! # Memory and threads
+//! Users are scored in blocks of `block_users` users against tiles of
+//! `item_tile` items; each rayon task keeps one `[block_users × item_tile]`
+//! f32 scratch and one bounded heap of `max(K)` entries per user, so memory is
+//! O(threads · block_users · item_tile + n_items), never `n_users × n_items`.
+//! Per-user values are summed sequentially in user order after the parallel
+//! part, so results do not depend on the number of threads (nor on the block
+//! or tile sizes).
+
+use std::collections::BTreeMap;
+use std::ops::Range;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Share of the catalog in the `head` popularity slice (EVALUATION.md).
+pub const HEAD_FRACTION: f64 = 0.2;
+
+/// Errors of the evaluation module.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum EvalError {
+    /// The catalog has no item.
+    #[error("empty catalog: n_items must be at least 1")]
+    EmptyCatalog,
+    /// A train or test pair names a user or an item outside the declared range.
+    #[error("{split} pair #{index}: {field} {got} is out of range (expected < {expected})")]
+    PairOutOfRange {
+        /// `"train"` or `"test"`.
+        split: &'static str,
+        /// Position of the pair in the slice given.
+        index: usize,
+        /// `"user"` or `"item"`.
+        field: &'static str,
+        /// The index found.
+        got: u32,
+        /// The exclusive upper bound (n_users or n_items).
+        expected: usize,
+    },
+    /// `item_id_rank` does not have one entry per item.
+    #[error("item_id_rank has {got} entries, expected one per item ({expected})")]
+    RankLength {
+        /// n_items.
+        expected: usize,
+        /// Length given.
+        got: usize,
+    },
+    /// `item_id_rank` is not a permutation of `0..n_items`.
+    #[error("item_id_rank is not a permutation of 0..{n_items}: item {item} has rank {rank}, which is out of range or repeated")]
+    RankNotPermutation {
+        /// n_items.
+        n_items: usize,
+        /// The first offending item.
+        item: usize,
+        /// Its rank.
+        rank: u32,
+    },
+    /// A field of [`EvalConfig`] is invalid.
+    #[error("invalid evaluation config: {field}: {problem}")]
+    InvalidConfig {
+        /// The field name.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+    /// The scorer's catalog size differs from the evaluation set's.
+    #[error("scorer scores {got} items, the evaluation set has {expected}")]
+    ScorerItems {
+        /// n_items of the evaluation set.
+        expected: usize,
+        /// n_items of the scorer.
+        got: usize,
+    },
+    /// The scorer knows fewer users than the evaluation set has.
+    #[error("scorer has vectors for {got} users, the evaluation set has {expected}")]
+    ScorerUsers {
+        /// n_users of the evaluation set.
+        expected: usize,
+        /// n_users of the scorer.
+        got: usize,
+    },
+    /// Two matrices that must share their column count do not.
+    #[error("dimension mismatch: user vectors have {user_dim} columns, item vectors {item_dim}")]
+    DimMismatch {
+        /// Columns of the user matrix.
+        user_dim: usize,
+        /// Columns of the item matrix.
+        item_dim: usize,
+    },
+    /// A score is NaN: the ranking would be meaningless.
+    #[error("score of item {item} (user {user:?}) is NaN")]
+    NanScore {
+        /// The user being ranked, when known.
+        user: Option<u32>,
+        /// The item whose score is NaN.
+        item: u32,
+    },
+    /// The score slice does not have one score per item.
+    #[error("scores has {got} entries, expected one per item ({expected})")]
+    ScoresLength {
+        /// item_id_rank.len().
+        expected: usize,
+        /// scores.len().
+        got: usize,
+    },
+    /// The exclusion list must be sorted ascending.
+    #[error("exclude list is not sorted ascending at position {position}")]
+    ExcludeNotSorted {
+        /// First position `i` with `exclude[i] < exclude[i - 1]`.
+        position: usize,
+    },
+}
+
+/// Popularity slice of an item (EVALUATION.md "Popularity slices").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Slice {
+    /// Among the first ⌊0.2 · n_items⌋ items by (popularity desc, id rank asc).
+    Head,
+    /// Every other item.
+    Tail,
+}
+
+/// Everything the protocol needs about one dataset split, built once:
+/// per-user train items (to exclude), distinct test items, item popularity,
+/// the head/tail slices and the cold items.
+#[derive(Debug, Clone)]
+pub struct EvalSet {
+    n_users: usize,
+    n_items: usize,
+    item_id_rank: Vec<u32>,
+    popularity: Vec<u32>,
+    head_items: Vec<u32>,
+    is_head: Vec<bool>,
+    train_offsets: Vec<usize>,
+    train_items: Vec<u32>,
+    test_offsets: Vec<usize>,
+    test_items: Vec<u32>,
+    test_users: Vec<u32>,
+    n_test_pairs: usize,
+    n_head_pairs: usize,
+    n_tail_pairs: usize,
+    n_cold_pairs: usize,
+}
+
+/// Builds a CSR (offsets, sorted distinct items) from (user, item) pairs.
+fn csr_distinct(n_users: usize, pairs: &[(u32, u32)]) -> (Vec<usize>, Vec<u32>) {
+    let mut counts = vec![0usize; n_users + 1];
+    for &(u, _) in pairs {
+        counts[u as usize + 1] += 1;
+    }
+    for i in 0..n_users {
+        counts[i + 1] += counts[i];
+    }
+    let mut items = vec![0u32; pairs.len()];
+    let mut cursor = counts.clone();
+    for &(u, i) in pairs {
+        items[cursor[u as usize]] = i;
+        cursor[u as usize] += 1;
+    }
+    // Sort and dedup each user's run, compacting in place.
+    let mut offsets = Vec::with_capacity(n_users + 1);
+    offsets.push(0usize);
+    let mut write = 0usize;
+    for u in 0..n_users {
+        let run = &mut items[counts[u]..counts[u + 1]];
+        run.sort_unstable();
+        let mut last: Option<u32> = None;
+        for r in counts[u]..counts[u + 1] {
+            let it = items[r];
+            if last != Some(it) {
+                items[write] = it;
+                write += 1;
+                last = Some(it);
+            }
+        }
+        offsets.push(write);
+    }
+    items.truncate(write);
+    items.shrink_to_fit();
+    (offsets, items)
+}
+
+fn check_pairs(
+    split: &'static str,
+    pairs: &[(u32, u32)],
+    n_users: usize,
+    n_items: usize,
+) -> Result<(), EvalError> {
+    for (index, &(u, i)) in pairs.iter().enumerate() {
+        if u as usize >= n_users {
+            return Err(EvalError::PairOutOfRange {
+                split,
+                index,
+                field: "user",
+                got: u,
+                expected: n_users,
+            });
+        }
+        if i as usize >= n_items {
+            return Err(EvalError::PairOutOfRange {
+                split,
+                index,
+                field: "item",
+                got: i,
+                expected: n_items,
+            });
+        }
+    }
+    Ok(())
+}
+
+impl EvalSet {
+    /// Builds the evaluation set.
+    ///
+    /// - `n_users`, `n_items`: sizes of the user index space and of the
+    ///   catalog (every item `0..n_items` is a candidate).
+    /// - `train`, `test`: (user, item) index pairs. Duplicates are allowed:
+    ///   popularity counts every train row; test items are de-duplicated per
+    ///   user.
+    /// - `item_id_rank[i]`: position of item `i` in "by item id" order
+    ///   (EVALUATION.md "Ids and ties"); must be a permutation of
+    ///   `0..n_items`. Ties in any ranking go to the lower id rank.
+    ///
+    /// # Errors
+    /// [`EvalError::EmptyCatalog`], [`EvalError::PairOutOfRange`],
+    /// [`EvalError::RankLength`], [`EvalError::RankNotPermutation`].
+    pub fn new(
+        n_users: usize,
+        n_items: usize,
+        train: &[(u32, u32)],
+        test: &[(u32, u32)],
+        item_id_rank: &[u32],
+    ) -> Result<Self, EvalError> {
+        if n_items == 0 {
+            return Err(EvalError::EmptyCatalog);
+        }
+        if item_id_rank.len() != n_items {
+            return Err(EvalError::RankLength {
+                expected: n_items,
+                got: item_id_rank.len(),
+            });
+        }
+        let mut seen = vec![false; n_items];
+        for (item, &rank) in item_id_rank.iter().enumerate() {
+            let r = rank as usize;
+            if r >= n_items || seen[r] {
+                return Err(EvalError::RankNotPermutation {
+                    n_items,
+                    item,
+                    rank,
+                });
+            }
+            seen[r] = true;
+        }
+        check_pairs("train", train, n_users, n_items)?;
+        check_pairs("test", test, n_users, n_items)?;
+
+        let mut popularity = vec![0u32; n_items];
+        for &(_, i) in train {
+            popularity[i as usize] = popularity[i as usize].saturating_add(1);
+        }
+        let mut order: Vec<u32> = (0..n_items as u32).collect();
+        order.sort_unstable_by(|&a, &b| {
+            popularity[b as usize]
+                .cmp(&popularity[a as usize])
+                .then(item_id_rank[a as usize].cmp(&item_id_rank[b as usize]))
+        });
+        let head_size = (HEAD_FRACTION * n_items as f64).floor() as usize;
+        let head_items = order[..head_size].to_vec();
+        let mut is_head = vec![false; n_items];
+        for &i in &head_items {
+            is_head[i as usize] = true;
+        }
+
+        let (train_offsets, train_items) = csr_distinct(n_users, train);
+        let (test_offsets, test_items) = csr_distinct(n_users, test);
+        let test_users: Vec<u32> = (0..n_users)
+            .filter(|&u| test_offsets[u + 1] > test_offsets[u])
+            .map(|u| u as u32)
+            .collect();
+        let n_head_pairs = test_items.iter().filter(|&&i| is_head[i as usize]).count();
+        let n_cold_pairs = test_items
+            .iter()
+            .filter(|&&i| popularity[i as usize] == 0)
+            .count();
+        Ok(Self {
+            n_users,
+            n_items,
+            item_id_rank: item_id_rank.to_vec(),
+            popularity,
+            head_items,
+            is_head,
+            train_offsets,
+            train_items,
+            n_test_pairs: test_items.len(),
+            n_tail_pairs: test_items.len() - n_head_pairs,
+            test_offsets,
+            test_items,
+            test_users,
+            n_head_pairs,
+            n_cold_pairs,
+        })
+    }
+
+    /// Number of users (the user index space, not only test users).
+    pub fn n_users(&self) -> usize {
+        self.n_users
+    }
+
+    /// Catalog size.
+    pub fn n_items(&self) -> usize {
+        self.n_items
+    }
+
+    /// `item_id_rank[i]`: position of item `i` in "by item id" order.
+    pub fn item_id_rank(&self) -> &[u32] {
+        &self.item_id_rank
+    }
+
+    /// Train popularity of each item (number of train rows), `[n_items]`.
+    pub fn item_popularity(&self) -> &[u32] {
+        &self.popularity
+    }
+
+    /// The head slice, in order (popularity desc, id rank asc), length
+    /// ⌊0.2 · n_items⌋.
+    pub fn head_items(&self) -> &[u32] {
+        &self.head_items
+    }
+
+    /// Popularity slice of `item`.
+    ///
+    /// # Panics
+    /// If `item >= n_items`.
+    pub fn slice_of(&self, item: u32) -> Slice {
+        if self.is_head[item as usize] {
+            Slice::Head
+        } else {
+            Slice::Tail
+        }
+    }
+
+    /// Whether `item` has no train interaction.
+    ///
+    /// # Panics
+    /// If `item >= n_items`.
+    pub fn is_cold(&self, item: u32) -> bool {
+        self.popularity[item as usize] == 0
+    }
+
+    /// Users with at least one test pair, ascending.
+    pub fn test_users(&self) -> &[u32] {
+        &self.test_users
+    }
+
+    /// Distinct train items of `user`, ascending (the items removed from the
+    /// user's candidates).
+    ///
+    /// # Panics
+    /// If `user >= n_users`.
+    pub fn train_items(&self, user: u32) -> &[u32] {
+        let u = user as usize;
+        &self.train_items[self.train_offsets[u]..self.train_offsets[u + 1]]
+    }
+
+    /// Distinct test items of `user`, ascending.
+    ///
+    /// # Panics
+    /// If `user >= n_users`.
+    pub fn test_items(&self, user: u32) -> &[u32] {
+        let u = user as usize;
+        &self.test_items[self.test_offsets[u]..self.test_offsets[u + 1]]
+    }
+
+    /// Number of distinct (user, item) test pairs.
+    pub fn n_test_pairs(&self) -> usize {
+        self.n_test_pairs
+    }
+}
+
+/// Something that scores (user, item) pairs: a higher score ranks higher.
+pub trait Scorer: Sync {
+    /// Catalog size the scorer covers (must equal [`EvalSet::n_items`]).
+    fn n_items(&self) -> usize;
+
+    /// Number of users the scorer has vectors for, or `None` when any user
+    /// index is accepted (e.g. the popularity baseline).
+    fn n_users(&self) -> Option<usize> {
+        None
+    }
+
+    /// Scores of the items `items` for each user of `users`.
+    ///
+    /// # Shapes
+    /// `out`: `[users.len() × items.len()]`, row-major; `out[r * items.len() + c]`
+    /// is the score of item `items.start + c` for user `users[r]`.
+    ///
+    /// # Panics
+    /// May panic if a user or item is out of range or `out` has the wrong
+    /// length ([`evaluate`] checks both before calling).
+    fn score_block(&self, users: &[u32], items: Range<usize>, out: &mut [f32]);
+}
+
+/// Dot-product scorer: score(u, i) = ⟨users[u], items[i]⟩ — the cosine when
+/// the rows are unit-norm (the towers' output). Scores a block with one GEMM
+/// (`ndarray::linalg::general_mat_mul`).
+///
+/// # Shapes
+/// `users`: `[n_users × d]`, `items`: `[n_items × d]`.
+#[derive(Debug, Clone)]
+pub struct DotScorer<'a> {
+    users: ArrayView2<'a, f32>,
+    items: ArrayView2<'a, f32>,
+}
+
+impl<'a> DotScorer<'a> {
+    /// # Errors
+    /// [`EvalError::DimMismatch`] when the column counts differ.
+    pub fn new(users: ArrayView2<'a, f32>, items: ArrayView2<'a, f32>) -> Result<Self, EvalError> {
+        if users.ncols() != items.ncols() {
+            return Err(EvalError::DimMismatch {
+                user_dim: users.ncols(),
+                item_dim: items.ncols(),
+            });
+        }
+        Ok(Self { users, items })
+    }
+
+    /// The user matrix `[n_users × d]`.
+    pub fn users(&self) -> ArrayView2<'a, f32> {
+        self.users
+    }
+
+    /// The item matrix `[n_items × d]`.
+    pub fn items(&self) -> ArrayView2<'a, f32> {
+        self.items
+    }
+}
+
+impl Scorer for DotScorer<'_> {
+    fn n_items(&self) -> usize {
+        self.items.nrows()
+    }
+
+    fn n_users(&self) -> Option<usize> {
+        Some(self.users.nrows())
+    }
+
+    fn score_block(&self, users: &[u32], items: Range<usize>, out: &mut [f32]) {
+        let d = self.users.ncols();
+        let mut ub = Array2::<f32>::zeros((users.len(), d));
+        for (mut row, &u) in ub.rows_mut().into_iter().zip(users) {
+            row.assign(&self.users.row(u as usize));
+        }
+        let n = items.len();
+        let it = self.items.slice(s![items, ..]);
+        let mut o = ArrayViewMut2::from_shape((users.len(), n), out)
+            .expect("score_block: out must have users.len() * items.len() entries");
+        general_mat_mul(1.0, &ub, &it.t(), 0.0, &mut o);
+    }
+}
+
+/// The most-popular baseline: score(u, i) = train popularity of `i` (the
+/// same for every user), so the ranking is popularity desc, id rank asc,
+/// minus the user's train items. Counts above 2^24 lose precision in f32.
+#[derive(Debug, Clone)]
+pub struct PopularityScorer {
+    scores: Vec<f32>,
+}
+
+impl PopularityScorer {
+    /// From the evaluation set's train popularity.
+    pub fn new(set: &EvalSet) -> Self {
+        Self::from_counts(set.item_popularity())
+    }
+
+    /// From any per-item counts, `[n_items]`.
+    pub fn from_counts(counts: &[u32]) -> Self {
+        Self {
+            scores: counts.iter().map(|&c| c as f32).collect(),
+        }
+    }
+}
+
+impl Scorer for PopularityScorer {
+    fn n_items(&self) -> usize {
+        self.scores.len()
+    }
+
+    fn score_block(&self, users: &[u32], items: Range<usize>, out: &mut [f32]) {
+        let n = items.len();
+        let src = &self.scores[items];
+        for r in 0..users.len() {
+            out[r * n..(r + 1) * n].copy_from_slice(src);
+        }
+    }
+}
+
+/// Evaluation settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalConfig {
+    /// Cut-offs K (default `[10, 50, 100]`); each ≥ 1; duplicates are merged.
+    pub ks: Vec<usize>,
+    /// Users scored together in one block (default 256).
+    pub block_users: usize,
+    /// Items scored together in one tile (default 16384); the scratch per
+    /// thread is `block_users × item_tile` f32 (16 MiB by default).
+    pub item_tile: usize,
+    /// Worker threads; `None` = rayon's global pool. Results do not depend
+    /// on it.
+    pub threads: Option<usize>,
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        Self {
+            ks: vec![10, 50, 100],
+            block_users: 256,
+            item_tile: 16384,
+            threads: None,
+        }
+    }
+}
+
+impl EvalConfig {
+    /// Checks the fields.
+    ///
+    /// # Errors
+    /// [`EvalError::InvalidConfig`] naming the field.
+    pub fn check(&self) -> Result<(), EvalError> {
+        let bad = |field, problem: &str| {
+            Err(EvalError::InvalidConfig {
+                field,
+                problem: problem.to_string(),
+            })
+        };
+        if self.ks.is_empty() {
+            return bad("ks", "at least one cut-off K is needed");
+        }
+        if self.ks.contains(&0) {
+            return bad("ks", "every K must be at least 1");
+        }
+        if self.block_users == 0 {
+            return bad("block_users", "must be at least 1");
+        }
+        if self.item_tile == 0 {
+            return bad("item_tile", "must be at least 1");
+        }
+        if self.threads == Some(0) {
+            return bad("threads", "must be at least 1 when set");
+        }
+        Ok(())
+    }
+}
+
+/// Evaluation result: metric name → value (`None` = no denominator), plus
+/// the counts behind them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// `"recall@K"`, `"ndcg@K"`, `"head_recall@K"`, `"tail_recall@K"`,
+    /// `"cold_recall@K"`, `"coverage@K"` for each K.
+    pub values: BTreeMap<String, Option<f64>>,
+    /// The cut-offs, ascending.
+    pub ks: Vec<usize>,
+    /// Users with at least one test pair.
+    pub n_test_users: usize,
+    /// Distinct (user, item) test pairs.
+    pub n_test_pairs: usize,
+    /// Distinct test pairs whose item is in the head slice.
+    pub n_head_pairs: usize,
+    /// Distinct test pairs whose item is in the tail slice.
+    pub n_tail_pairs: usize,
+    /// Distinct test pairs whose item has no train interaction.
+    pub n_cold_pairs: usize,
+    /// Catalog size.
+    pub n_items: usize,
+    /// Size of the head slice, ⌊0.2 · n_items⌋.
+    pub head_size: usize,
+}
+
+impl Metrics {
+    /// The value of a metric; `None` when absent or undefined.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.values.get(name).copied().flatten()
+    }
+}
+
+/// One candidate in a top-K heap.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    score: f32,
+    rank: u32,
+    item: u32,
+}
+
+/// `a` ranks strictly before `b`: higher score, then lower id rank.
+#[inline(always)]
+fn better(a: &Entry, b: &Entry) -> bool {
+    a.score > b.score || (a.score == b.score && a.rank < b.rank)
+}
+
+/// Bounded heap keeping the `k` best entries; `heap[0]` is the worst kept.
+#[derive(Debug)]
+struct TopK {
+    k: usize,
+    heap: Vec<Entry>,
+}
+
+impl TopK {
+    fn new(k: usize) -> Self {
+        Self {
+            k,
+            heap: Vec::with_capacity(k),
+        }
+    }
+
+    fn sift_down(&mut self, mut i: usize) {
+        let n = self.heap.len();
+        loop {
+            let l = 2 * i + 1;
+            if l >= n {
+                break;
+            }
+            let r = l + 1;
+            // the worse child
+            let c = if r < n && better(&self.heap[l], &self.heap[r]) {
+                r
+            } else {
+                l
+            };
+            if better(&self.heap[i], &self.heap[c]) {
+                self.heap.swap(i, c);
+                i = c;
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn sift_up(&mut self, mut i: usize) {
+        while i > 0 {
+            let p = (i - 1) / 2;
+            if better(&self.heap[p], &self.heap[i]) {
+                self.heap.swap(p, i);
+                i = p;
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Offers the items `base + j` for `j` in `range` with scores `scores[j]`.
+    /// Returns `Err(item)` on a NaN score.
+    #[inline]
+    fn scan(
+        &mut self,
+        scores: &[f32],
+        range: Range<usize>,
+        base: usize,
+        ranks: &[u32],
+    ) -> Result<(), u32> {
+        if self.k == 0 {
+            return Ok(());
+        }
+        let mut thr = if self.heap.len() == self.k {
+            self.heap[0].score
+        } else {
+            f32::NEG_INFINITY
+        };
+        for j in range {
+            let sc = scores[j];
+            // Fast path: strictly below the worst kept score (false for NaN).
+            if sc < thr {
+                continue;
+            }
+            if sc.is_nan() {
+                return Err((base + j) as u32);
+            }
+            let item = base + j;
+            let e = Entry {
+                score: sc,
+                rank: ranks[item],
+                item: item as u32,
+            };
+            if self.heap.len() < self.k {
+                self.heap.push(e);
+                let last = self.heap.len() - 1;
+                self.sift_up(last);
+                if self.heap.len() == self.k {
+                    thr = self.heap[0].score;
+                }
+            } else if better(&e, &self.heap[0]) {
+                self.heap[0] = e;
+                self.sift_down(0);
+                thr = self.heap[0].score;
+            }
+        }
+        Ok(())
+    }
+
+    /// Offers `scores[0..len]` (items `base..base + len`) minus the sorted
+    /// `exclude` items (only those inside the range matter).
+    #[inline]
+    fn scan_excluding(
+        &mut self,
+        scores: &[f32],
+        base: usize,
+        exclude: &[u32],
+        ranks: &[u32],
+    ) -> Result<(), u32> {
+        let len = scores.len();
+        let mut start = 0usize;
+        for &e in exclude {
+            let e = e as usize;
+            if e < base + start {
+                continue;
+            }
+            if e >= base + len {
+                break;
+            }
+            let end = e - base;
+            if end > start {
+                self.scan(scores, start..end, base, ranks)?;
+            }
+            start = end + 1;
+        }
+        if len > start {
+            self.scan(scores, start..len, base, ranks)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the kept entries best-first into `out` and empties the heap.
+    fn drain_sorted(&mut self, out: &mut Vec<(u32, f32)>) {
+        self.heap.sort_unstable_by(|a, b| {
+            if better(a, b) {
+                std::cmp::Ordering::Less
+            } else if better(b, a) {
+                std::cmp::Ordering::Greater
+            } else {
+                std::cmp::Ordering::Equal
+            }
+        });
+        out.clear();
+        out.extend(self.heap.iter().map(|e| (e.item, e.score)));
+        self.heap.clear();
+    }
+}
+
+/// Exact top-K of one score vector: the `k` best items by (score desc,
+/// `item_id_rank` asc), skipping `exclude`, best first, written into `out`
+/// as (item, score). Fewer than `k` when fewer candidates remain. A bounded
+/// heap: O(n log k) worst case, O(n) when few items beat the current K-th.
+///
+/// # Shapes
+/// `scores`, `item_id_rank`: `[n_items]`; `exclude`: sorted ascending item
+/// indices (duplicates and indices ≥ n_items are ignored).
+///
+/// # Errors
+/// [`EvalError::ScoresLength`], [`EvalError::ExcludeNotSorted`],
+/// [`EvalError::NanScore`] (scores of ±∞ are ranked normally).
+pub fn top_k(
+    scores: &[f32],
+    k: usize,
+    exclude: &[u32],
+    item_id_rank: &[u32],
+    out: &mut Vec<(u32, f32)>,
+) -> Result<(), EvalError> {
+    if scores.len() != item_id_rank.len() {
+        return Err(EvalError::ScoresLength {
+            expected: item_id_rank.len(),
+            got: scores.len(),
+        });
+    }
+    if let Some(p) = (1..exclude.len()).find(|&p| exclude[p] < exclude[p - 1]) {
+        return Err(EvalError::ExcludeNotSorted { position: p });
+    }
+    let mut heap = TopK::new(k.min(scores.len()));
+    heap.scan_excluding(scores, 0, exclude, item_id_rank)
+        .map_err(|item| EvalError::NanScore { user: None, item })?;
+    heap.drain_sorted(out);
+    Ok(())
+}
+
+/// 1 / log2(r + 1) for the 1-based rank r = pos + 1.
+#[inline]
+fn discount(pos: usize) -> f64 {
+    1.0 / ((pos + 2) as f64).log2()
+}
+
+/// Per-block output: per test user and per K, (recall, ndcg); slice hits per K.
+struct BlockOut {
+    per_user: Vec<f64>, // [users × nk × 2]
+    head_hits: Vec<u64>,
+    tail_hits: Vec<u64>,
+    cold_hits: Vec<u64>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn eval_block(
+    scorer: &dyn Scorer,
+    set: &EvalSet,
+    users: &[u32],
+    ks: &[usize],
+    item_tile: usize,
+    idcg: &[f64],
+    min_pos: &[AtomicU32],
+) -> Result<BlockOut, EvalError> {
+    let n_items = set.n_items;
+    let kmax = *ks.last().expect("ks checked non-empty");
+    let nk = ks.len();
+    let tile = item_tile.min(n_items);
+    let mut scratch = vec![0f32; users.len() * tile];
+    let mut heaps: Vec<TopK> = users.iter().map(|_| TopK::new(kmax.min(n_items))).collect();
+    let mut start = 0usize;
+    while start < n_items {
+        let end = (start + tile).min(n_items);
+        let len = end - start;
+        let buf = &mut scratch[..users.len() * len];
+        scorer.score_block(users, start..end, buf);
+        for (r, (&u, heap)) in users.iter().zip(heaps.iter_mut()).enumerate() {
+            let row = &buf[r * len..(r + 1) * len];
+            let train = set.train_items(u);
+            let lo = train.partition_point(|&i| (i as usize) < start);
+            heap.scan_excluding(row, start, &train[lo..], &set.item_id_rank)
+                .map_err(|item| EvalError::NanScore {
+                    user: Some(u),
+                    item,
+                })?;
+        }
+        start = end;
+    }
+
+    let mut out = BlockOut {
+        per_user: Vec::with_capacity(users.len() * nk * 2),
+        head_hits: vec![0; nk],
+        tail_hits: vec![0; nk],
+        cold_hits: vec![0; nk],
+    };
+    let mut list = Vec::with_capacity(kmax);
+    for (&u, heap) in users.iter().zip(heaps.iter_mut()) {
+        heap.drain_sorted(&mut list);
+        let test = set.test_items(u);
+        let mut hits_at: Vec<usize> = Vec::new();
+        for (pos, &(item, _)) in list.iter().enumerate() {
+            min_pos[item as usize].fetch_min(pos as u32, Ordering::Relaxed);
+            if test.binary_search(&item).is_ok() {
+                hits_at.push(pos);
+                for (ki, &k) in ks.iter().enumerate() {
+                    if pos < k {
+                        if set.is_head[item as usize] {
+                            out.head_hits[ki] += 1;
+                        } else {
+                            out.tail_hits[ki] += 1;
+                        }
+                        if set.popularity[item as usize] == 0 {
+                            out.cold_hits[ki] += 1;
+                        }
+                    }
+                }
+            }
+        }
+        for &k in ks {
+            let hits = hits_at.iter().filter(|&&p| p < k).count();
+            let dcg: f64 = hits_at
+                .iter()
+                .filter(|&&p| p < k)
+                .map(|&p| discount(p))
+                .sum();
+            let ideal = idcg[k.min(test.len())];
+            out.per_user.push(hits as f64 / test.len() as f64);
+            out.per_user.push(dcg / ideal);
+        }
+    }
+    Ok(out)
+}
+
+/// Runs the protocol: ranks the whole catalog for every test user of `set`
+/// with `scorer` and returns every metric for every K of `cfg.ks`.
+///
+/// Memory is bounded by `threads × block_users × item_tile` scratch f32 plus
+/// per-user heaps of max(K) entries; see the module docs. The result does
+/// not depend on the number of threads.
+///
+/// # Errors
+/// [`EvalError::InvalidConfig`], [`EvalError::ScorerItems`],
+/// [`EvalError::ScorerUsers`], [`EvalError::NanScore`].
+pub fn evaluate(
+    scorer: &dyn Scorer,
+    set: &EvalSet,
+    cfg: &EvalConfig,
+) -> Result<Metrics, EvalError> {
+    cfg.check()?;
+    if scorer.n_items() != set.n_items {
+        return Err(EvalError::ScorerItems {
+            expected: set.n_items,
+            got: scorer.n_items(),
+        });
+    }
+    if let Some(n) = scorer.n_users() {
+        if n < set.n_users {
+            return Err(EvalError::ScorerUsers {
+                expected: set.n_users,
+                got: n,
+            });
+        }
+    }
+    let mut ks = cfg.ks.clone();
+    ks.sort_unstable();
+    ks.dedup();
+    let nk = ks.len();
+    let kmax = *ks.last().expect("checked non-empty");
+    let mut idcg = vec![0f64; kmax + 1];
+    for n in 1..=kmax {
+        idcg[n] = idcg[n - 1] + discount(n - 1);
+    }
+    let min_pos: Vec<AtomicU32> = (0..set.n_items).map(|_| AtomicU32::new(u32::MAX)).collect();
+
+    // Collect every block's result, then report the first error in user
+    // order, so that the error itself does not depend on scheduling.
+    let run = || -> Result<Vec<BlockOut>, EvalError> {
+        let results: Vec<Result<BlockOut, EvalError>> = set
+            .test_users
+            .par_chunks(cfg.block_users)
+            .map(|users| eval_block(scorer, set, users, &ks, cfg.item_tile, &idcg, &min_pos))
+            .collect();
+        results.into_iter().collect()
+    };
+    let blocks = match cfg.threads {
+        Some(t) => rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .map_err(|e| EvalError::InvalidConfig {
+                field: "threads",
+                problem: e.to_string(),
+            })?
+            .install(run)?,
+        None => run()?,
+    };
+
+    // Sequential reduction in user order: independent of threads and blocks.
+    let mut recall_sum = vec![0f64; nk];
+    let mut ndcg_sum = vec![0f64; nk];
+    let mut head = vec![0u64; nk];
+    let mut tail = vec![0u64; nk];
+    let mut cold = vec![0u64; nk];
+    for b in &blocks {
+        for user_vals in b.per_user.chunks(2 * nk) {
+            for ki in 0..nk {
+                recall_sum[ki] += user_vals[2 * ki];
+                ndcg_sum[ki] += user_vals[2 * ki + 1];
+            }
+        }
+        for ki in 0..nk {
+            head[ki] += b.head_hits[ki];
+            tail[ki] += b.tail_hits[ki];
+            cold[ki] += b.cold_hits[ki];
+        }
+    }
+    let n_users = set.test_users.len();
+    let ratio = |num: f64, den: usize| {
+        if den == 0 {
+            None
+        } else {
+            Some(num / den as f64)
+        }
+    };
+    let mut values = BTreeMap::new();
+    for (ki, &k) in ks.iter().enumerate() {
+        values.insert(format!("recall@{k}"), ratio(recall_sum[ki], n_users));
+        values.insert(format!("ndcg@{k}"), ratio(ndcg_sum[ki], n_users));
+        values.insert(
+            format!("head_recall@{k}"),
+            ratio(head[ki] as f64, set.n_head_pairs),
+        );
+        values.insert(
+            format!("tail_recall@{k}"),
+            ratio(tail[ki] as f64, set.n_tail_pairs),
+        );
+        values.insert(
+            format!("cold_recall@{k}"),
+            ratio(cold[ki] as f64, set.n_cold_pairs),
+        );
+        let covered = min_pos
+            .iter()
+            .filter(|p| (p.load(Ordering::Relaxed) as usize) < k)
+            .count();
+        let coverage = if n_users == 0 {
+            None
+        } else {
+            Some(covered as f64 / set.n_items as f64)
+        };
+        values.insert(format!("coverage@{k}"), coverage);
+    }
+    Ok(Metrics {
+        values,
+        ks,
+        n_test_users: n_users,
+        n_test_pairs: set.n_test_pairs,
+        n_head_pairs: set.n_head_pairs,
+        n_tail_pairs: set.n_tail_pairs,
+        n_cold_pairs: set.n_cold_pairs,
+        n_items: set.n_items,
+        head_size: set.head_items.len(),
+    })
+}
