@@ -1,1 +1,549 @@
-//! TODO
+//! Optimizers (GRADIENTS.md "Optimizers"): sparse row-wise updates of the
+//! embedding tables, Adam/AdamW for the dense weights.
+//!
+//! - Sparse Adagrad (Duchi et al. 2011), touched rows only:
+//!   `G[r] += g²`, `E[r] −= lr · g / (√G[r] + ε)`; row-wise variant (one
+//!   accumulator per row, as TorchRec's row-wise Adagrad): `G_r += mean(g²)`.
+//! - Lazy Adam (Kingma & Ba 2015; TensorFlow's LazyAdam), touched rows only:
+//!   `m = β1 m + (1−β1) g`, `v = β2 v + (1−β2) g²`,
+//!   `E −= lr · m̂ / (√v̂ + ε)` with `m̂ = m/(1−β1^t)`, `v̂ = v/(1−β2^t)` and `t`
+//!   the global step. Rows absent from the batch keep `E`, `m`, `v` bit-identical.
+//! - Dense: Adam, or AdamW with decoupled weight decay (Loshchilov & Hutter
+//!   2019: `p ← p − lr·λ·p` before the Adam update), applied to the MLP
+//!   weight matrices only (not to biases, mask vectors or embeddings).
+//!
+//! A row occurring several times in a batch has one summed gradient in its
+//! [`SparseGrad`], so it is updated once. Optional clipping scales every
+//! gradient by `min(1, c / ‖g‖)` with `‖g‖` the global norm over all of them.
+//! A step costs O(touched rows · dim + dense parameters), never O(vocabulary).
+
+use crate::embedding::{EmbeddingTable, SparseGrad};
+use crate::model::{ModelGrads, TwoTower};
+use crate::real::Real;
+use crate::tower::{Tower, TowerGrads};
+
+/// Which sparse optimizer updates the embedding tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SparseOptimizerKind {
+    /// Adagrad; `row_wise` keeps one accumulator per row instead of per element.
+    Adagrad {
+        /// One accumulator per row (`G_r += mean(g²)`).
+        row_wise: bool,
+    },
+    /// Lazy Adam (moments of touched rows only; bias correction from the global step).
+    Adam,
+}
+
+/// Optimizer hyper-parameters.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OptimConfig {
+    /// Sparse optimizer of the embedding tables.
+    pub sparse: SparseOptimizerKind,
+    /// Learning rate of the embedding tables.
+    pub sparse_lr: f64,
+    /// Learning rate of the dense weights (MLP, learned mask vectors).
+    pub dense_lr: f64,
+    /// Decoupled (AdamW) weight decay λ of the MLP weight matrices; 0 = Adam.
+    pub weight_decay: f64,
+    /// Adam β1 (sparse Adam and dense).
+    pub beta1: f64,
+    /// Adam β2 (sparse Adam and dense).
+    pub beta2: f64,
+    /// ε of Adam and Adagrad denominators.
+    pub eps: f64,
+    /// Initial value of the Adagrad accumulators.
+    pub adagrad_initial_accumulator: f64,
+    /// Clip by global gradient norm to this value (`None`: no clipping).
+    pub clip_grad_norm: Option<f64>,
+}
+
+impl Default for OptimConfig {
+    /// Adagrad (element-wise) at lr 0.05 for embeddings, Adam at lr 1e-3 for
+    /// the MLP, no weight decay, β = (0.9, 0.999), ε = 1e-8, accumulators
+    /// start at 0, no clipping.
+    fn default() -> Self {
+        Self {
+            sparse: SparseOptimizerKind::Adagrad { row_wise: false },
+            sparse_lr: 0.05,
+            dense_lr: 1e-3,
+            weight_decay: 0.0,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            adagrad_initial_accumulator: 0.0,
+            clip_grad_norm: None,
+        }
+    }
+}
+
+/// Hyper-parameters of one sparse or dense update, in the scalar type.
+#[derive(Clone, Copy, Debug)]
+pub struct StepParams<F> {
+    /// Learning rate.
+    pub lr: F,
+    /// β1 (Adam).
+    pub beta1: F,
+    /// β2 (Adam).
+    pub beta2: F,
+    /// ε.
+    pub eps: F,
+    /// Decoupled weight decay λ (dense only).
+    pub weight_decay: F,
+    /// Factor applied to every gradient (global-norm clipping), 1 = none.
+    pub grad_scale: F,
+    /// Global step `t ≥ 1` (bias correction).
+    pub t: u64,
+}
+
+impl<F: Real> StepParams<F> {
+    fn bias_corrections(&self) -> (F, F) {
+        let t = self.t.min(i32::MAX as u64) as i32;
+        (F::one() - self.beta1.powi(t), F::one() - self.beta2.powi(t))
+    }
+}
+
+/// Optimizer state of one embedding table.
+///
+/// # Shapes
+/// Adagrad: `s1` = accumulator `G`, `[rows × dim]` (or `[rows]` row-wise),
+/// `s2` empty. Adam: `s1` = first moment `m`, `s2` = second moment `v`, both
+/// `[rows × dim]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SparseOptimizer<F> {
+    /// The update rule.
+    pub kind: SparseOptimizerKind,
+    /// Table rows.
+    pub rows: usize,
+    /// Table dimension.
+    pub dim: usize,
+    /// Adagrad accumulator, or Adam first moment.
+    pub s1: Vec<F>,
+    /// Adam second moment (empty for Adagrad).
+    pub s2: Vec<F>,
+}
+
+impl<F: Real> SparseOptimizer<F> {
+    /// Fresh state for a `[rows × dim]` table (Adagrad accumulators at
+    /// `initial_accumulator`, Adam moments 0).
+    pub fn new(
+        kind: SparseOptimizerKind,
+        rows: usize,
+        dim: usize,
+        initial_accumulator: f64,
+    ) -> Self {
+        let init = F::lit(initial_accumulator);
+        let (s1, s2) = match kind {
+            SparseOptimizerKind::Adagrad { row_wise: false } => {
+                (vec![init; rows * dim], Vec::new())
+            }
+            SparseOptimizerKind::Adagrad { row_wise: true } => (vec![init; rows], Vec::new()),
+            SparseOptimizerKind::Adam => (vec![F::zero(); rows * dim], vec![F::zero(); rows * dim]),
+        };
+        Self {
+            kind,
+            rows,
+            dim,
+            s1,
+            s2,
+        }
+    }
+
+    /// Updates the rows of `table` present in `grad` (each once, with its
+    /// summed gradient times `p.grad_scale`); every other row and its state
+    /// are left untouched.
+    ///
+    /// # Panics
+    /// If `table` or `grad` do not match this state's shape, or a gradient
+    /// row is out of range.
+    pub fn step(&mut self, table: &mut EmbeddingTable<F>, grad: &SparseGrad<F>, p: &StepParams<F>) {
+        assert_eq!(
+            (table.rows, table.dim),
+            (self.rows, self.dim),
+            "SparseOptimizer: table shape"
+        );
+        assert_eq!(grad.dim, self.dim, "SparseOptimizer: gradient dim");
+        let dim = self.dim;
+        let scale = p.grad_scale;
+        match self.kind {
+            SparseOptimizerKind::Adagrad { row_wise: false } => {
+                for (r, g) in grad.iter() {
+                    let r = r as usize;
+                    let e = &mut table.data[r * dim..(r + 1) * dim];
+                    let acc = &mut self.s1[r * dim..(r + 1) * dim];
+                    for ((e, a), &g) in e.iter_mut().zip(acc.iter_mut()).zip(g) {
+                        let g = g * scale;
+                        *a += g * g;
+                        *e -= p.lr * g / (a.sqrt() + p.eps);
+                    }
+                }
+            }
+            SparseOptimizerKind::Adagrad { row_wise: true } => {
+                let inv_dim = F::one() / F::from_usize(dim).expect("dim");
+                for (r, g) in grad.iter() {
+                    let r = r as usize;
+                    let e = &mut table.data[r * dim..(r + 1) * dim];
+                    let mean_sq = g.iter().map(|&g| (g * scale) * (g * scale)).sum::<F>() * inv_dim;
+                    let a = &mut self.s1[r];
+                    *a += mean_sq;
+                    let step = p.lr / (a.sqrt() + p.eps);
+                    for (e, &g) in e.iter_mut().zip(g) {
+                        *e -= step * (g * scale);
+                    }
+                }
+            }
+            SparseOptimizerKind::Adam => {
+                let (bc1, bc2) = p.bias_corrections();
+                let (one_m_b1, one_m_b2) = (F::one() - p.beta1, F::one() - p.beta2);
+                for (r, g) in grad.iter() {
+                    let r = r as usize;
+                    let range = r * dim..(r + 1) * dim;
+                    let e = &mut table.data[range.clone()];
+                    let m = &mut self.s1[range.clone()];
+                    let v = &mut self.s2[range];
+                    for (((e, m), v), &g) in e.iter_mut().zip(m.iter_mut()).zip(v.iter_mut()).zip(g)
+                    {
+                        let g = g * scale;
+                        *m = p.beta1 * *m + one_m_b1 * g;
+                        *v = p.beta2 * *v + one_m_b2 * g * g;
+                        let m_hat = *m / bc1;
+                        let v_hat = *v / bc2;
+                        *e -= p.lr * m_hat / (v_hat.sqrt() + p.eps);
+                    }
+                }
+            }
+        }
+    }
+
+    /// `(suffix, shape, values)` of the state: Adagrad `acc`, Adam `m` and `v`.
+    fn named(&self) -> Vec<(&'static str, Vec<usize>, &[F])> {
+        match self.kind {
+            SparseOptimizerKind::Adagrad { row_wise: false } => {
+                vec![("acc", vec![self.rows, self.dim], &self.s1[..])]
+            }
+            SparseOptimizerKind::Adagrad { row_wise: true } => {
+                vec![("acc", vec![self.rows], &self.s1[..])]
+            }
+            SparseOptimizerKind::Adam => vec![
+                ("m", vec![self.rows, self.dim], &self.s1[..]),
+                ("v", vec![self.rows, self.dim], &self.s2[..]),
+            ],
+        }
+    }
+
+    fn state_mut(&mut self, suffix: &str) -> Option<&mut [F]> {
+        match (self.kind, suffix) {
+            (SparseOptimizerKind::Adagrad { .. }, "acc") | (SparseOptimizerKind::Adam, "m") => {
+                Some(&mut self.s1)
+            }
+            (SparseOptimizerKind::Adam, "v") => Some(&mut self.s2),
+            _ => None,
+        }
+    }
+}
+
+/// Adam / AdamW state of one dense tensor (`m`, `v`, same length as the tensor).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DenseAdam<F> {
+    /// First moment.
+    pub m: Vec<F>,
+    /// Second moment.
+    pub v: Vec<F>,
+}
+
+impl<F: Real> DenseAdam<F> {
+    /// Zero moments for a tensor of `n` values.
+    pub fn new(n: usize) -> Self {
+        Self {
+            m: vec![F::zero(); n],
+            v: vec![F::zero(); n],
+        }
+    }
+
+    /// One Adam(W) update of `param` with gradient `grad · p.grad_scale`:
+    /// `param ← param − lr·λ·param` (when λ > 0), then the bias-corrected
+    /// Adam update.
+    ///
+    /// # Panics
+    /// If `param`, `grad` and the state differ in length.
+    pub fn step(&mut self, param: &mut [F], grad: &[F], p: &StepParams<F>) {
+        assert_eq!(param.len(), self.m.len(), "DenseAdam: param length");
+        assert_eq!(grad.len(), self.m.len(), "DenseAdam: grad length");
+        let (bc1, bc2) = p.bias_corrections();
+        let decay = F::one() - p.lr * p.weight_decay;
+        let (one_m_b1, one_m_b2) = (F::one() - p.beta1, F::one() - p.beta2);
+        let wd = p.weight_decay > F::zero();
+        for (((x, m), v), &g) in param.iter_mut().zip(&mut self.m).zip(&mut self.v).zip(grad) {
+            let g = g * p.grad_scale;
+            if wd {
+                *x *= decay;
+            }
+            *m = p.beta1 * *m + one_m_b1 * g;
+            *v = p.beta2 * *v + one_m_b2 * g * g;
+            *x -= p.lr * (*m / bc1) / ((*v / bc2).sqrt() + p.eps);
+        }
+    }
+}
+
+/// The optimizer state of one tower.
+#[derive(Clone, Debug, PartialEq)]
+struct TowerState<F> {
+    /// Feature names of the tower (state tensor names).
+    features: Vec<String>,
+    tables: Vec<SparseOptimizer<F>>,
+    w: Vec<DenseAdam<F>>,
+    b: Vec<DenseAdam<F>>,
+    /// Per feature; zero-length for a tower without learned mask vectors.
+    masks: Vec<DenseAdam<F>>,
+}
+
+impl<F: Real> TowerState<F> {
+    fn new(tower: &Tower<F>, cfg: &OptimConfig) -> Self {
+        Self {
+            features: tower.spec.features.iter().map(|f| f.name.clone()).collect(),
+            tables: tower
+                .tables
+                .iter()
+                .map(|t| {
+                    SparseOptimizer::new(cfg.sparse, t.rows, t.dim, cfg.adagrad_initial_accumulator)
+                })
+                .collect(),
+            w: tower
+                .layers
+                .iter()
+                .map(|l| DenseAdam::new(l.w.len()))
+                .collect(),
+            b: tower
+                .layers
+                .iter()
+                .map(|l| DenseAdam::new(l.b.len()))
+                .collect(),
+            masks: tower
+                .mask_vectors
+                .iter()
+                .map(|m| DenseAdam::new(m.len()))
+                .collect(),
+        }
+    }
+
+    fn step(
+        &mut self,
+        tower: &mut Tower<F>,
+        grads: &TowerGrads<F>,
+        sparse: &StepParams<F>,
+        dense: &StepParams<F>,
+    ) {
+        assert_eq!(
+            grads.tables.len(),
+            tower.tables.len(),
+            "Optimizer: gradients do not match the model"
+        );
+        for ((st, table), g) in self
+            .tables
+            .iter_mut()
+            .zip(&mut tower.tables)
+            .zip(&grads.tables)
+        {
+            st.step(table, g, sparse);
+        }
+        let no_decay = StepParams {
+            weight_decay: F::zero(),
+            ..*dense
+        };
+        for (l, (layer, g)) in tower.layers.iter_mut().zip(&grads.layers).enumerate() {
+            self.w[l].step(
+                layer.w.as_slice_mut().expect("standard layout"),
+                g.dw.as_slice().expect("standard layout"),
+                dense,
+            );
+            self.b[l].step(
+                layer.b.as_slice_mut().expect("standard layout"),
+                g.db.as_slice().expect("standard layout"),
+                &no_decay,
+            );
+        }
+        for ((st, m), g) in self
+            .masks
+            .iter_mut()
+            .zip(&mut tower.mask_vectors)
+            .zip(&grads.mask_vectors)
+        {
+            if !m.is_empty() {
+                st.step(m, g, &no_decay);
+            }
+        }
+    }
+
+    fn named<'a>(&'a self, prefix: &str, out: &mut Vec<(String, Vec<usize>, &'a [F])>) {
+        for (f, st) in self.features.iter().zip(&self.tables) {
+            for (suffix, shape, data) in st.named() {
+                out.push((format!("{prefix}.emb.{f}.{suffix}"), shape, data));
+            }
+        }
+        for (f, st) in self.features.iter().zip(&self.masks) {
+            if !st.m.is_empty() {
+                out.push((format!("{prefix}.mask.{f}.m"), vec![st.m.len()], &st.m[..]));
+                out.push((format!("{prefix}.mask.{f}.v"), vec![st.v.len()], &st.v[..]));
+            }
+        }
+        for (i, (w, b)) in self.w.iter().zip(&self.b).enumerate() {
+            out.push((format!("{prefix}.mlp.{i}.w.m"), vec![w.m.len()], &w.m[..]));
+            out.push((format!("{prefix}.mlp.{i}.w.v"), vec![w.v.len()], &w.v[..]));
+            out.push((format!("{prefix}.mlp.{i}.b.m"), vec![b.m.len()], &b.m[..]));
+            out.push((format!("{prefix}.mlp.{i}.b.v"), vec![b.v.len()], &b.v[..]));
+        }
+    }
+
+    fn state_mut(&mut self, name: &str) -> Option<&mut [F]> {
+        if let Some(rest) = name.strip_prefix("emb.") {
+            let (feat, suffix) = rest.rsplit_once('.')?;
+            let i = self.features.iter().position(|f| f == feat)?;
+            return self.tables[i].state_mut(suffix);
+        }
+        if let Some(rest) = name.strip_prefix("mask.") {
+            let (feat, suffix) = rest.rsplit_once('.')?;
+            let i = self.features.iter().position(|f| f == feat)?;
+            let st = &mut self.masks[i];
+            if st.m.is_empty() {
+                return None;
+            }
+            return dense_state(st, suffix);
+        }
+        let rest = name.strip_prefix("mlp.")?;
+        let mut parts = rest.split('.');
+        let i: usize = parts.next()?.parse().ok()?;
+        let which = parts.next()?;
+        let suffix = parts.next()?;
+        if parts.next().is_some() {
+            return None;
+        }
+        let st = match which {
+            "w" => self.w.get_mut(i)?,
+            "b" => self.b.get_mut(i)?,
+            _ => return None,
+        };
+        dense_state(st, suffix)
+    }
+}
+
+fn dense_state<'a, F>(st: &'a mut DenseAdam<F>, suffix: &str) -> Option<&'a mut [F]> {
+    match suffix {
+        "m" => Some(&mut st.m[..]),
+        "v" => Some(&mut st.v[..]),
+        _ => None,
+    }
+}
+
+/// The optimizer of a [`TwoTower`]: a [`SparseOptimizer`] per embedding table
+/// and a [`DenseAdam`] per dense tensor, plus the global step counter.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Optimizer<F> {
+    /// Hyper-parameters; may be changed between steps (e.g. a learning-rate
+    /// schedule), except `sparse`, which fixes the state layout at creation.
+    pub config: OptimConfig,
+    user: TowerState<F>,
+    item: TowerState<F>,
+    /// The step counter as four 16-bit limbs (little-endian), each exactly
+    /// representable in f32, so that it checkpoints as the tensor `step`.
+    step_limbs: [F; 4],
+}
+
+impl<F: Real> Optimizer<F> {
+    /// Fresh state for `model` (allocates O(parameters) once: Adagrad one
+    /// accumulator per element or row, Adam two moments per element).
+    pub fn new(model: &TwoTower<F>, cfg: &OptimConfig) -> Self {
+        Self {
+            config: cfg.clone(),
+            user: TowerState::new(&model.user, cfg),
+            item: TowerState::new(&model.item, cfg),
+            step_limbs: [F::zero(); 4],
+        }
+    }
+
+    /// Steps taken so far (`t` of the next bias correction is this + 1).
+    pub fn step_count(&self) -> u64 {
+        self.step_limbs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.as_f64() as u64 & 0xFFFF) << (16 * i))
+            .sum()
+    }
+
+    /// Sets the step counter (restoring a checkpoint).
+    pub fn set_step_count(&mut self, t: u64) {
+        for (i, l) in self.step_limbs.iter_mut().enumerate() {
+            *l = F::lit(((t >> (16 * i)) & 0xFFFF) as f64);
+        }
+    }
+
+    /// One update of every parameter from `grads` (as left by
+    /// [`TwoTower::loss_and_grads`]): increments the step counter, computes the
+    /// clipping factor `min(1, c/‖g‖)` when `clip_grad_norm = Some(c)`, then
+    /// updates the touched embedding rows and every dense tensor.
+    ///
+    /// # Panics
+    /// If `model` or `grads` are not shaped like the model this optimizer
+    /// was created for.
+    pub fn step(&mut self, model: &mut TwoTower<F>, grads: &ModelGrads<F>) {
+        let t = self.step_count() + 1;
+        self.set_step_count(t);
+        let c = &self.config;
+        let scale = match c.clip_grad_norm {
+            Some(max) => {
+                let n = grads.global_norm();
+                if n > max && n > 0.0 {
+                    max / n
+                } else {
+                    1.0
+                }
+            }
+            None => 1.0,
+        };
+        let sparse = StepParams {
+            lr: F::lit(c.sparse_lr),
+            beta1: F::lit(c.beta1),
+            beta2: F::lit(c.beta2),
+            eps: F::lit(c.eps),
+            weight_decay: F::zero(),
+            grad_scale: F::lit(scale),
+            t,
+        };
+        let dense = StepParams {
+            lr: F::lit(c.dense_lr),
+            weight_decay: F::lit(c.weight_decay),
+            ..sparse
+        };
+        self.user
+            .step(&mut model.user, &grads.user, &sparse, &dense);
+        self.item
+            .step(&mut model.item, &grads.item, &sparse, &dense);
+    }
+
+    /// Every state tensor as `(name, shape, values)` for checkpoints: `step`
+    /// `[4]` (the step counter as 16-bit limbs, see [`Optimizer::step_count`]),
+    /// then per tower (`user`, `item`): `<tower>.emb.<feature>.acc` (Adagrad;
+    /// `[rows × dim]`, or `[rows]` row-wise) or `.m`/`.v` (Adam, `[rows × dim]`),
+    /// `<tower>.mask.<feature>.m/.v` (learned masks, `[dim]`),
+    /// `<tower>.mlp.<i>.w.m/.v` and `<tower>.mlp.<i>.b.m/.v` (flat, `[len]`).
+    pub fn named_state(&self) -> Vec<(String, Vec<usize>, &[F])> {
+        let mut v: Vec<(String, Vec<usize>, &[F])> =
+            vec![("step".to_string(), vec![4], &self.step_limbs[..])];
+        self.user.named("user", &mut v);
+        self.item.named("item", &mut v);
+        v
+    }
+
+    /// The state tensor `name` of [`Optimizer::named_state`], mutable, or
+    /// `None` for an unknown name. Writing `step` sets the step counter.
+    pub fn state_mut(&mut self, name: &str) -> Option<&mut [F]> {
+        if name == "step" {
+            return Some(&mut self.step_limbs[..]);
+        }
+        if let Some(rest) = name.strip_prefix("user.") {
+            self.user.state_mut(rest)
+        } else if let Some(rest) = name.strip_prefix("item.") {
+            self.item.state_mut(rest)
+        } else {
+            None
+        }
+    }
+}
