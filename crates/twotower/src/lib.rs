@@ -21,6 +21,7 @@
 //! - [`export`]: vectors out (.npy, safetensors, ids, manifest).
 //! - [`util`]: atomic file writes.
 
+pub mod augment;
 pub mod embedding;
 pub mod eval;
 pub mod export;
