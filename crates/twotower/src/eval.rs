@@ -421,6 +421,15 @@ pub trait Scorer: Sync {
         None
     }
 
+    /// Checks the scorer's own invariants before [`evaluate`] uses it
+    /// (e.g. matching vector dimensions); the default accepts.
+    ///
+    /// # Errors
+    /// Any [`EvalError`] describing the problem.
+    fn check(&self) -> Result<(), EvalError> {
+        Ok(())
+    }
+
     /// Scores of the items `items` for each user of `users`.
     ///
     /// # Shapes
@@ -438,34 +447,24 @@ pub trait Scorer: Sync {
 /// (`ndarray::linalg::general_mat_mul`).
 ///
 /// # Shapes
-/// `users`: `[n_users × d]`, `items`: `[n_items × d]`.
+/// `users`: `[n_users × d]`, `items`: `[n_items × d]` (any strides). The
+/// fields are public; [`evaluate`] checks that the two `d` agree
+/// ([`Scorer::check`]), and [`DotScorer::new`] checks it up front.
 #[derive(Debug, Clone)]
 pub struct DotScorer<'a> {
-    users: ArrayView2<'a, f32>,
-    items: ArrayView2<'a, f32>,
+    /// User vectors `[n_users × d]`, row = user index.
+    pub users: ArrayView2<'a, f32>,
+    /// Item vectors `[n_items × d]`, row = item index.
+    pub items: ArrayView2<'a, f32>,
 }
 
 impl<'a> DotScorer<'a> {
     /// # Errors
     /// [`EvalError::DimMismatch`] when the column counts differ.
     pub fn new(users: ArrayView2<'a, f32>, items: ArrayView2<'a, f32>) -> Result<Self, EvalError> {
-        if users.ncols() != items.ncols() {
-            return Err(EvalError::DimMismatch {
-                user_dim: users.ncols(),
-                item_dim: items.ncols(),
-            });
-        }
-        Ok(Self { users, items })
-    }
-
-    /// The user matrix `[n_users × d]`.
-    pub fn users(&self) -> ArrayView2<'a, f32> {
-        self.users
-    }
-
-    /// The item matrix `[n_items × d]`.
-    pub fn items(&self) -> ArrayView2<'a, f32> {
-        self.items
+        let s = Self { users, items };
+        s.check()?;
+        Ok(s)
     }
 }
 
@@ -476,6 +475,16 @@ impl Scorer for DotScorer<'_> {
 
     fn n_users(&self) -> Option<usize> {
         Some(self.users.nrows())
+    }
+
+    fn check(&self) -> Result<(), EvalError> {
+        if self.users.ncols() != self.items.ncols() {
+            return Err(EvalError::DimMismatch {
+                user_dim: self.users.ncols(),
+                item_dim: self.items.ncols(),
+            });
+        }
+        Ok(())
     }
 
     fn score_block(&self, users: &[u32], items: Range<usize>, out: &mut [f32]) {
@@ -501,13 +510,14 @@ pub struct PopularityScorer {
 }
 
 impl PopularityScorer {
-    /// From the evaluation set's train popularity.
-    pub fn new(set: &EvalSet) -> Self {
-        Self::from_counts(set.item_popularity())
+    /// From the evaluation set's train popularity
+    /// ([`EvalSet::item_popularity`]).
+    pub fn from_set(set: &EvalSet) -> Self {
+        Self::new(set.item_popularity())
     }
 
-    /// From any per-item counts, `[n_items]`.
-    pub fn from_counts(counts: &[u32]) -> Self {
+    /// From per-item train counts, `[n_items]`.
+    pub fn new(counts: &[u32]) -> Self {
         Self {
             scores: counts.iter().map(|&c| c as f32).collect(),
         }
@@ -923,6 +933,7 @@ pub fn evaluate(
     cfg: &EvalConfig,
 ) -> Result<Metrics, EvalError> {
     cfg.check()?;
+    scorer.check()?;
     if scorer.n_items() != set.n_items {
         return Err(EvalError::ScorerItems {
             expected: set.n_items,

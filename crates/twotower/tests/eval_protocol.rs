@@ -209,7 +209,7 @@ fn hand_made_every_metric() {
 #[test]
 fn popularity_baseline_hand_made() {
     let set = hand_set();
-    let scorer = PopularityScorer::new(&set);
+    let scorer = PopularityScorer::from_set(&set);
     let m = evaluate(&scorer, &set, &cfg_123()).unwrap();
     let l2 = 1.0 / 3f64.log2();
     let want = [
@@ -264,7 +264,7 @@ fn slices_without_pairs_are_none_and_serialize_as_null() {
 
     // 4 items: head = floor(0.8) = 0 items → head_recall is None, tail is not.
     let set = EvalSet::new(1, 4, &[(0, 0)], &[(0, 1)], &[0, 1, 2, 3]).unwrap();
-    let m = evaluate(&PopularityScorer::new(&set), &set, &cfg_123()).unwrap();
+    let m = evaluate(&PopularityScorer::from_set(&set), &set, &cfg_123()).unwrap();
     assert_metric(&m, "head_recall@1", None);
     // Popularity [1,0,0,0] minus train {0}: ranking 1, 2, 3 → item 1 @1.
     assert_metric(&m, "tail_recall@1", Some(1.0));
@@ -273,7 +273,7 @@ fn slices_without_pairs_are_none_and_serialize_as_null() {
 
     // No test user at all: every metric is None.
     let set = EvalSet::new(2, 4, &[(0, 0)], &[], &[0, 1, 2, 3]).unwrap();
-    let m = evaluate(&PopularityScorer::new(&set), &set, &cfg_123()).unwrap();
+    let m = evaluate(&PopularityScorer::from_set(&set), &set, &cfg_123()).unwrap();
     assert_eq!(m.values.len(), 18);
     assert!(m.values.values().all(|v| v.is_none()), "{m:?}");
 }
@@ -340,13 +340,26 @@ fn bad_input_is_a_typed_error() {
             got: 5
         }
     );
+    let narrow = Array2::<f32>::zeros((6, 5));
     assert!(matches!(
-        DotScorer::new(u.view(), Array2::<f32>::zeros((6, 5)).view()).unwrap_err(),
+        DotScorer::new(u.view(), narrow.view()).unwrap_err(),
         EvalError::DimMismatch {
             user_dim: 6,
             item_dim: 5
         }
     ));
+    // Built field by field, the mismatch is caught by evaluate.
+    let scorer = DotScorer {
+        users: u.view(),
+        items: narrow.view(),
+    };
+    assert_eq!(
+        evaluate(&scorer, &set, &cfg_123()).unwrap_err(),
+        EvalError::DimMismatch {
+            user_dim: 6,
+            item_dim: 5
+        }
+    );
     // A NaN in item 4's vector makes every user's score of item 4 NaN; the
     // first test user in order (u0, who has item 4 as a candidate) is reported.
     let mut nan = i.clone();
@@ -382,7 +395,7 @@ fn bad_input_is_a_typed_error() {
         ..EvalConfig::default()
     };
     assert!(matches!(
-        evaluate(&PopularityScorer::new(&set), &set, &cfg).unwrap_err(),
+        evaluate(&PopularityScorer::from_set(&set), &set, &cfg).unwrap_err(),
         EvalError::InvalidConfig { field: "ks", .. }
     ));
     assert_eq!(
