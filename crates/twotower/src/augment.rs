@@ -107,12 +107,20 @@ impl Default for AugmentConfig {
 pub enum AugmentError {
     /// A probability outside [0, 1] (or not finite).
     #[error("augment config: {field} must be in [0, 1], got {got}")]
-    InvalidRate { field: &'static str, got: f64 },
+    InvalidRate {
+        /// Config field name.
+        field: &'static str,
+        /// The value given.
+        got: f64,
+    },
     /// Two lengths that must agree do not.
     #[error("{what}: expected length {expected}, got {got}")]
     LengthMismatch {
+        /// What was measured.
         what: &'static str,
+        /// The length required.
         expected: usize,
+        /// The length found.
         got: usize,
     },
     /// No item features at all.
@@ -120,49 +128,81 @@ pub enum AugmentError {
     NoFeatures,
     /// Complementary/correlated masking with no maskable feature.
     #[error("augment: pattern {pattern:?} needs at least one maskable feature (mask_id_feature = false and every feature is an id)")]
-    NoMaskableFeatures { pattern: MaskingPattern },
+    NoMaskableFeatures {
+        /// The configured pattern.
+        pattern: MaskingPattern,
+    },
     /// Correlated masking without a mutual-information matrix.
     #[error("augment: the correlated pattern needs the k×k mutual-information matrix")]
     MissingMutualInformation,
     /// A mutual-information cell that is NaN or infinite.
     #[error("mutual information [{row}][{col}] is not finite: {got}")]
-    NonFiniteMutualInformation { row: usize, col: usize, got: f64 },
+    NonFiniteMutualInformation {
+        /// Row index.
+        row: usize,
+        /// Column index.
+        col: usize,
+        /// The value given.
+        got: f64,
+    },
     /// A column whose offsets array is empty (it needs n_items + 1 entries).
     #[error("feature {feature}: offsets is empty (needs n_items + 1 entries)")]
-    EmptyOffsets { feature: usize },
+    EmptyOffsets {
+        /// Item-feature index (column order).
+        feature: usize,
+    },
     /// A CSR bag whose offsets are decreasing or point past the values.
     #[error("feature {feature}, item {item}: bad offsets {start}..{end} (values has {n_values})")]
     BadOffsets {
+        /// Item-feature index (column order).
         feature: usize,
+        /// Item (entity) index.
         item: usize,
+        /// `offsets[item]`.
         start: u32,
+        /// `offsets[item + 1]`.
         end: u32,
+        /// Length of the column's values.
         n_values: usize,
     },
     /// An item index outside the catalog.
     #[error("batch row {row}: item {item} out of range for feature {feature} ({n_items} items)")]
     ItemOutOfRange {
+        /// Row index.
         row: usize,
+        /// The item index given.
         item: u32,
+        /// Item-feature index (column order).
         feature: usize,
+        /// Items in the column.
         n_items: usize,
     },
     /// A batch too large for u32 offsets.
     #[error("feature {feature}: batch has more than u32::MAX values")]
-    TooManyValues { feature: usize },
+    TooManyValues {
+        /// Item-feature index (column order).
+        feature: usize,
+    },
     /// Mutual information over a catalog with zero total weight.
     #[error("mutual information: total item weight is zero (empty catalog or all weights 0)")]
     ZeroMass,
     /// Writing a file failed.
     #[error("writing {path}: {source}")]
     Io {
+        /// The file.
         path: PathBuf,
+        /// The I/O error.
         #[source]
         source: std::io::Error,
     },
     /// Plotting failed.
     #[error("plotting {path}: {message}")]
-    Plot { path: PathBuf, message: String },
+    Plot {
+        /// The file.
+        path: PathBuf,
+        /// The plotting backend's message.
+        message: String,
+    },
 }
 
 /// Builds the two augmented views of the SSL batch (see the module docs).
