@@ -547,3 +547,294 @@ impl<F: Real> Optimizer<F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::embedding::embedding_bag_backward;
+    use crate::tower::{FeatureSpec, MaskEmbedding, TowerSpec};
+    use ndarray::Array2;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    const ROWS: usize = 6;
+    const DIM: usize = 2;
+
+    fn params(lr: f64, t: u64) -> StepParams<f64> {
+        StepParams {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+            grad_scale: 1.0,
+            t,
+        }
+    }
+
+    /// Bags [3, 3] and [1]: row 3 occurs twice (its gradient is the sum of
+    /// both occurrences' shares), row 1 once, rows 0, 2, 4, 5 untouched.
+    fn step_grad(rng: &mut ChaCha8Rng) -> (SparseGrad<f64>, Vec<f64>) {
+        let dout = Array2::from_shape_simple_fn((2, DIM), || rng.gen_range(-1.0..1.0));
+        let mut g = SparseGrad::new(DIM);
+        embedding_bag_backward(&[0, 2, 3], &[3, 3, 1], &[], dout.view(), &mut g, None);
+        assert_eq!(g.len(), 2);
+        let mut dense = vec![0.0; ROWS * DIM];
+        // Reference dense gradient: row 3 gets dout_0/2 twice = dout_0, row 1 gets dout_1.
+        for k in 0..DIM {
+            dense[3 * DIM + k] = dout[[0, k]];
+            dense[DIM + k] = dout[[1, k]];
+        }
+        (g, dense)
+    }
+
+    fn touched(r: usize) -> bool {
+        r == 1 || r == 3
+    }
+
+    fn check_against_reference(
+        kind: SparseOptimizerKind,
+        reference: impl Fn(&mut [f64], &mut [f64], &mut [f64], &[f64], u64),
+    ) {
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut table = EmbeddingTable::<f64>::normal(ROWS, DIM, 1.0, &mut rng);
+        let init = table.clone();
+        let mut opt = SparseOptimizer::new(kind, ROWS, DIM, 0.1);
+        let init_state = opt.clone();
+        // Dense reference state (s1, s2) over all rows.
+        let mut e = table.data.clone();
+        let (mut s1, mut s2) = (opt.s1.clone(), vec![0.0; ROWS * DIM]);
+        for t in 1..=3 {
+            let (g, dense) = step_grad(&mut rng);
+            opt.step(&mut table, &g, &params(0.05, t));
+            reference(&mut e, &mut s1, &mut s2, &dense, t);
+        }
+        for r in 0..ROWS {
+            let (a, b) = (table.row(r), &e[r * DIM..(r + 1) * DIM]);
+            if touched(r) {
+                for (x, y) in a.iter().zip(b) {
+                    assert!((x - y).abs() < 1e-14, "{kind:?} row {r}: {x} vs {y}");
+                }
+                assert_ne!(a, init.row(r));
+            } else {
+                // Untouched rows and their state: bit-identical.
+                assert_eq!(a, init.row(r), "{kind:?} row {r} moved");
+                match kind {
+                    SparseOptimizerKind::Adagrad { row_wise: true } => {
+                        assert_eq!(opt.s1[r], init_state.s1[r])
+                    }
+                    _ => {
+                        assert_eq!(
+                            opt.s1[r * DIM..(r + 1) * DIM],
+                            init_state.s1[r * DIM..(r + 1) * DIM]
+                        );
+                        if !opt.s2.is_empty() {
+                            assert_eq!(
+                                opt.s2[r * DIM..(r + 1) * DIM],
+                                init_state.s2[r * DIM..(r + 1) * DIM]
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sparse_adagrad_matches_dense_adagrad() {
+        // Dense Adagrad over every row (untouched rows have g = 0, so they do not move).
+        check_against_reference(
+            SparseOptimizerKind::Adagrad { row_wise: false },
+            |e, acc, _, g, _| {
+                for i in 0..e.len() {
+                    acc[i] += g[i] * g[i];
+                    e[i] -= 0.05 * g[i] / (acc[i].sqrt() + 1e-8);
+                }
+            },
+        );
+    }
+
+    #[test]
+    fn sparse_rowwise_adagrad_matches_dense_rowwise() {
+        check_against_reference(
+            SparseOptimizerKind::Adagrad { row_wise: true },
+            |e, acc, _, g, _| {
+                for r in 0..ROWS {
+                    let gr = &g[r * DIM..(r + 1) * DIM];
+                    if gr.iter().all(|&x| x == 0.0) {
+                        continue;
+                    }
+                    acc[r] += gr.iter().map(|x| x * x).sum::<f64>() / DIM as f64;
+                    for k in 0..DIM {
+                        e[r * DIM + k] -= 0.05 * gr[k] / (acc[r].sqrt() + 1e-8);
+                    }
+                }
+            },
+        );
+    }
+
+    #[test]
+    fn lazy_adam_matches_dense_adam_on_touched_rows() {
+        // Dense Adam on the rows touched at every step (the same rows each step,
+        // so lazy and dense Adam agree on them); untouched rows skipped.
+        check_against_reference(SparseOptimizerKind::Adam, |e, m, v, g, t| {
+            for i in 0..e.len() {
+                if !touched(i / DIM) {
+                    continue;
+                }
+                m[i] = 0.9 * m[i] + 0.1 * g[i];
+                v[i] = 0.999 * v[i] + 0.001 * g[i] * g[i];
+                let mh = m[i] / (1.0 - 0.9f64.powi(t as i32));
+                let vh = v[i] / (1.0 - 0.999f64.powi(t as i32));
+                e[i] -= 0.05 * mh / (vh.sqrt() + 1e-8);
+            }
+        });
+    }
+
+    #[test]
+    fn repeated_row_is_updated_once_with_summed_gradient() {
+        // Row 3 twice with gradient 1 each (accumulator starts at 0.1, lr 0.5):
+        // once with the sum: G = 0.1 + 2² = 4.1, E = 0 − 0.5·2/√4.1 = −0.493864798
+        // (twice separately would give G = 2.1, E = −0.5/√1.1 − 0.5/√2.1 = −0.821761...)
+        let mut table = EmbeddingTable::<f64>::zeros(5, 1);
+        let mut opt =
+            SparseOptimizer::new(SparseOptimizerKind::Adagrad { row_wise: false }, 5, 1, 0.1);
+        let mut g = SparseGrad::new(1);
+        let dout = Array2::from_elem((2, 1), 1.0);
+        embedding_bag_backward(&[0, 1, 2], &[3, 3], &[], dout.view(), &mut g, None);
+        opt.step(
+            &mut table,
+            &g,
+            &StepParams {
+                eps: 0.0,
+                ..params(0.5, 1)
+            },
+        );
+        assert!(
+            (table.data[3] + 0.493864798).abs() < 1e-9,
+            "{}",
+            table.data[3]
+        );
+        assert!((opt.s1[3] - 4.1).abs() < 1e-12);
+        assert_eq!(table.data.iter().filter(|&&x| x != 0.0).count(), 1);
+    }
+
+    #[test]
+    fn adamw_first_step_by_hand() {
+        // p = 1, g = 0.5, lr = 0.1, λ = 0.01: first Adam step has m̂ = g, v̂ = g²,
+        // p ← 1·(1 − 0.1·0.01) − 0.1·0.5/(0.5 + 1e-8) = 0.999 − 0.099999998 = 0.899000002
+        let mut st = DenseAdam::<f64>::new(1);
+        let mut p = [1.0];
+        st.step(
+            &mut p,
+            &[0.5],
+            &StepParams {
+                weight_decay: 0.01,
+                ..params(0.1, 1)
+            },
+        );
+        assert!((p[0] - 0.899000002).abs() < 1e-9, "{}", p[0]);
+        // Adam without decay: 1 − 0.099999998 = 0.900000002
+        let mut st = DenseAdam::<f64>::new(1);
+        let mut p = [1.0];
+        st.step(&mut p, &[0.5], &params(0.1, 1));
+        assert!((p[0] - 0.900000002).abs() < 1e-9, "{}", p[0]);
+    }
+
+    fn tiny() -> TwoTower<f32> {
+        let spec = |n: &str| TowerSpec {
+            features: vec![FeatureSpec {
+                name: n.into(),
+                vocab_size: 10,
+                dim: 2,
+            }],
+            hidden: vec![3],
+            out_dim: 2,
+            mask_embedding: MaskEmbedding::Learned,
+        };
+        TwoTower::new(spec("u"), spec("i"), &mut ChaCha8Rng::seed_from_u64(1)).unwrap()
+    }
+
+    #[test]
+    fn clipping_scales_gradients_to_the_global_norm() {
+        // One gradient entry of 3 and one of 4: global norm 5, clip 1 → scale 0.2.
+        // Adagrad (acc0 = 1, lr 1, ε 0): effective g = 0.6 → E −= 0.6/√(1 + 0.36) = 0.514495755
+        let mut model = tiny();
+        let cfg = OptimConfig {
+            sparse_lr: 1.0,
+            eps: 0.0,
+            adagrad_initial_accumulator: 1.0,
+            clip_grad_norm: Some(1.0),
+            ..OptimConfig::default()
+        };
+        let mut opt = Optimizer::new(&model, &cfg);
+        let mut grads = ModelGrads::new(&model);
+        grads.user.tables[0].row_mut(4)[0] = 3.0;
+        grads.item.layers[0].db[1] = 4.0;
+        assert!((grads.global_norm() - 5.0).abs() < 1e-12);
+        let before = model.user.tables[0].row(4)[0];
+        let before_other = model.user.tables[0].row(5).to_vec();
+        opt.step(&mut model, &grads);
+        let moved = before - model.user.tables[0].row(4)[0];
+        assert!((f64::from(moved) - 0.514495755).abs() < 1e-6, "{moved}");
+        assert_eq!(model.user.tables[0].row(5), &before_other[..]);
+        assert_eq!(opt.step_count(), 1);
+    }
+
+    #[test]
+    fn named_state_round_trips_and_step_counter_is_exact() {
+        let model = tiny();
+        for sparse in [
+            SparseOptimizerKind::Adam,
+            SparseOptimizerKind::Adagrad { row_wise: true },
+        ] {
+            let mut opt = Optimizer::new(
+                &model,
+                &OptimConfig {
+                    sparse,
+                    ..OptimConfig::default()
+                },
+            );
+            opt.set_step_count(123_456_789_012);
+            assert_eq!(opt.step_count(), 123_456_789_012);
+            let names: Vec<(String, Vec<usize>)> = opt
+                .named_state()
+                .into_iter()
+                .map(|(n, s, _)| (n, s))
+                .collect();
+            assert_eq!(names[0], ("step".to_string(), vec![4]));
+            let expect_emb = match sparse {
+                SparseOptimizerKind::Adam => vec![
+                    ("user.emb.u.m".to_string(), vec![10, 2]),
+                    ("user.emb.u.v".to_string(), vec![10, 2]),
+                ],
+                _ => vec![("user.emb.u.acc".to_string(), vec![10])],
+            };
+            assert_eq!(names[1..1 + expect_emb.len()], expect_emb[..]);
+            assert!(names.iter().any(|(n, _)| n == "item.mask.i.v"));
+            assert!(names.iter().any(|(n, _)| n == "item.mlp.1.b.m"));
+            // Copy every state tensor into a fresh optimizer: identical.
+            let mut fresh = Optimizer::new(
+                &model,
+                &OptimConfig {
+                    sparse,
+                    ..OptimConfig::default()
+                },
+            );
+            let saved: Vec<(String, Vec<f32>)> = opt
+                .named_state()
+                .into_iter()
+                .map(|(n, _, d)| (n, d.to_vec()))
+                .collect();
+            for (n, d) in &saved {
+                fresh
+                    .state_mut(n)
+                    .unwrap_or_else(|| panic!("{n}"))
+                    .copy_from_slice(d);
+            }
+            assert_eq!(fresh, opt);
+            assert!(fresh.state_mut("user.emb.nope.m").is_none());
+            assert!(fresh.state_mut("user.mlp.0.w.x").is_none());
+        }
+    }
+}
