@@ -610,8 +610,7 @@ fn check_model(
         if name.contains(".emb.") {
             nonzero_emb += g.iter().filter(|&&x| x != 0.0).count();
         }
-        let len = g.len();
-        for i in 0..len {
+        for (i, &gi) in g.iter().enumerate() {
             let orig = model.tensor_mut(&name).unwrap()[i];
             let n = fd(|d| {
                 model.tensor_mut(&name).unwrap()[i] = orig + d;
@@ -619,7 +618,7 @@ fn check_model(
                 model.tensor_mut(&name).unwrap()[i] = orig;
                 l
             });
-            assert_close(&format!("{label}: {name}[{i}]"), g[i], n);
+            assert_close(&format!("{label}: {name}[{i}]"), gi, n);
             checked += 1;
         }
     }
