@@ -1,1 +1,38 @@
-pub fn _x(){}
+//! # twotower-data
+//!
+//! The data layer of twotower (no tensor code): the dataset schema
+//! (`[data]` and `[features]` of the TOML config), readers for CSV/TSV
+//! (any delimiter, quoting, UTF-8/Latin-1) and Parquet, the MovieLens
+//! presets, vocabularies and encoded features (CSR over entities), the
+//! per-user temporal split of `shared/EVALUATION.md`, dataset statistics,
+//! and the synthetic long-tail generator.
+//!
+//! Entry points: [`load_data_config`] / [`load_config_doc`] +
+//! [`parse_data_sections`], then [`load_dataset`] → [`Dataset`]; [`stats`].
+
+pub mod config;
+pub mod dataset;
+pub mod error;
+pub mod hash;
+pub mod preset;
+mod raw;
+pub(crate) mod read;
+pub mod split;
+pub mod stats;
+pub mod synth;
+pub mod vocab;
+
+pub use config::{
+    apply_override, load_config_doc, load_data_config, parse_data_sections, ColumnRef, DataConfig,
+    Encoding, EntityTableSpec, FeatureConfig, FeatureKind, FeaturesConfig, Format,
+    InteractionsSpec, LongTableSpec, OnBadRow, Preset, Side, Source, SplitConfig, SplitKind,
+    SyntheticConfig, Transform,
+};
+pub use dataset::{
+    effective_features, effective_tables, load_dataset, Dataset, EncodedFeature, EntityTable,
+    FeatureReport, IngestReport,
+};
+pub use error::DataError;
+pub use split::{n_test, random_split, temporal_split, Interactions};
+pub use stats::{stats, HistBucket, Stats};
+pub use vocab::{id_order, Vocab};

@@ -1,0 +1,162 @@
+//! The data crate's single error type.
+//!
+//! Every variant that comes from reading a file names the file; row-level
+//! variants also name the line (1-based, counting the header line when the
+//! table has one; for Parquet the "line" is the 1-based row number) and the
+//! column.
+
+use std::path::PathBuf;
+
+/// Errors of the data layer: configuration, reading, parsing and encoding.
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    /// A file could not be opened or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid TOML or does not match the schema
+    /// (unknown keys are reported with the list of valid ones).
+    #[error("config {path}: {message}")]
+    ConfigParse {
+        /// The config file (or `<overrides>`).
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A `--set key=value` assignment is malformed or collides with a non-table value.
+    #[error("override `{assignment}`: {message}")]
+    Override {
+        /// The assignment as given.
+        assignment: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The configuration is syntactically valid but inconsistent.
+    #[error("invalid config: {field}: {message}")]
+    Config {
+        /// Dotted path of the offending key (e.g. `features.age.boundaries`).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A column named in the config does not exist in the table.
+    #[error("{path}: unknown column `{column}`; available columns: {available:?}")]
+    UnknownColumn {
+        /// The table file.
+        path: PathBuf,
+        /// The column reference as written in the config.
+        column: String,
+        /// The table's column names (or positions) that exist.
+        available: Vec<String>,
+    },
+    /// A row has a different number of fields than the table's header.
+    #[error("{path}:{line}: expected {expected} fields, got {got}")]
+    FieldCount {
+        /// The table file.
+        path: PathBuf,
+        /// 1-based line, counting the header.
+        line: u64,
+        /// Expected number of fields.
+        expected: usize,
+        /// Number of fields found.
+        got: usize,
+    },
+    /// A field could not be parsed as the expected type.
+    #[error("{path}:{line}: column `{column}`: expected {expected}, got {got:?}")]
+    Parse {
+        /// The table file.
+        path: PathBuf,
+        /// 1-based line, counting the header.
+        line: u64,
+        /// The column name (or position).
+        column: String,
+        /// What was expected (e.g. "integer timestamp").
+        expected: &'static str,
+        /// The text found (truncated to 64 bytes).
+        got: String,
+    },
+    /// A field is not valid in the configured text encoding.
+    #[error("{path}:{line}: column `{column}`: invalid UTF-8 (set encoding = \"latin1\" if the file is Latin-1)")]
+    Encoding {
+        /// The table file.
+        path: PathBuf,
+        /// 1-based line, counting the header.
+        line: u64,
+        /// The column name (or position).
+        column: String,
+    },
+    /// A malformed record (e.g. an unterminated quote) reported by the CSV parser.
+    #[error("{path}:{line}: malformed record: {message}")]
+    Malformed {
+        /// The table file.
+        path: PathBuf,
+        /// 1-based line, counting the header.
+        line: u64,
+        /// The parser's message.
+        message: String,
+    },
+    /// A table has no data rows.
+    #[error("{path}: table has no data rows")]
+    EmptyTable {
+        /// The table file.
+        path: PathBuf,
+    },
+    /// The same key appears twice in a feature table with different values.
+    #[error("{path}:{line}: key `{key}` already defined at line {first_line} with a different value in column `{column}`")]
+    ConflictingRow {
+        /// The feature table file.
+        path: PathBuf,
+        /// 1-based line of the second occurrence.
+        line: u64,
+        /// 1-based line of the first occurrence.
+        first_line: u64,
+        /// The duplicated key.
+        key: String,
+        /// The first column whose values differ.
+        column: String,
+    },
+    /// A Parquet file could not be read or has an unsupported column type.
+    #[error("{path}: parquet: {message}")]
+    Parquet {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// Writing generated data failed.
+    #[error("{path}: write: {message}")]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl DataError {
+    /// Wraps an I/O error with the file it concerns.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        DataError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A configuration error on the dotted key `field`.
+    pub fn config(field: impl Into<String>, message: impl Into<String>) -> Self {
+        DataError::Config {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Shortens a raw field for an error message (at most 64 bytes, lossy UTF-8).
+pub(crate) fn snippet(bytes: &[u8]) -> String {
+    let cut = &bytes[..bytes.len().min(64)];
+    String::from_utf8_lossy(cut).into_owned()
+}

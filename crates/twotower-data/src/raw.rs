@@ -1,0 +1,270 @@
+//! Raw (decoded, not yet encoded) tables: what the readers and the
+//! in-memory generator produce and the encoder consumes. Values are
+//! interned per column (`dict` + per-row `codes`), so a table costs one
+//! `u32` per cell plus its distinct strings.
+
+use std::path::Path;
+
+use crate::config::{
+    ColumnRef, Encoding, EntityTableSpec, InteractionsSpec, LongTableSpec, OnBadRow,
+};
+use crate::error::DataError;
+use crate::hash::Interner;
+use crate::read::{decode, for_each_row, parse_err, parse_f64, parse_i64, valid};
+
+/// One column: distinct values and a code per row.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawColumn {
+    /// The column reference it was read with.
+    pub col: Option<ColumnRef>,
+    /// Display name (header name or `#i`).
+    pub name: String,
+    /// Distinct values (decoded).
+    pub dict: Vec<String>,
+    /// Code per row into `dict`.
+    pub codes: Vec<u32>,
+}
+
+/// A feature table with one row per distinct key.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawEntityTable {
+    /// Key of each row (unique).
+    pub keys: Vec<String>,
+    /// The requested columns.
+    pub columns: Vec<RawColumn>,
+    /// Rows repeating an earlier key with identical values (ignored).
+    pub duplicate_rows: usize,
+    /// Data rows read (including duplicates).
+    pub rows_read: usize,
+}
+
+impl RawEntityTable {
+    /// The column read with reference `c`, if any.
+    pub fn column(&self, c: &ColumnRef) -> Option<&RawColumn> {
+        self.columns.iter().find(|x| x.col.as_ref() == Some(c))
+    }
+}
+
+/// A long (key, value) table.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawLongTable {
+    pub keys: Vec<String>,
+    pub key_codes: Vec<u32>,
+    pub values: RawColumn,
+}
+
+/// Interactions with keys local to this table.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawInteractions {
+    pub user_keys: Vec<String>,
+    pub item_keys: Vec<String>,
+    pub user: Vec<u32>,
+    pub item: Vec<u32>,
+    pub timestamp: Vec<i64>,
+    pub weight: Option<Vec<f32>>,
+}
+
+fn decode_keys(keys: Vec<Box<[u8]>>, enc: Encoding) -> Vec<String> {
+    keys.into_iter()
+        .map(|k| match decode(&k, enc) {
+            Some(s) => s.into_owned(),
+            // Validated when interned; Latin-1 never fails.
+            None => String::from_utf8_lossy(&k).into_owned(),
+        })
+        .collect()
+}
+
+/// Reads the interactions table.
+pub(crate) fn read_interactions(
+    spec: &InteractionsSpec,
+    dir: &Path,
+    on_bad: OnBadRow,
+    skipped: &mut usize,
+) -> Result<RawInteractions, DataError> {
+    let opts = spec.read_options(dir)?;
+    let enc = opts.encoding;
+    let mut refs = vec![spec.user.clone(), spec.item.clone()];
+    let ts_pos = spec.timestamp.as_ref().map(|t| {
+        refs.push(t.clone());
+        refs.len() - 1
+    });
+    let w_pos = spec.weight.as_ref().map(|w| {
+        refs.push(w.clone());
+        refs.len() - 1
+    });
+    let mut users = Interner::default();
+    let mut items = Interner::default();
+    let mut out = RawInteractions {
+        weight: w_pos.map(|_| Vec::new()),
+        ..Default::default()
+    };
+    let path = opts.path.clone();
+    for_each_row(&opts, &refs, on_bad, skipped, |line, f, h| {
+        let (u, i) = (f[0], f[1]);
+        for (k, v) in [(0usize, u), (1, i)] {
+            if v.is_empty() {
+                return Err(parse_err(&path, line, &h.names[k], "a non-empty id", v));
+            }
+            if !valid(v, enc) {
+                return Err(DataError::Encoding {
+                    path: path.clone(),
+                    line,
+                    column: h.names[k].clone(),
+                });
+            }
+        }
+        let ts = match ts_pos {
+            Some(p) => parse_i64(f[p])
+                .ok_or_else(|| parse_err(&path, line, &h.names[p], "an integer timestamp", f[p]))?,
+            None => out.user.len() as i64,
+        };
+        let w = match w_pos {
+            Some(p) => Some(
+                parse_f64(f[p])
+                    .ok_or_else(|| parse_err(&path, line, &h.names[p], "a number", f[p]))?
+                    as f32,
+            ),
+            None => None,
+        };
+        out.user.push(users.intern(u));
+        out.item.push(items.intern(i));
+        out.timestamp.push(ts);
+        if let (Some(ws), Some(w)) = (out.weight.as_mut(), w) {
+            ws.push(w);
+        }
+        Ok(())
+    })?;
+    out.user_keys = decode_keys(users.into_keys(), enc);
+    out.item_keys = decode_keys(items.into_keys(), enc);
+    Ok(out)
+}
+
+/// Reads an entity feature table: `key` plus the columns `cols`.
+/// A repeated key with identical values is counted and ignored; with
+/// different values it is a [`DataError::ConflictingRow`].
+pub(crate) fn read_entity_table(
+    spec: &EntityTableSpec,
+    dir: &Path,
+    field: &str,
+    cols: &[ColumnRef],
+    on_bad: OnBadRow,
+    skipped: &mut usize,
+) -> Result<RawEntityTable, DataError> {
+    let opts = spec.read_options(dir, field)?;
+    let enc = opts.encoding;
+    let mut refs = vec![spec.key.clone()];
+    refs.extend(cols.iter().cloned());
+    let mut keys = Interner::default();
+    let mut dicts: Vec<Interner> = (0..cols.len()).map(|_| Interner::default()).collect();
+    let mut codes: Vec<Vec<u32>> = vec![Vec::new(); cols.len()];
+    let mut lines: Vec<u64> = Vec::new();
+    let mut scratch: Vec<u32> = vec![0; cols.len()];
+    let mut dup = 0usize;
+    let path = opts.path.clone();
+    let (header, rows) = for_each_row(&opts, &refs, on_bad, skipped, |line, f, h| {
+        let k = f[0];
+        if k.is_empty() {
+            return Err(parse_err(&path, line, &h.names[0], "a non-empty key", k));
+        }
+        for (j, v) in f.iter().enumerate() {
+            if !valid(v, enc) {
+                return Err(DataError::Encoding {
+                    path: path.clone(),
+                    line,
+                    column: h.names[j].clone(),
+                });
+            }
+        }
+        for (j, v) in f[1..].iter().enumerate() {
+            scratch[j] = dicts[j].intern(crate::read::trim(v));
+        }
+        match keys.get(k) {
+            None => {
+                keys.intern(k);
+                lines.push(line);
+                for (j, c) in scratch.iter().enumerate() {
+                    codes[j].push(*c);
+                }
+            }
+            Some(r) => {
+                let r = r as usize;
+                for (j, c) in scratch.iter().enumerate() {
+                    if codes[j][r] != *c {
+                        return Err(DataError::ConflictingRow {
+                            path: path.clone(),
+                            line,
+                            first_line: lines[r],
+                            key: decode(k, enc).map(|s| s.into_owned()).unwrap_or_default(),
+                            column: h.names[j + 1].clone(),
+                        });
+                    }
+                }
+                dup += 1;
+            }
+        }
+        Ok(())
+    })?;
+    let columns = cols
+        .iter()
+        .zip(dicts)
+        .zip(codes)
+        .enumerate()
+        .map(|(j, ((c, d), codes))| RawColumn {
+            col: Some(c.clone()),
+            name: header.names[j + 1].clone(),
+            dict: decode_keys(d.into_keys(), enc),
+            codes,
+        })
+        .collect();
+    Ok(RawEntityTable {
+        keys: decode_keys(keys.into_keys(), enc),
+        columns,
+        duplicate_rows: dup,
+        rows_read: rows,
+    })
+}
+
+/// Reads a long (key, value) table.
+pub(crate) fn read_long_table(
+    spec: &LongTableSpec,
+    dir: &Path,
+    field: &str,
+    on_bad: OnBadRow,
+    skipped: &mut usize,
+) -> Result<RawLongTable, DataError> {
+    let opts = spec.read_options(dir, field)?;
+    let enc = opts.encoding;
+    let refs = vec![spec.key.clone(), spec.value.clone()];
+    let mut keys = Interner::default();
+    let mut vals = Interner::default();
+    let mut key_codes = Vec::new();
+    let mut codes = Vec::new();
+    let path = opts.path.clone();
+    let (header, _) = for_each_row(&opts, &refs, on_bad, skipped, |line, f, h| {
+        if f[0].is_empty() {
+            return Err(parse_err(&path, line, &h.names[0], "a non-empty key", f[0]));
+        }
+        for (j, v) in f.iter().enumerate() {
+            if !valid(v, enc) {
+                return Err(DataError::Encoding {
+                    path: path.clone(),
+                    line,
+                    column: h.names[j].clone(),
+                });
+            }
+        }
+        key_codes.push(keys.intern(f[0]));
+        codes.push(vals.intern(crate::read::trim(f[1])));
+        Ok(())
+    })?;
+    Ok(RawLongTable {
+        keys: decode_keys(keys.into_keys(), enc),
+        key_codes,
+        values: RawColumn {
+            col: Some(spec.value.clone()),
+            name: header.names[1].clone(),
+            dict: decode_keys(vals.into_keys(), enc),
+            codes,
+        },
+    })
+}

@@ -1,0 +1,679 @@
+//! Table readers: delimited text (own byte-level splitter for unquoted data
+//! and any delimiter, including multi-byte ones like `::`; the `csv` crate's
+//! `ByteRecord` reader for quoted data) and Parquet (arrow record batches).
+//!
+//! All readers hand rows to a callback as byte slices of the *requested*
+//! columns only, so no per-row `String` is allocated. Line numbers are
+//! 1-based and count the header line (Parquet: the 1-based row number).
+
+use std::borrow::Cow;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::DataType;
+
+use crate::config::{ColumnRef, Encoding, Format, OnBadRow, ReadOptions};
+use crate::error::{snippet, DataError};
+
+/// Decodes a field in the file's encoding.
+pub(crate) fn decode(bytes: &[u8], enc: Encoding) -> Option<Cow<'_, str>> {
+    match enc {
+        Encoding::Utf8 => std::str::from_utf8(bytes).ok().map(Cow::Borrowed),
+        Encoding::Latin1 => {
+            if bytes.is_ascii() {
+                // SAFETY-free fast path: ASCII is valid UTF-8.
+                std::str::from_utf8(bytes).ok().map(Cow::Borrowed)
+            } else {
+                Some(Cow::Owned(bytes.iter().map(|&b| b as char).collect()))
+            }
+        }
+    }
+}
+
+/// Whether `bytes` is valid in `enc` (Latin-1: always).
+#[inline]
+pub(crate) fn valid(bytes: &[u8], enc: Encoding) -> bool {
+    match enc {
+        Encoding::Utf8 => bytes.is_ascii() || std::str::from_utf8(bytes).is_ok(),
+        Encoding::Latin1 => true,
+    }
+}
+
+/// Trims ASCII spaces/tabs (not the delimiter) from both ends.
+#[inline]
+pub(crate) fn trim(b: &[u8]) -> &[u8] {
+    let mut s = 0;
+    let mut e = b.len();
+    while s < e && (b[s] == b' ' || b[s] == b'\t') {
+        s += 1;
+    }
+    while e > s && (b[e - 1] == b' ' || b[e - 1] == b'\t') {
+        e -= 1;
+    }
+    &b[s..e]
+}
+
+/// Parses a (trimmed) decimal integer.
+#[inline]
+pub(crate) fn parse_i64(b: &[u8]) -> Option<i64> {
+    let b = trim(b);
+    let (neg, digits) = match b.first() {
+        Some(b'-') => (true, &b[1..]),
+        Some(b'+') => (false, &b[1..]),
+        _ => (false, b),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &c in digits {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v.checked_mul(10)?.checked_add(d as i64)?;
+    }
+    Some(if neg { -v } else { v })
+}
+
+/// Parses a (trimmed) float.
+pub(crate) fn parse_f64(b: &[u8]) -> Option<f64> {
+    let s = std::str::from_utf8(trim(b)).ok()?;
+    if s.is_empty() {
+        return None;
+    }
+    s.parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
+/// Reuses a vector's allocation for a different element lifetime (the
+/// in-place `collect` specialization keeps the buffer; no unsafe code).
+fn recycle<'b>(mut v: Vec<&[u8]>) -> Vec<&'b [u8]> {
+    v.clear();
+    v.into_iter().map(|_| -> &'b [u8] { &[] }).collect()
+}
+
+/// Shape of a table as seen by the callback.
+pub(crate) struct Header {
+    /// Display names of the requested columns (for error messages).
+    pub names: Vec<String>,
+}
+
+/// Is this error about one row (so `on_bad_row = "skip"` may skip it)?
+pub(crate) fn is_row_error(e: &DataError) -> bool {
+    matches!(
+        e,
+        DataError::FieldCount { .. } | DataError::Parse { .. } | DataError::Encoding { .. }
+    )
+}
+
+fn resolve(
+    path: &Path,
+    refs: &[ColumnRef],
+    names: Option<&[String]>,
+    n_fields: Option<usize>,
+) -> Result<(Vec<usize>, Vec<String>), DataError> {
+    let mut idx = Vec::with_capacity(refs.len());
+    let mut disp = Vec::with_capacity(refs.len());
+    for r in refs {
+        match r {
+            ColumnRef::Index(i) => {
+                if let Some(n) = n_fields {
+                    if *i >= n {
+                        return Err(DataError::UnknownColumn {
+                            path: path.to_path_buf(),
+                            column: r.to_string(),
+                            available: available(names, n),
+                        });
+                    }
+                }
+                idx.push(*i);
+                disp.push(
+                    names
+                        .and_then(|n| n.get(*i).cloned())
+                        .unwrap_or_else(|| format!("#{i}")),
+                );
+            }
+            ColumnRef::Name(n) => {
+                let pos = names.and_then(|ns| ns.iter().position(|x| x == n));
+                match pos {
+                    Some(p) => {
+                        idx.push(p);
+                        disp.push(n.clone());
+                    }
+                    None => {
+                        return Err(DataError::UnknownColumn {
+                            path: path.to_path_buf(),
+                            column: n.clone(),
+                            available: match names {
+                                Some(_) => available(names, 0),
+                                None => vec![
+                                    "(no header: set `header = true` or `columns = [...]`, or use 0-based positions)"
+                                        .to_string(),
+                                ],
+                            },
+                        })
+                    }
+                }
+            }
+        }
+    }
+    Ok((idx, disp))
+}
+
+fn available(names: Option<&[String]>, n: usize) -> Vec<String> {
+    match names {
+        Some(ns) => ns.to_vec(),
+        None => (0..n).map(|i| format!("#{i}")).collect(),
+    }
+}
+
+/// Reads every data row of a table, calling `f(line, fields)` with the
+/// requested columns (in `refs` order). Rows the callback rejects with a
+/// row-level error are skipped and counted when `on_bad == Skip`.
+///
+/// Returns the number of data rows handed to `f` successfully.
+///
+/// # Errors
+/// Missing file ([`DataError::Io`]), unknown column, wrong field count,
+/// malformed record, no data rows ([`DataError::EmptyTable`]), or any error
+/// of `f`.
+pub(crate) fn for_each_row<F>(
+    opts: &ReadOptions,
+    refs: &[ColumnRef],
+    on_bad: OnBadRow,
+    skipped: &mut usize,
+    mut f: F,
+) -> Result<(Header, usize), DataError>
+where
+    F: FnMut(u64, &[&[u8]], &Header) -> Result<(), DataError>,
+{
+    let (header, rows) = match opts.format {
+        Format::Parquet => read_parquet(opts, refs, on_bad, skipped, &mut f)?,
+        _ if opts.quoting => read_quoted(opts, refs, on_bad, skipped, &mut f)?,
+        _ => read_plain(opts, refs, on_bad, skipped, &mut f)?,
+    };
+    if rows == 0 && *skipped == 0 {
+        return Err(DataError::EmptyTable {
+            path: opts.path.clone(),
+        });
+    }
+    Ok((header, rows))
+}
+
+fn open(path: &Path) -> Result<File, DataError> {
+    File::open(path).map_err(|e| DataError::io(path, e))
+}
+
+/// Splits `line` on `delim` into field spans (reusing `spans`).
+#[inline]
+fn split_fields(line: &[u8], delim: &[u8], spans: &mut Vec<(usize, usize)>) {
+    spans.clear();
+    let mut start = 0;
+    if delim.len() == 1 {
+        for p in memchr::memchr_iter(delim[0], line) {
+            spans.push((start, p));
+            start = p + 1;
+        }
+    } else {
+        let finder = memchr::memmem::Finder::new(delim);
+        let mut pos = 0;
+        while let Some(p) = finder.find(&line[pos..]) {
+            spans.push((start, pos + p));
+            pos += p + delim.len();
+            start = pos;
+        }
+    }
+    spans.push((start, line.len()));
+}
+
+fn handle(
+    res: Result<(), DataError>,
+    on_bad: OnBadRow,
+    skipped: &mut usize,
+    rows: &mut usize,
+) -> Result<(), DataError> {
+    match res {
+        Ok(()) => {
+            *rows += 1;
+            Ok(())
+        }
+        Err(e) if on_bad == OnBadRow::Skip && is_row_error(&e) => {
+            *skipped += 1;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn read_plain<F>(
+    opts: &ReadOptions,
+    refs: &[ColumnRef],
+    on_bad: OnBadRow,
+    skipped: &mut usize,
+    f: &mut F,
+) -> Result<(Header, usize), DataError>
+where
+    F: FnMut(u64, &[&[u8]], &Header) -> Result<(), DataError>,
+{
+    let path = &opts.path;
+    let mut rd = BufReader::with_capacity(1 << 20, open(path)?);
+    let mut buf: Vec<u8> = Vec::with_capacity(256);
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(32);
+    let mut line_no: u64 = 0;
+    let delim = &opts.delimiter;
+
+    // Reads the next non-empty line into `buf` (without the line break).
+    let mut next_line = |buf: &mut Vec<u8>, line_no: &mut u64| -> Result<bool, DataError> {
+        loop {
+            buf.clear();
+            let n = rd
+                .read_until(b'\n', buf)
+                .map_err(|e| DataError::io(path, e))?;
+            if n == 0 {
+                return Ok(false);
+            }
+            *line_no += 1;
+            if buf.last() == Some(&b'\n') {
+                buf.pop();
+            }
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            if !buf.is_empty() {
+                return Ok(true);
+            }
+        }
+    };
+
+    let mut names: Option<Vec<String>> = opts.columns.clone();
+    if opts.header {
+        if !next_line(&mut buf, &mut line_no)? {
+            return Err(DataError::EmptyTable { path: path.clone() });
+        }
+        split_fields(&buf, delim, &mut spans);
+        let mut hn = Vec::with_capacity(spans.len());
+        for &(s, e) in &spans {
+            let v = trim(&buf[s..e]);
+            let v = decode(v, opts.encoding).ok_or_else(|| DataError::Encoding {
+                path: path.clone(),
+                line: line_no,
+                column: "header".into(),
+            })?;
+            hn.push(v.into_owned());
+        }
+        if names.is_none() {
+            names = Some(hn);
+        }
+    }
+    let mut expected: Option<usize> = names.as_ref().map(|n| n.len());
+    let mut resolved: Option<(Vec<usize>, Header)> = None;
+    if let Some(n) = expected {
+        let (idx, disp) = resolve(path, refs, names.as_deref(), Some(n))?;
+        resolved = Some((idx, Header { names: disp }));
+    }
+    let mut store: Vec<&'static [u8]> = Vec::with_capacity(refs.len());
+    let mut rows = 0usize;
+    while next_line(&mut buf, &mut line_no)? {
+        let mut fields = recycle(std::mem::take(&mut store));
+        split_fields(&buf, delim, &mut spans);
+        if expected.is_none() {
+            expected = Some(spans.len());
+            let (idx, disp) = resolve(path, refs, names.as_deref(), Some(spans.len()))?;
+            resolved = Some((idx, Header { names: disp }));
+        }
+        let (idx, header) = resolved.as_ref().expect("resolved above");
+        let exp = expected.unwrap_or(0);
+        let res = if spans.len() != exp {
+            Err(DataError::FieldCount {
+                path: path.clone(),
+                line: line_no,
+                expected: exp,
+                got: spans.len(),
+            })
+        } else {
+            fields.clear();
+            for &i in idx {
+                let (s, e) = spans[i];
+                fields.push(&buf[s..e]);
+            }
+            f(line_no, &fields, header)
+        };
+        store = recycle(fields);
+        handle(res, on_bad, skipped, &mut rows)?;
+    }
+    let header = match resolved {
+        Some((_, h)) => h,
+        None => {
+            return Err(DataError::EmptyTable { path: path.clone() });
+        }
+    };
+    Ok((header, rows))
+}
+
+fn read_quoted<F>(
+    opts: &ReadOptions,
+    refs: &[ColumnRef],
+    on_bad: OnBadRow,
+    skipped: &mut usize,
+    f: &mut F,
+) -> Result<(Header, usize), DataError>
+where
+    F: FnMut(u64, &[&[u8]], &Header) -> Result<(), DataError>,
+{
+    let path = &opts.path;
+    let file = open(path)?;
+    let mut rd = csv::ReaderBuilder::new()
+        .delimiter(opts.delimiter[0])
+        .has_headers(false)
+        .flexible(true)
+        .quoting(true)
+        .buffer_capacity(1 << 20)
+        .from_reader(file);
+    let mut rec = csv::ByteRecord::new();
+    let csv_err = |e: csv::Error| -> DataError {
+        let line = e.position().map(|p| p.line()).unwrap_or(0);
+        match e.kind() {
+            csv::ErrorKind::Io(_) => match e.into_kind() {
+                csv::ErrorKind::Io(io) => DataError::io(path, io),
+                _ => unreachable!("checked kind"),
+            },
+            _ => DataError::Malformed {
+                path: path.clone(),
+                line,
+                message: e.to_string(),
+            },
+        }
+    };
+    let mut names: Option<Vec<String>> = opts.columns.clone();
+    if opts.header {
+        if !rd.read_byte_record(&mut rec).map_err(csv_err)? {
+            return Err(DataError::EmptyTable { path: path.clone() });
+        }
+        let line = rec.position().map(|p| p.line()).unwrap_or(1);
+        let mut hn = Vec::with_capacity(rec.len());
+        for v in rec.iter() {
+            let v = decode(trim(v), opts.encoding).ok_or_else(|| DataError::Encoding {
+                path: path.clone(),
+                line,
+                column: "header".into(),
+            })?;
+            hn.push(v.into_owned());
+        }
+        if names.is_none() {
+            names = Some(hn);
+        }
+    }
+    let mut expected: Option<usize> = names.as_ref().map(|n| n.len());
+    let mut resolved: Option<(Vec<usize>, Header)> = None;
+    if let Some(n) = expected {
+        let (idx, disp) = resolve(path, refs, names.as_deref(), Some(n))?;
+        resolved = Some((idx, Header { names: disp }));
+    }
+    let mut rows = 0usize;
+    let mut store: Vec<&'static [u8]> = Vec::with_capacity(refs.len());
+    loop {
+        let more = match rd.read_byte_record(&mut rec) {
+            Ok(m) => m,
+            Err(e) => {
+                let de = csv_err(e);
+                if on_bad == OnBadRow::Skip && matches!(de, DataError::Malformed { .. }) {
+                    *skipped += 1;
+                    continue;
+                }
+                return Err(de);
+            }
+        };
+        if !more {
+            break;
+        }
+        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        if rec.len() == 1 && rec.get(0).is_some_and(|v| v.is_empty()) {
+            continue; // blank line
+        }
+        if expected.is_none() {
+            expected = Some(rec.len());
+            let (idx, disp) = resolve(path, refs, names.as_deref(), Some(rec.len()))?;
+            resolved = Some((idx, Header { names: disp }));
+        }
+        let (idx, header) = resolved.as_ref().expect("resolved above");
+        let exp = expected.unwrap_or(0);
+        let mut fields = recycle(std::mem::take(&mut store));
+        let res = if rec.len() != exp {
+            Err(DataError::FieldCount {
+                path: path.clone(),
+                line,
+                expected: exp,
+                got: rec.len(),
+            })
+        } else {
+            fields.clear();
+            for &i in idx {
+                fields.push(&rec[i]);
+            }
+            f(line, &fields, header)
+        };
+        store = recycle(fields);
+        handle(res, on_bad, skipped, &mut rows)?;
+    }
+    let header = match resolved {
+        Some((_, h)) => h,
+        None => return Err(DataError::EmptyTable { path: path.clone() }),
+    };
+    Ok((header, rows))
+}
+
+/// A Parquet column viewed as per-row text.
+enum ColText {
+    Str(arrow_array::StringArray),
+    LargeStr(arrow_array::LargeStringArray),
+    I64(arrow_array::Int64Array),
+    I32(arrow_array::Int32Array),
+    U64(arrow_array::UInt64Array),
+    U32(arrow_array::UInt32Array),
+    F64(arrow_array::Float64Array),
+    F32(arrow_array::Float32Array),
+    Bool(arrow_array::BooleanArray),
+}
+
+impl ColText {
+    fn new(a: &ArrayRef, path: &Path, col: &str) -> Result<Self, DataError> {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::*;
+        Ok(match a.data_type() {
+            DataType::Utf8 => ColText::Str(a.as_string::<i32>().clone()),
+            DataType::LargeUtf8 => ColText::LargeStr(a.as_string::<i64>().clone()),
+            DataType::Int64 => ColText::I64(a.as_primitive::<Int64Type>().clone()),
+            DataType::Int32 => ColText::I32(a.as_primitive::<Int32Type>().clone()),
+            DataType::UInt64 => ColText::U64(a.as_primitive::<UInt64Type>().clone()),
+            DataType::UInt32 => ColText::U32(a.as_primitive::<UInt32Type>().clone()),
+            DataType::Float64 => ColText::F64(a.as_primitive::<Float64Type>().clone()),
+            DataType::Float32 => ColText::F32(a.as_primitive::<Float32Type>().clone()),
+            DataType::Boolean => ColText::Bool(a.as_boolean().clone()),
+            DataType::Int8 | DataType::Int16 | DataType::UInt8 | DataType::UInt16 => {
+                let c = arrow_cast::cast(a, &DataType::Int64).map_err(|e| DataError::Parquet {
+                    path: path.to_path_buf(),
+                    message: format!("column `{col}`: {e}"),
+                })?;
+                ColText::I64(c.as_primitive::<Int64Type>().clone())
+            }
+            other => {
+                let c = arrow_cast::cast(a, &DataType::Utf8).map_err(|_| DataError::Parquet {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "column `{col}` has unsupported type {other} (use string, integer, float or boolean)"
+                    ),
+                })?;
+                ColText::Str(c.as_string::<i32>().clone())
+            }
+        })
+    }
+
+    /// Writes row `i` as text into `out` (null → empty).
+    #[inline]
+    fn write(&self, i: usize, out: &mut Vec<u8>) {
+        out.clear();
+        macro_rules! int {
+            ($a:expr) => {
+                if $a.is_valid(i) {
+                    out.extend_from_slice(itoa::Buffer::new().format($a.value(i)).as_bytes());
+                }
+            };
+        }
+        match self {
+            ColText::Str(a) => {
+                if a.is_valid(i) {
+                    out.extend_from_slice(a.value(i).as_bytes())
+                }
+            }
+            ColText::LargeStr(a) => {
+                if a.is_valid(i) {
+                    out.extend_from_slice(a.value(i).as_bytes())
+                }
+            }
+            ColText::I64(a) => int!(a),
+            ColText::I32(a) => int!(a),
+            ColText::U64(a) => int!(a),
+            ColText::U32(a) => int!(a),
+            ColText::F64(a) => {
+                if a.is_valid(i) {
+                    out.extend_from_slice(a.value(i).to_string().as_bytes())
+                }
+            }
+            ColText::F32(a) => {
+                if a.is_valid(i) {
+                    out.extend_from_slice(a.value(i).to_string().as_bytes())
+                }
+            }
+            ColText::Bool(a) => {
+                if a.is_valid(i) {
+                    out.extend_from_slice(if a.value(i) { b"1" } else { b"0" })
+                }
+            }
+        }
+    }
+}
+
+fn read_parquet<F>(
+    opts: &ReadOptions,
+    refs: &[ColumnRef],
+    on_bad: OnBadRow,
+    skipped: &mut usize,
+    f: &mut F,
+) -> Result<(Header, usize), DataError>
+where
+    F: FnMut(u64, &[&[u8]], &Header) -> Result<(), DataError>,
+{
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::ProjectionMask;
+    let path = &opts.path;
+    let perr = |e: &dyn std::fmt::Display| DataError::Parquet {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let file = open(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| perr(&e))?;
+    let names: Vec<String> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let (idx, disp) = resolve(path, refs, Some(&names), Some(names.len()))?;
+    let header = Header { names: disp };
+    let mut roots: Vec<usize> = idx.clone();
+    roots.sort_unstable();
+    roots.dedup();
+    // Position of each requested column inside the projected batch.
+    let pos: Vec<usize> = idx
+        .iter()
+        .map(|i| roots.binary_search(i).expect("in roots"))
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(65536)
+        .build()
+        .map_err(|e| perr(&e))?;
+    let mut rows = 0usize;
+    let mut row_no: u64 = 0;
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); refs.len()];
+    for batch in reader {
+        let batch: RecordBatch = batch.map_err(|e| perr(&e))?;
+        let cols: Vec<ColText> = pos
+            .iter()
+            .zip(&header.names)
+            .map(|(&p, n)| ColText::new(batch.column(p), path, n))
+            .collect::<Result<_, _>>()?;
+        for i in 0..batch.num_rows() {
+            row_no += 1;
+            for (c, b) in cols.iter().zip(bufs.iter_mut()) {
+                c.write(i, b);
+            }
+            let fields: Vec<&[u8]> = bufs.iter().map(|b| b.as_slice()).collect();
+            let res = f(row_no, &fields, &header);
+            handle(res, on_bad, skipped, &mut rows)?;
+        }
+    }
+    Ok((header, rows))
+}
+
+/// Reads a whole (small) file into memory — used by tests and the bench.
+#[allow(dead_code)]
+pub(crate) fn read_all(path: &Path) -> Result<Vec<u8>, DataError> {
+    let mut v = Vec::new();
+    open(path)?
+        .read_to_end(&mut v)
+        .map_err(|e| DataError::io(path, e))?;
+    Ok(v)
+}
+
+/// A parse error for `column` at `line`.
+pub(crate) fn parse_err(
+    path: &Path,
+    line: u64,
+    column: &str,
+    expected: &'static str,
+    got: &[u8],
+) -> DataError {
+    DataError::Parse {
+        path: path.to_path_buf(),
+        line,
+        column: column.to_string(),
+        expected,
+        got: snippet(got),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn splitter_handles_multibyte_delimiters_and_empty_fields() {
+        let mut s = Vec::new();
+        split_fields(b"1::Toy Story::A|B", b"::", &mut s);
+        assert_eq!(s, vec![(0, 1), (3, 12), (14, 17)]);
+        split_fields(b"a||b|", b"|", &mut s);
+        assert_eq!(s, vec![(0, 1), (2, 2), (3, 4), (5, 5)]);
+        split_fields(b"a:::b", b"::", &mut s);
+        // "a" then ":b" (leftmost-first, non-overlapping).
+        assert_eq!(s, vec![(0, 1), (3, 5)]);
+    }
+
+    #[test]
+    fn integers_parse_strictly() {
+        assert_eq!(parse_i64(b" 881250949"), Some(881250949));
+        assert_eq!(parse_i64(b"-5"), Some(-5));
+        assert_eq!(parse_i64(b"12a"), None);
+        assert_eq!(parse_i64(b""), None);
+        assert_eq!(parse_i64(b"99999999999999999999"), None);
+    }
+
+    #[test]
+    fn latin1_maps_bytes_to_code_points() {
+        assert_eq!(decode(b"caf\xe9", Encoding::Latin1).unwrap(), "café");
+        assert!(decode(b"caf\xe9", Encoding::Utf8).is_none());
+    }
+}
