@@ -363,7 +363,8 @@ where
     F: FnMut(u64, &[&[u8]], &Header) -> Result<(), DataError>,
 {
     let path = &opts.path;
-    let file = open(path)?;
+    let (file, newlines) = LineCounter::new(open(path)?);
+    let mut lines = Lines { newlines, seen: 0 };
     let mut rd = csv::ReaderBuilder::new()
         .delimiter(opts.delimiter[0])
         .has_headers(false)
@@ -372,8 +373,8 @@ where
         .buffer_capacity(1 << 20)
         .from_reader(file);
     let mut rec = csv::ByteRecord::new();
-    let csv_err = |e: csv::Error| -> DataError {
-        let line = e.position().map(|p| p.line()).unwrap_or(0);
+    let csv_err = |e: csv::Error, lines: &mut Lines| -> DataError {
+        let line = e.position().map(|p| lines.line_at(p.byte())).unwrap_or(0);
         match e.kind() {
             csv::ErrorKind::Io(_) => match e.into_kind() {
                 csv::ErrorKind::Io(io) => DataError::io(path, io),
@@ -388,10 +389,13 @@ where
     };
     let mut names: Option<Vec<String>> = opts.columns.clone();
     if opts.header {
-        if !rd.read_byte_record(&mut rec).map_err(csv_err)? {
+        if !rd
+            .read_byte_record(&mut rec)
+            .map_err(|e| csv_err(e, &mut lines))?
+        {
             return Err(DataError::EmptyTable { path: path.clone() });
         }
-        let line = rec.position().map(|p| p.line()).unwrap_or(1);
+        let line = lines.record_line(rd.position().byte(), &rec);
         let mut hn = Vec::with_capacity(rec.len());
         for v in rec.iter() {
             let v = decode(trim(v), opts.encoding).ok_or_else(|| DataError::Encoding {
@@ -417,7 +421,7 @@ where
         let more = match rd.read_byte_record(&mut rec) {
             Ok(m) => m,
             Err(e) => {
-                let de = csv_err(e);
+                let de = csv_err(e, &mut lines);
                 if on_bad == OnBadRow::Skip && matches!(de, DataError::Malformed { .. }) {
                     *skipped += 1;
                     continue;
@@ -428,7 +432,7 @@ where
         if !more {
             break;
         }
-        let line = rec.position().map(|p| p.line()).unwrap_or(0);
+        let line = lines.record_line(rd.position().byte(), &rec);
         if rec.len() == 1 && rec.get(0).is_some_and(|v| v.is_empty()) {
             continue; // blank line
         }
@@ -462,6 +466,72 @@ where
         None => return Err(DataError::EmptyTable { path: path.clone() }),
     };
     Ok((header, rows))
+}
+
+/// Records the byte offsets of the newlines read through it, so that line
+/// numbers can be derived from the `csv` crate's byte positions (its own
+/// line counter does not count blank lines).
+struct LineCounter<R> {
+    inner: R,
+    pos: u64,
+    newlines: Newlines,
+}
+
+type Newlines = std::rc::Rc<std::cell::RefCell<std::collections::VecDeque<u64>>>;
+
+impl<R: Read> LineCounter<R> {
+    fn new(inner: R) -> (Self, Newlines) {
+        let n: Newlines = Default::default();
+        (
+            LineCounter {
+                inner,
+                pos: 0,
+                newlines: n.clone(),
+            },
+            n,
+        )
+    }
+}
+
+impl<R: Read> Read for LineCounter<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut nl = self.newlines.borrow_mut();
+        for p in memchr::memchr_iter(b'\n', &buf[..n]) {
+            nl.push_back(self.pos + p as u64);
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Converts byte offsets (non-decreasing) to 1-based line numbers.
+struct Lines {
+    newlines: Newlines,
+    seen: u64,
+}
+
+impl Lines {
+    fn line_at(&mut self, byte: u64) -> u64 {
+        let mut nl = self.newlines.borrow_mut();
+        while nl.front().is_some_and(|&p| p < byte) {
+            nl.pop_front();
+            self.seen += 1;
+        }
+        self.seen + 1
+    }
+
+    /// First line of a record that ended at byte `end` (exclusive, terminator
+    /// included): the line of its last byte minus the line breaks inside
+    /// its (quoted) fields. Blank lines skipped before it are counted.
+    fn record_line(&mut self, end: u64, rec: &csv::ByteRecord) -> u64 {
+        let last = self.line_at(end.saturating_sub(1));
+        let inner: usize = rec
+            .iter()
+            .map(|f| memchr::memchr_iter(b'\n', f).count())
+            .sum();
+        last.saturating_sub(inner as u64).max(1)
+    }
 }
 
 /// A Parquet column viewed as per-row text.

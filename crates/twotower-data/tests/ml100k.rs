@@ -159,3 +159,54 @@ fn ml100k_features_are_the_evaluation_features() {
     // Entities are in numeric id order.
     assert_eq!(&it.ids[..3], &["1", "2", "3"]);
 }
+
+#[test]
+fn generic_config_encodes_exactly_like_the_preset() {
+    let (d1, f1, b1) = load_data_config(&config("ml-100k.toml"), &[]).unwrap();
+    let (d2, f2, b2) = load_data_config(&config("ml-100k-generic.toml"), &[]).unwrap();
+    assert!(d1.preset.is_some() && d2.preset.is_none() && d2.interactions.is_some());
+    let a = load_dataset(&d1, &f1, &b1).unwrap();
+    let b = load_dataset(&d2, &f2, &b2).unwrap();
+    for (ta, tb) in [(&a.users, &b.users), (&a.items, &b.items)] {
+        assert_eq!(ta.ids, tb.ids);
+        assert_eq!(ta.features.len(), tb.features.len());
+        for (fa, fb) in ta.features.iter().zip(&tb.features) {
+            assert_eq!(fa.name, fb.name);
+            assert_eq!(fa.vocab, fb.vocab, "{}", fa.name);
+            assert_eq!(fa.offsets, fb.offsets, "{}", fa.name);
+            assert_eq!(fa.values, fb.values, "{}", fa.name);
+            assert_eq!(
+                (fa.kind, fa.side, fa.is_id, fa.dim),
+                (fb.kind, fb.side, fb.is_id, fb.dim)
+            );
+        }
+    }
+    // And everything else (split, report) too.
+    assert_eq!(a, b);
+}
+
+#[test]
+fn overrides_reach_feature_specs() {
+    let (d, f, b) = load_data_config(
+        &config("ml-100k.toml"),
+        &[
+            "features.genres.dim=16".into(),
+            "features.occupation.min_count=30".into(),
+        ],
+    )
+    .unwrap();
+    assert_eq!(f["genres"].dim, Some(16));
+    let ds = load_dataset(&d, &f, &b).unwrap();
+    assert_eq!(ds.items.feature("genres").unwrap().dim, Some(16));
+    // Occupations held by ≥ 30 of the 943 users, counted independently from u.user.
+    let text = std::fs::read_to_string(ml100k_dir().join("u.user")).unwrap();
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for l in text.lines() {
+        *counts.entry(l.split('|').nth(3).unwrap()).or_default() += 1;
+    }
+    let kept = counts.values().filter(|&&c| c >= 30).count();
+    assert_eq!(
+        ds.users.feature("occupation").unwrap().vocab.len(),
+        kept + 1
+    );
+}
