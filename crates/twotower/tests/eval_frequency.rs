@@ -269,10 +269,10 @@ fn streaming_state_round_trips_and_survives_rebasing() {
     f.observe_batch(&[5]); // t = 1: gap = 1, A = 1
     f.state_mut("counters").unwrap()[0] = 8_388_606.0;
     f.observe_batch(&[5]); // t = 8388607: gap = 0.5·1 + 0.5·(8388607 − 1) = 4194303.5
-    assert_eq!(f.gap(5), 4_194_303.5);
+    assert_eq!(f.gap(5) as f64, 4_194_303.5);
     // t would reach 2^23: step and A shift down by 2^22 → A = 4194303, t = 4194304;
     // the gap seen is still 1: 0.5·4194303.5 + 0.5·1 = 2097152.25 (exact in f32).
     f.observe_batch(&[5]);
     assert_eq!(f.step(), 4_194_304.0);
-    assert_eq!(f.gap(5), 2_097_152.25);
+    assert_eq!(f.gap(5) as f64, 2_097_152.25);
 }
