@@ -19,9 +19,16 @@
 //! - [`eval`]: the evaluation protocol (EVALUATION.md), exact top-K.
 //! - [`index`]: exact and approximate nearest-neighbour indexes behind one trait.
 //! - [`export`]: vectors out (.npy, safetensors, ids, manifest).
+//! - [`augment`]: SSL views (feature masking, feature dropout) and mutual information.
+//! - [`config`]: the TOML config sections and their checks.
+//! - [`train`]: the training loop (early stopping, checkpoints, resume).
+//! - [`checkpoint`]: resumable training checkpoints.
+//! - [`run`]: finished run directories: final model, metrics.
 //! - [`util`]: atomic file writes.
 
 pub mod augment;
+pub mod checkpoint;
+pub mod config;
 pub mod embedding;
 pub mod eval;
 pub mod export;
@@ -32,5 +39,7 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod real;
+pub mod run;
 pub mod tower;
+pub mod train;
 pub mod util;

@@ -1,10 +1,30 @@
-//! TODO
+//! `twotower eval`: evaluate a trained run per EVALUATION.md.
 
-/// Arguments.
+use std::path::PathBuf;
+
+use twotower::run;
+
+/// Arguments of `twotower eval`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Run directory written by `twotower train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Print the metrics as JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
-/// Runs the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+/// Runs `twotower eval`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let loaded = run::load_run(&args.run)?;
+    super::set_threads(loaded.config.raw.train.threads)?;
+    let metrics = run::evaluate_test(&loaded.config, &loaded.dataset, &loaded.model, &loaded.info)?;
+    run::write_json(&args.run.join(run::METRICS_FILE), &metrics)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&metrics)?);
+    } else {
+        super::print_metrics(&metrics, &loaded.config.raw.eval.ks);
+    }
+    Ok(())
 }

@@ -1,5 +1,61 @@
-//! One module per subcommand.
+//! One module per subcommand, plus the helpers they share.
 pub mod eval;
 pub mod generate;
 pub mod stats;
 pub mod train;
+
+use twotower::config::Config;
+use twotower_data::Dataset;
+
+/// Sizes the worker pools: rayon's global pool and matrixmultiply's GEMM threads.
+pub fn set_threads(threads: usize) -> anyhow::Result<()> {
+    let n = if threads == 0 {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    } else {
+        threads
+    };
+    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
+        std::env::set_var("MATMUL_NUM_THREADS", n.to_string());
+    }
+    // Ignore "already initialised" (a second call in the same process).
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    Ok(())
+}
+
+/// Loads and encodes the dataset of a config, with a one-line summary.
+pub fn load_data(cfg: &Config, quiet: bool) -> anyhow::Result<Dataset> {
+    let t = std::time::Instant::now();
+    let ds = twotower_data::load_dataset(&cfg.data(), &cfg.raw.features, &cfg.base_dir)?;
+    if !quiet {
+        eprintln!(
+            "data: {} users, {} items, {} train / {} test interactions ({:.2}s)",
+            ds.users.ids.len(),
+            ds.items.ids.len(),
+            ds.train.user.len(),
+            ds.test.user.len(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    Ok(ds)
+}
+
+/// Prints the model's metrics beside the most-popular baseline.
+pub fn print_metrics(m: &serde_json::Value, ks: &[usize]) {
+    let pop = m.get("most_popular");
+    println!("{:<20} {:>10} {:>14}", "metric", "model", "most_popular");
+    for prefix in ["recall", "ndcg", "head_recall", "tail_recall", "cold_recall", "coverage"] {
+        for k in ks {
+            let key = format!("{prefix}@{k}");
+            let fmt = |v: Option<&serde_json::Value>| match v.and_then(|v| v.as_f64()) {
+                Some(x) => format!("{x:.4}"),
+                None => "-".to_string(),
+            };
+            println!(
+                "{:<20} {:>10} {:>14}",
+                key,
+                fmt(m.get(&key)),
+                fmt(pop.and_then(|p| p.get(&key)))
+            );
+        }
+    }
+}

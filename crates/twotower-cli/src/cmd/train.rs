@@ -1,10 +1,90 @@
-//! TODO
+//! `twotower train`: train a two-tower model, then evaluate it per EVALUATION.md.
 
-/// Arguments.
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use twotower::config::Config;
+use twotower::run::{self, RunInfo, RUN_FORMAT_VERSION};
+use twotower::train::{train, TrainOptions};
+
+/// Arguments of `twotower train`.
 #[derive(clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Dataset + model config (TOML). Without it: the built-in synthetic data.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Override any config key, e.g. `--set loss.temperature=0.1` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Run directory (checkpoint, epoch log, model, metrics.json).
+    #[arg(long, short, default_value = "runs/latest")]
+    pub out: PathBuf,
+    /// Continue the interrupted run in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Replace a finished run already in --out.
+    #[arg(long)]
+    pub force: bool,
+    /// Print only the final metrics.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
 
-/// Runs the subcommand.
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("not implemented yet")
+/// Runs `twotower train`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = Config::load(args.config.as_deref(), &args.set)?;
+    super::set_threads(cfg.raw.train.threads)?;
+    let out = &args.out;
+    if !args.resume && out.join(twotower::checkpoint::META_FILE).exists() && !args.force {
+        bail!(
+            "{} already holds a run; use --resume to continue it, --force to replace it, or another --out",
+            out.display()
+        );
+    }
+    if args.resume && !out.join(twotower::checkpoint::META_FILE).exists() {
+        bail!("--resume: {} holds no checkpoint", out.display());
+    }
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let ds = super::load_data(&cfg, args.quiet)?;
+
+    let flag = Arc::new(AtomicBool::new(false));
+    {
+        let f = flag.clone();
+        // A second Ctrl-C while saving is ignored; the save is atomic anyway.
+        let _ = ctrlc::set_handler(move || f.store(true, Ordering::SeqCst));
+    }
+    let mut cfg_run = cfg.clone();
+    if args.quiet {
+        cfg_run.raw.train.progress = false;
+    }
+    let opts = TrainOptions {
+        run_dir: out.clone(),
+        resume: args.resume,
+        interrupt: Some(&flag),
+        verbose: !args.quiet,
+    };
+    let outcome = train(&cfg_run, &ds, &opts)?;
+    let info = RunInfo {
+        format_version: RUN_FORMAT_VERSION,
+        twotower_version: env!("CARGO_PKG_VERSION").to_string(),
+        config: cfg.doc.clone(),
+        base_dir: cfg.base_dir.clone(),
+        best_validation: outcome.best,
+        examples_per_second: outcome.examples_per_second,
+        train_seconds: outcome.train_seconds,
+    };
+    run::save_model(out, &outcome.model, &info)?;
+    if !args.quiet {
+        eprintln!(
+            "trained in {:.1}s ({:.0} examples/s); evaluating on the test split...",
+            outcome.train_seconds, outcome.examples_per_second
+        );
+    }
+    let metrics = run::evaluate_test(&cfg, &ds, &outcome.model, &info)?;
+    run::write_json(&out.join(run::METRICS_FILE), &metrics)?;
+    super::print_metrics(&metrics, &cfg.raw.eval.ks);
+    println!("run directory: {}", out.display());
+    Ok(())
 }

@@ -1,0 +1,433 @@
+//! Training configuration: the raw TOML sections `[model]`, `[loss]`, `[ssl]`,
+//! `[train]` and `[eval]` (every key documented with its default), and the
+//! checked [`Config`] the trainer accepts.
+//!
+//! The `[data]` and `[features]` sections belong to `twotower-data`
+//! ([`twotower_data::DataConfig`], [`twotower_data::FeaturesConfig`]).
+//! Unknown keys are errors that list the valid ones (serde's
+//! `deny_unknown_fields`), so a typo in `--set loss.temprature=0.1` fails
+//! loudly instead of being ignored.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+use twotower_data::{DataConfig, FeaturesConfig};
+
+/// Errors from reading or checking a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The data layer rejected the file, an override or the `[data]`/`[features]` sections.
+    #[error(transparent)]
+    Data(#[from] twotower_data::DataError),
+    /// A section does not deserialize (unknown key, wrong type).
+    #[error("config {path}: {message}")]
+    Invalid {
+        /// The config file, or `<built-in>`.
+        path: String,
+        /// serde's message, which names the key and the valid ones.
+        message: String,
+    },
+    /// A value is out of its valid range.
+    #[error("config key `{key}` = {got}: {expected}")]
+    OutOfRange {
+        /// Dotted key, e.g. `loss.temperature`.
+        key: &'static str,
+        /// The value found.
+        got: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+}
+
+/// The whole config file. Every section is optional and defaults as documented.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// `[data]`: where the interactions and feature tables come from, and the split.
+    #[serde(default)]
+    pub data: Option<DataConfig>,
+    /// `[features.<name>]`: the features of each tower.
+    #[serde(default)]
+    pub features: FeaturesConfig,
+    /// `[model]`: tower sizes.
+    #[serde(default)]
+    pub model: ModelConfig,
+    /// `[loss]`: in-batch softmax, logQ correction, negatives.
+    #[serde(default)]
+    pub loss: LossSection,
+    /// `[ssl]`: self-supervised learning on the item tower.
+    #[serde(default)]
+    pub ssl: SslSection,
+    /// `[train]`: optimisation and the training loop.
+    #[serde(default)]
+    pub train: TrainSection,
+    /// `[eval]`: evaluation (EVALUATION.md).
+    #[serde(default)]
+    pub eval: EvalSection,
+}
+
+/// `[model]`: the two towers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Embedding dimension of every feature without its own `dim` (default 32).
+    pub embedding_dim: usize,
+    /// Hidden layer sizes of each tower's MLP, ReLU after each (default `[128]`).
+    pub hidden: Vec<usize>,
+    /// Output dimension of both towers; outputs are L2-normalized (default 64).
+    pub out_dim: usize,
+    /// Default embedding of a masked feature in SSL views: `"zero"` (default) or `"learned"`.
+    pub mask_embedding: String,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            embedding_dim: 32,
+            hidden: vec![128],
+            out_dim: 64,
+            mask_embedding: "zero".into(),
+        }
+    }
+}
+
+/// `[loss]`: in-batch sampled softmax (Yi et al. 2019) with logQ correction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LossSection {
+    /// Softmax temperature τ: logits are `cos/τ` (default 0.05).
+    pub temperature: f64,
+    /// Subtract `log p_j` from every logit (default true).
+    pub logq: bool,
+    /// Where `p_j` comes from: `"counts"` (train counts, default) or `"streaming"`
+    /// (Yi et al. 2019, Algorithm 2, multi-hash).
+    pub frequency: String,
+    /// Streaming estimator: learning rate α of the gap estimate (default 0.01).
+    pub streaming_alpha: f64,
+    /// Streaming estimator: buckets per hash array (default 1_048_576).
+    pub streaming_buckets: usize,
+    /// Streaming estimator: number of hash functions (default 2).
+    pub streaming_hashes: usize,
+    /// Mask accidental hits (the same item at another column of the row) (default true).
+    pub mask_accidental_hits: bool,
+    /// Mixed negative sampling (Yang et al. 2020): extra uniformly sampled items
+    /// per batch, shared by all rows (default 0 = off).
+    pub mixed_negatives: usize,
+    /// Multiply each row's loss by the interaction's weight column, if the data has one (default true).
+    pub use_weights: bool,
+}
+
+impl Default for LossSection {
+    fn default() -> Self {
+        Self {
+            temperature: 0.05,
+            logq: true,
+            frequency: "counts".into(),
+            streaming_alpha: 0.01,
+            streaming_buckets: 1 << 20,
+            streaming_hashes: 2,
+            mask_accidental_hits: true,
+            mixed_negatives: 0,
+            use_weights: true,
+        }
+    }
+}
+
+/// `[ssl]`: self-supervised learning on the item tower (Yao et al. 2021).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SslSection {
+    /// Switch SSL on (default false).
+    pub enabled: bool,
+    /// Weight α of the SSL loss: `L = L_main + α·L_self` (default 0.1).
+    pub weight: f64,
+    /// InfoNCE temperature τ_ssl (default 0.1).
+    pub temperature: f64,
+    /// m, items per SSL batch, sampled uniformly from the catalog (default 0 = main batch size).
+    pub batch_size: usize,
+    /// Masking pattern: `"random"`, `"complementary"` (default) or `"correlated"`.
+    pub masking: String,
+    /// Masking probability p of the `random` pattern (default 0.5).
+    pub mask_rate: f64,
+    /// Feature dropout probability q of each value of a multi-valued feature (default 0.0).
+    pub dropout_rate: f64,
+    /// Correlated masking: seed feature drawn `"per_example"` (default) or `"per_batch"`.
+    pub seed_scope: String,
+    /// Whether the item-id feature may be masked (default true).
+    pub mask_id: bool,
+    /// Mutual information counted once per item (`"items"`, default) or per click (`"clicks"`).
+    pub mi_weighting: String,
+}
+
+impl Default for SslSection {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            weight: 0.1,
+            temperature: 0.1,
+            batch_size: 0,
+            masking: "complementary".into(),
+            mask_rate: 0.5,
+            dropout_rate: 0.0,
+            seed_scope: "per_example".into(),
+            mask_id: true,
+            mi_weighting: "items".into(),
+        }
+    }
+}
+
+/// `[train]`: the optimisation loop.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    /// Maximum number of epochs (default 30).
+    pub epochs: usize,
+    /// Main batch size N (default 256).
+    pub batch_size: usize,
+    /// Sparse optimizer of the embedding tables: `"adam"` (lazy row-wise moments, default),
+    /// `"adagrad"` or `"adagrad_rowwise"`.
+    pub sparse_optimizer: String,
+    /// Learning rate of the embedding tables (default 0.01).
+    pub lr_sparse: f64,
+    /// Learning rate of the dense MLP weights (Adam/AdamW) (default 0.001).
+    pub lr_dense: f64,
+    /// Decoupled (AdamW) weight decay of the dense weights (default 0.0).
+    pub weight_decay: f64,
+    /// Clip the global gradient norm to this value (default 0 = off).
+    pub clip_grad_norm: f64,
+    /// Worker threads (default 2; 0 = all cores).
+    pub threads: usize,
+    /// Seed of every random choice (default 42).
+    pub seed: u64,
+    /// Early stopping: epochs without a better validation recall@50 before stopping (default 3; 0 = off).
+    pub patience: usize,
+    /// Carve a temporal validation split from train for early stopping (default true).
+    pub validation: bool,
+    /// After early stopping, retrain from scratch on the full train split for the
+    /// best number of epochs (default true), so the final model sees the most
+    /// recent interactions too. The test split is never used.
+    pub refit: bool,
+    /// Validation metric that drives early stopping (default `"recall@50"`).
+    pub monitor: String,
+    /// Show a progress bar (default true; off when not a terminal).
+    pub progress: bool,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            epochs: 30,
+            batch_size: 256,
+            sparse_optimizer: "adam".into(),
+            lr_sparse: 0.01,
+            lr_dense: 0.001,
+            weight_decay: 0.0,
+            clip_grad_norm: 0.0,
+            threads: 2,
+            seed: 42,
+            patience: 3,
+            validation: true,
+            refit: true,
+            monitor: "recall@50".into(),
+            progress: true,
+        }
+    }
+}
+
+/// `[eval]`: the evaluation protocol (EVALUATION.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Cut-offs K (default `[10, 50, 100]`).
+    pub ks: Vec<usize>,
+    /// Users scored per block (memory = block × catalog × 4 bytes per thread) (default 256).
+    pub block_users: usize,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self {
+            ks: vec![10, 50, 100],
+            block_users: 256,
+        }
+    }
+}
+
+/// A checked configuration, with the raw TOML document it came from (kept in
+/// the checkpoint so a run can be reproduced and reloaded).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The parsed sections.
+    pub raw: RawConfig,
+    /// The TOML document after `--set` overrides.
+    pub doc: toml::Value,
+    /// Directory relative data paths are resolved against (the config file's directory).
+    pub base_dir: PathBuf,
+}
+
+/// The built-in default: synthetic long-tail data (see `twotower generate`).
+pub const DEFAULT_CONFIG: &str = r#"
+[data]
+source = "synthetic"
+"#;
+
+impl Config {
+    /// Reads a config file (or the built-in default when `path` is `None`),
+    /// applies `key=value` overrides, and checks every section.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file and key.
+    pub fn load(path: Option<&Path>, overrides: &[String]) -> Result<Self, ConfigError> {
+        let (mut doc, base_dir, name) = match path {
+            Some(p) => {
+                let doc = twotower_data::load_config_doc(p, &[])?;
+                let base = p
+                    .parent()
+                    .map(|d| {
+                        if d.as_os_str().is_empty() {
+                            PathBuf::from(".")
+                        } else {
+                            d.to_path_buf()
+                        }
+                    })
+                    .unwrap_or_else(|| PathBuf::from("."));
+                let base = base.canonicalize().unwrap_or(base);
+                (doc, base, p.display().to_string())
+            }
+            None => {
+                let doc: toml::Value =
+                    toml::from_str(DEFAULT_CONFIG).expect("built-in config is valid TOML");
+                (doc, PathBuf::from("."), "<built-in>".to_string())
+            }
+        };
+        for o in overrides {
+            twotower_data::apply_override(&mut doc, o)?;
+        }
+        Self::from_doc(doc, base_dir, &name)
+    }
+
+    /// Checks a TOML document (already overridden).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming `name` and the offending key.
+    pub fn from_doc(doc: toml::Value, base_dir: PathBuf, name: &str) -> Result<Self, ConfigError> {
+        let raw: RawConfig = doc.clone().try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
+            path: name.to_string(),
+            message: e.to_string().trim().to_string(),
+        })?;
+        let c = Self { raw, doc, base_dir };
+        c.check()?;
+        Ok(c)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let r = &self.raw;
+        fn bad(key: &'static str, got: impl ToString, expected: &'static str) -> ConfigError {
+            ConfigError::OutOfRange {
+                key,
+                got: got.to_string(),
+                expected,
+            }
+        }
+        if !(r.loss.temperature.is_finite() && r.loss.temperature > 0.0) {
+            return Err(bad("loss.temperature", r.loss.temperature, "a finite number > 0"));
+        }
+        if !matches!(r.loss.frequency.as_str(), "counts" | "streaming") {
+            return Err(bad("loss.frequency", &r.loss.frequency, "\"counts\" or \"streaming\""));
+        }
+        if !(r.loss.streaming_alpha > 0.0 && r.loss.streaming_alpha <= 1.0) {
+            return Err(bad("loss.streaming_alpha", r.loss.streaming_alpha, "in (0, 1]"));
+        }
+        if r.loss.streaming_buckets == 0 || r.loss.streaming_hashes == 0 {
+            return Err(bad(
+                "loss.streaming_buckets",
+                format!("{} buckets × {} hashes", r.loss.streaming_buckets, r.loss.streaming_hashes),
+                "at least 1 bucket and 1 hash",
+            ));
+        }
+        if r.model.embedding_dim == 0 {
+            return Err(bad("model.embedding_dim", 0, "at least 1"));
+        }
+        if r.model.out_dim == 0 {
+            return Err(bad("model.out_dim", 0, "at least 1"));
+        }
+        if r.model.hidden.contains(&0) {
+            return Err(bad("model.hidden", format!("{:?}", r.model.hidden), "sizes of at least 1"));
+        }
+        if !matches!(r.model.mask_embedding.as_str(), "zero" | "learned") {
+            return Err(bad("model.mask_embedding", &r.model.mask_embedding, "\"zero\" or \"learned\""));
+        }
+        if !(r.ssl.weight.is_finite() && r.ssl.weight >= 0.0) {
+            return Err(bad("ssl.weight", r.ssl.weight, "a finite number >= 0"));
+        }
+        if !(r.ssl.temperature.is_finite() && r.ssl.temperature > 0.0) {
+            return Err(bad("ssl.temperature", r.ssl.temperature, "a finite number > 0"));
+        }
+        if !matches!(r.ssl.masking.as_str(), "random" | "complementary" | "correlated") {
+            return Err(bad(
+                "ssl.masking",
+                &r.ssl.masking,
+                "\"random\", \"complementary\" or \"correlated\"",
+            ));
+        }
+        if !(0.0..=1.0).contains(&r.ssl.mask_rate) {
+            return Err(bad("ssl.mask_rate", r.ssl.mask_rate, "in [0, 1]"));
+        }
+        if !(0.0..=1.0).contains(&r.ssl.dropout_rate) {
+            return Err(bad("ssl.dropout_rate", r.ssl.dropout_rate, "in [0, 1]"));
+        }
+        if !matches!(r.ssl.seed_scope.as_str(), "per_example" | "per_batch") {
+            return Err(bad("ssl.seed_scope", &r.ssl.seed_scope, "\"per_example\" or \"per_batch\""));
+        }
+        if !matches!(r.ssl.mi_weighting.as_str(), "items" | "clicks") {
+            return Err(bad("ssl.mi_weighting", &r.ssl.mi_weighting, "\"items\" or \"clicks\""));
+        }
+        if r.train.batch_size < 2 {
+            return Err(bad("train.batch_size", r.train.batch_size, "at least 2 (in-batch negatives)"));
+        }
+        if r.train.epochs == 0 {
+            return Err(bad("train.epochs", 0, "at least 1"));
+        }
+        if !matches!(r.train.sparse_optimizer.as_str(), "adam" | "adagrad" | "adagrad_rowwise") {
+            return Err(bad(
+                "train.sparse_optimizer",
+                &r.train.sparse_optimizer,
+                "\"adam\", \"adagrad\" or \"adagrad_rowwise\"",
+            ));
+        }
+        for (key, v) in [("train.lr_sparse", r.train.lr_sparse), ("train.lr_dense", r.train.lr_dense)] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(bad(
+                    if key == "train.lr_sparse" { "train.lr_sparse" } else { "train.lr_dense" },
+                    v,
+                    "a finite number > 0",
+                ));
+            }
+        }
+        if !(r.train.weight_decay.is_finite() && r.train.weight_decay >= 0.0) {
+            return Err(bad("train.weight_decay", r.train.weight_decay, "a finite number >= 0"));
+        }
+        if !(r.train.clip_grad_norm.is_finite() && r.train.clip_grad_norm >= 0.0) {
+            return Err(bad("train.clip_grad_norm", r.train.clip_grad_norm, "a finite number >= 0 (0 = off)"));
+        }
+        if r.eval.ks.is_empty() || r.eval.ks.contains(&0) {
+            return Err(bad("eval.ks", format!("{:?}", r.eval.ks), "a non-empty list of K >= 1"));
+        }
+        if !r.eval.ks.contains(&50) && r.train.monitor == "recall@50" && r.train.validation {
+            return Err(bad(
+                "train.monitor",
+                &r.train.monitor,
+                "a metric computed for one of eval.ks (recall@50 needs 50 in eval.ks)",
+            ));
+        }
+        if r.eval.block_users == 0 {
+            return Err(bad("eval.block_users", 0, "at least 1"));
+        }
+        Ok(())
+    }
+
+    /// The `[data]` section, or the built-in synthetic default when absent.
+    pub fn data(&self) -> DataConfig {
+        self.raw.data.clone().unwrap_or_default()
+    }
+}

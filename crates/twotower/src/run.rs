@@ -1,0 +1,250 @@
+//! A finished run directory: the final model, how it was made, and its
+//! metrics. Serving commands (`eval`, `export`, `recommend`, `similar`) read
+//! runs through [`load_run`] and never touch the training loop.
+//!
+//! Files (all written atomically):
+//! - `model.safetensors`: the final model's tensors (f32), names as
+//!   [`TwoTower::named_tensors`];
+//! - `run.json`: [`RunInfo`] (format version, config document, base dir,
+//!   training summary);
+//! - `metrics.json`: the model's metrics at top level under EVALUATION.md's
+//!   names, the most-popular baseline under `"most_popular"`, and context.
+
+use std::path::{Path, PathBuf};
+
+use safetensors::tensor::{Dtype, TensorView};
+use safetensors::SafeTensors;
+use serde::{Deserialize, Serialize};
+
+use twotower_data::Dataset;
+
+use crate::config::{Config, ConfigError};
+use crate::model::TwoTower;
+use crate::train::{eval_set, evaluate_model, evaluate_most_popular, new_model, TrainError};
+use crate::util::{atomic_write, atomic_write_bytes};
+
+/// Version of the run-directory format.
+pub const RUN_FORMAT_VERSION: u32 = 1;
+/// The final model's tensors.
+pub const MODEL_FILE: &str = "model.safetensors";
+/// [`RunInfo`] as JSON.
+pub const RUN_FILE: &str = "run.json";
+/// Metrics as JSON.
+pub const METRICS_FILE: &str = "metrics.json";
+
+/// Errors reading or writing a run directory.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// File system.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Not a valid run directory.
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// The stored config no longer loads.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The data the run was trained on no longer loads.
+    #[error(transparent)]
+    Data(#[from] twotower_data::DataError),
+    /// Evaluation setup.
+    #[error(transparent)]
+    Train(#[from] TrainError),
+}
+
+/// How a run was made.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunInfo {
+    /// [`RUN_FORMAT_VERSION`].
+    pub format_version: u32,
+    /// twotower version that wrote it.
+    pub twotower_version: String,
+    /// The config document after overrides.
+    pub config: toml::Value,
+    /// Directory the config's relative paths resolve against.
+    pub base_dir: PathBuf,
+    /// Best validation value of `train.monitor` and its epoch.
+    pub best_validation: Option<(f64, usize)>,
+    /// Training throughput, main-batch examples per second.
+    pub examples_per_second: f64,
+    /// Training wall time, seconds.
+    pub train_seconds: f64,
+}
+
+/// Writes the final model and its [`RunInfo`].
+///
+/// # Errors
+/// [`RunError::Io`] on file-system failure.
+pub fn save_model(dir: &Path, model: &TwoTower<f32>, info: &RunInfo) -> Result<(), RunError> {
+    let tensors = model.named_tensors();
+    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+        .iter()
+        .map(|(n, s, d)| {
+            let mut b = Vec::with_capacity(d.len() * 4);
+            for v in d.iter() {
+                b.extend_from_slice(&v.to_le_bytes());
+            }
+            (n.clone(), s.clone(), b)
+        })
+        .collect();
+    let views: Vec<(String, TensorView<'_>)> = bytes
+        .iter()
+        .map(|(n, s, b)| {
+            (
+                n.clone(),
+                TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data"),
+            )
+        })
+        .collect();
+    let path = dir.join(MODEL_FILE);
+    let data = safetensors::tensor::serialize(views, &None).map_err(|e| RunError::Format {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    atomic_write_bytes(&path, &data).map_err(|source| RunError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    write_json(&dir.join(RUN_FILE), info)
+}
+
+/// Writes any serializable value as pretty JSON, atomically.
+///
+/// # Errors
+/// [`RunError::Io`].
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunError> {
+    atomic_write(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, value).map_err(std::io::Error::other)?;
+        std::io::Write::write_all(w, b"\n")
+    })
+    .map_err(|source| RunError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// A loaded run: its config, its data (re-read from the config), the model.
+pub struct LoadedRun {
+    /// The config the run was trained with.
+    pub config: Config,
+    /// The dataset, re-read and re-encoded (deterministic).
+    pub dataset: Dataset,
+    /// The final model.
+    pub model: TwoTower<f32>,
+    /// How it was made.
+    pub info: RunInfo,
+}
+
+/// Loads a run directory written by `twotower train`.
+///
+/// # Errors
+/// [`RunError`] if a file is missing or malformed, the data no longer loads,
+/// or its vocabularies no longer match the model's tables.
+pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
+    let rpath = dir.join(RUN_FILE);
+    let text = std::fs::read_to_string(&rpath).map_err(|source| RunError::Io {
+        path: rpath.clone(),
+        source,
+    })?;
+    let info: RunInfo = serde_json::from_str(&text).map_err(|e| RunError::Format {
+        path: rpath.clone(),
+        message: format!("not a twotower run file: {e}"),
+    })?;
+    if info.format_version != RUN_FORMAT_VERSION {
+        return Err(RunError::Format {
+            path: rpath,
+            message: format!(
+                "run format version {} is not supported (this build reads {RUN_FORMAT_VERSION})",
+                info.format_version
+            ),
+        });
+    }
+    let config = Config::from_doc(info.config.clone(), info.base_dir.clone(), &rpath.display().to_string())?;
+    let dataset = twotower_data::load_dataset(&config.data(), &config.raw.features, &config.base_dir)?;
+    let mut model = new_model(&config, &dataset, 0);
+    let mpath = dir.join(MODEL_FILE);
+    let bytes = std::fs::read(&mpath).map_err(|source| RunError::Io {
+        path: mpath.clone(),
+        source,
+    })?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| RunError::Format {
+        path: mpath.clone(),
+        message: e.to_string(),
+    })?;
+    let names: Vec<(String, usize)> = model
+        .named_tensors()
+        .into_iter()
+        .map(|(n, _, d)| (n, d.len()))
+        .collect();
+    for (name, len) in names {
+        let view = st.tensor(&name).map_err(|_| RunError::Format {
+            path: mpath.clone(),
+            message: format!("tensor {name} missing"),
+        })?;
+        if view.dtype() != Dtype::F32 || view.data().len() != len * 4 {
+            return Err(RunError::Format {
+                path: mpath.clone(),
+                message: format!(
+                    "tensor {name} does not fit the model built from the data ({} bytes, expected {}): did the data change?",
+                    view.data().len(),
+                    len * 4
+                ),
+            });
+        }
+        let dst = model.tensor_mut(&name).expect("named tensor exists");
+        for (d, c) in dst.iter_mut().zip(view.data().chunks_exact(4)) {
+            *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+    }
+    Ok(LoadedRun {
+        config,
+        dataset,
+        model,
+        info,
+    })
+}
+
+/// Evaluates `model` on the test split per EVALUATION.md, with the
+/// most-popular baseline, and returns the metrics.json document.
+///
+/// # Errors
+/// [`RunError::Train`] if the evaluation set cannot be built.
+pub fn evaluate_test(cfg: &Config, ds: &Dataset, model: &TwoTower<f32>, info: &RunInfo) -> Result<serde_json::Value, RunError> {
+    let set = eval_set(ds, &ds.train, &ds.test)?;
+    let m = evaluate_model(model, ds, &set, cfg)?;
+    let pop = evaluate_most_popular(&set, cfg)?;
+    let mut out = serde_json::Map::new();
+    for (k, v) in &m.values {
+        out.insert(k.clone(), serde_json::json!(v));
+    }
+    out.insert(
+        "most_popular".into(),
+        serde_json::to_value(&pop.values).expect("serializable"),
+    );
+    out.insert("n_test_users".into(), serde_json::json!(m.n_test_users));
+    out.insert("n_users".into(), serde_json::json!(ds.users.ids.len()));
+    out.insert("n_items".into(), serde_json::json!(ds.items.ids.len()));
+    out.insert("n_train".into(), serde_json::json!(ds.train.user.len()));
+    out.insert("n_test".into(), serde_json::json!(ds.test.user.len()));
+    out.insert("train_seconds".into(), serde_json::json!(info.train_seconds));
+    out.insert(
+        "examples_per_second".into(),
+        serde_json::json!(info.examples_per_second),
+    );
+    out.insert("best_validation".into(), serde_json::json!(info.best_validation));
+    out.insert(
+        "config".into(),
+        serde_json::to_value(&cfg.doc).expect("toml value serializes"),
+    );
+    Ok(serde_json::Value::Object(out))
+}

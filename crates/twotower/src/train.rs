@@ -1,0 +1,925 @@
+//! The training loop: epochs of in-batch softmax (with logQ correction,
+//! accidental-hit masking and optional mixed negatives) plus optional SSL on
+//! the item tower, sparse embedding updates, validation-based early stopping,
+//! checkpoints, resume and the final evaluation per EVALUATION.md.
+//!
+//! # Phases
+//! 1. `search`: a temporal validation split is carved from train exactly as
+//!    the test split is carved from all data (EVALUATION.md); the model trains
+//!    on the rest and is evaluated on the validation split after every epoch;
+//!    training stops after `train.patience` epochs without a better
+//!    `train.monitor` (recall@50). The test split is never looked at.
+//! 2. `refit` (if `train.refit`): a fresh model with the same seed trains on
+//!    the full train split for the best epoch count found in 1, so that the
+//!    final model also sees each user's most recent train interactions.
+//!    Without refit the best search-phase model is kept.
+//!
+//! # Determinism
+//! Every random choice derives from `train.seed`: model initialisation from
+//! `(seed, phase)`, the shuffle of epoch e from `(seed, phase, e)`, the mixed
+//! negatives and SSL batch of step t from `(seed, phase, t)`. So the same seed,
+//! config and thread count give the same model bit for bit, and a resumed run
+//! (which restarts at the saved step) equals an uninterrupted one.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use ndarray::Array2;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use twotower_data::{Dataset, EncodedFeature, Interactions};
+
+use crate::augment::{AugmentConfig, Augmenter, MaskingPattern, SeedScope};
+use crate::checkpoint::{self, CheckpointMeta, CHECKPOINT_FORMAT_VERSION};
+use crate::config::Config;
+use crate::eval::{evaluate, DotScorer, EvalConfig, EvalSet, Metrics, PopularityScorer};
+use crate::frequency::{CountFrequency, FrequencyEstimator, StreamingFrequency, P_FLOOR};
+use crate::model::{LossConfig, MainBatch, ModelGrads, SslBatch, TwoTower, Workspace};
+use crate::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
+use crate::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, Tower, TowerSpec};
+
+/// Errors that stop training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss became NaN or infinite; the last good checkpoint is kept.
+    #[error(
+        "the loss became {value} at epoch {epoch}, step {step} (phase {phase}); training stopped and the \
+         last good checkpoint in {run_dir} was kept. Try a lower learning rate (train.lr_sparse, \
+         train.lr_dense), a higher loss.temperature, or train.clip_grad_norm"
+    )]
+    NonFiniteLoss {
+        /// The value (NaN or ±inf).
+        value: f64,
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Global step within the phase.
+        step: u64,
+        /// Phase name.
+        phase: String,
+        /// Run directory.
+        run_dir: PathBuf,
+    },
+    /// Ctrl-C: a checkpoint was saved; `--resume` continues.
+    #[error("interrupted: checkpoint saved in {run_dir}; continue with --resume")]
+    Interrupted {
+        /// Run directory.
+        run_dir: PathBuf,
+    },
+    /// Checkpoint I/O.
+    #[error(transparent)]
+    Checkpoint(#[from] checkpoint::CheckpointError),
+    /// A resume that does not fit this config or data.
+    #[error("cannot resume from {run_dir}: {message}")]
+    Resume {
+        /// Run directory.
+        run_dir: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The data cannot be trained on.
+    #[error("{0}")]
+    Data(String),
+    /// Evaluation failed (e.g. a NaN score).
+    #[error(transparent)]
+    Eval(#[from] crate::eval::EvalError),
+    /// The logQ frequency estimator could not be set up.
+    #[error(transparent)]
+    Frequency(#[from] crate::frequency::FrequencyError),
+    /// SSL augmentation could not be set up.
+    #[error(transparent)]
+    Augment(#[from] crate::augment::AugmentError),
+    /// Writing an output file.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Options of one training run that are not part of the model config.
+pub struct TrainOptions<'a> {
+    /// The run directory (checkpoint, logs, metrics).
+    pub run_dir: PathBuf,
+    /// Continue from the checkpoint in `run_dir`.
+    pub resume: bool,
+    /// Set by a Ctrl-C handler; checked after every step.
+    pub interrupt: Option<&'a AtomicBool>,
+    /// Print one line per epoch to stderr.
+    pub verbose: bool,
+}
+
+/// What training produced.
+pub struct TrainOutcome {
+    /// The final model (refit, or best of the search phase).
+    pub model: TwoTower<f32>,
+    /// Per-epoch records (both phases).
+    pub history: Vec<serde_json::Value>,
+    /// Best validation value and its epoch, if validation ran.
+    pub best: Option<(f64, usize)>,
+    /// Training examples processed per second (main batch rows), over all phases.
+    pub examples_per_second: f64,
+    /// Wall time of training, seconds.
+    pub train_seconds: f64,
+}
+
+/// Borrowed CSR columns of one side's features.
+pub fn columns(features: &[EncodedFeature]) -> Vec<FeatureColumn<'_>> {
+    features
+        .iter()
+        .map(|f| FeatureColumn {
+            offsets: &f.offsets,
+            values: &f.values,
+        })
+        .collect()
+}
+
+/// The tower specification of one side's features.
+pub fn tower_spec(cfg: &Config, features: &[EncodedFeature]) -> TowerSpec {
+    let m = &cfg.raw.model;
+    TowerSpec {
+        features: features
+            .iter()
+            .map(|f| FeatureSpec {
+                name: f.name.clone(),
+                vocab_size: f.vocab.len(),
+                dim: f.dim.unwrap_or(m.embedding_dim),
+            })
+            .collect(),
+        hidden: m.hidden.clone(),
+        out_dim: m.out_dim,
+        mask_embedding: if m.mask_embedding == "learned" {
+            MaskEmbedding::Learned
+        } else {
+            MaskEmbedding::Zero
+        },
+    }
+}
+
+/// A fresh model for this data, initialised from `(seed, phase)`.
+pub fn new_model(cfg: &Config, ds: &Dataset, phase_tag: u64) -> TwoTower<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.raw.train.seed, phase_tag, 0, 0));
+    let user = Tower::new(tower_spec(cfg, &ds.users.features), &mut rng);
+    let item = Tower::new(tower_spec(cfg, &ds.items.features), &mut rng);
+    TwoTower { user, item }
+}
+
+/// SplitMix64-style mixing of the seed with stream tags (phase, purpose, index).
+fn mix(seed: u64, a: u64, b: u64, c: u64) -> u64 {
+    let mut z = seed
+        ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ b.wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ c.wrapping_mul(0x1656_67B1_9E37_79F9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+const PHASE_SEARCH: u64 = 1;
+const PHASE_REFIT: u64 = 2;
+const STREAM_SHUFFLE: u64 = 1;
+const STREAM_STEP: u64 = 2;
+
+/// (user, item) index pairs of interactions.
+pub fn pairs(x: &Interactions) -> Vec<(u32, u32)> {
+    x.user.iter().copied().zip(x.item.iter().copied()).collect()
+}
+
+/// Item embeddings for all catalog items and user embeddings for all users,
+/// `[n × out_dim]`, rows unit-norm.
+pub fn encode_all(model: &TwoTower<f32>, ds: &Dataset) -> (Array2<f32>, Array2<f32>) {
+    let ucols = columns(&ds.users.features);
+    let icols = columns(&ds.items.features);
+    let users: Vec<u32> = (0..ds.users.ids.len() as u32).collect();
+    let items: Vec<u32> = (0..ds.items.ids.len() as u32).collect();
+    let d = model.user.spec.out_dim;
+    let mut uv = Array2::zeros((users.len(), d));
+    let mut iv = Array2::zeros((items.len(), d));
+    model.user.encode(&ucols, &users, &mut uv);
+    model.item.encode(&icols, &items, &mut iv);
+    (uv, iv)
+}
+
+/// The evaluator's view of a (train, test) pair of splits.
+pub fn eval_set(ds: &Dataset, train: &Interactions, test: &Interactions) -> Result<EvalSet, TrainError> {
+    EvalSet::new(
+        ds.users.ids.len(),
+        ds.items.ids.len(),
+        &pairs(train),
+        &pairs(test),
+        &ds.items.id_rank,
+    )
+    .map_err(|e| TrainError::Data(e.to_string()))
+}
+
+/// Evaluates a model on `set` per EVALUATION.md.
+///
+/// # Errors
+/// [`TrainError::Eval`] (e.g. NaN scores from a diverged model).
+pub fn evaluate_model(
+    model: &TwoTower<f32>,
+    ds: &Dataset,
+    set: &EvalSet,
+    cfg: &Config,
+) -> Result<Metrics, TrainError> {
+    let (uv, iv) = encode_all(model, ds);
+    let scorer = DotScorer::new(uv.view(), iv.view())?;
+    Ok(evaluate(&scorer, set, &eval_config(cfg))?)
+}
+
+/// The most-popular baseline on `set`.
+///
+/// # Errors
+/// [`TrainError::Eval`].
+pub fn evaluate_most_popular(set: &EvalSet, cfg: &Config) -> Result<Metrics, TrainError> {
+    let scorer = PopularityScorer::from_set(set);
+    Ok(evaluate(&scorer, set, &eval_config(cfg))?)
+}
+
+/// Evaluation settings from `[eval]`.
+pub fn eval_config(cfg: &Config) -> EvalConfig {
+    EvalConfig {
+        ks: cfg.raw.eval.ks.clone(),
+        block_users: cfg.raw.eval.block_users,
+        ..EvalConfig::default()
+    }
+}
+
+fn optim_config(cfg: &Config) -> OptimConfig {
+    let t = &cfg.raw.train;
+    OptimConfig {
+        sparse: match t.sparse_optimizer.as_str() {
+            "adagrad" => SparseOptimizerKind::Adagrad { row_wise: false },
+            "adagrad_rowwise" => SparseOptimizerKind::Adagrad { row_wise: true },
+            _ => SparseOptimizerKind::Adam,
+        },
+        sparse_lr: t.lr_sparse,
+        dense_lr: t.lr_dense,
+        weight_decay: t.weight_decay,
+        beta1: 0.9,
+        beta2: 0.999,
+        eps: 1e-8,
+        adagrad_initial_accumulator: 0.0,
+        clip_grad_norm: if t.clip_grad_norm > 0.0 {
+            Some(t.clip_grad_norm)
+        } else {
+            None
+        },
+    }
+}
+
+/// Builds the SSL augmenter, or `None` when SSL is off.
+///
+/// # Errors
+/// [`TrainError::Augment`] if the item features cannot be augmented as configured.
+pub fn augmenter(
+    cfg: &Config,
+    ds: &Dataset,
+    train: &Interactions,
+) -> Result<Option<Augmenter>, TrainError> {
+    let s = &cfg.raw.ssl;
+    if !s.enabled {
+        return Ok(None);
+    }
+    let feats = &ds.items.features;
+    let is_multi: Vec<bool> = feats
+        .iter()
+        .map(|f| matches!(f.kind, twotower_data::FeatureKind::MultiCategorical))
+        .collect();
+    let is_id: Vec<bool> = feats.iter().map(|f| f.is_id).collect();
+    let pattern = match s.masking.as_str() {
+        "random" => MaskingPattern::Random,
+        "correlated" => MaskingPattern::Correlated,
+        _ => MaskingPattern::Complementary,
+    };
+    let mi = if pattern == MaskingPattern::Correlated {
+        let cols = columns(feats);
+        let weights = if s.mi_weighting == "clicks" {
+            let mut c = vec![0u32; ds.items.ids.len()];
+            for &i in &train.item {
+                c[i as usize] += 1;
+            }
+            Some(c)
+        } else {
+            None
+        };
+        Some(crate::augment::mutual_information(&cols, weights.as_deref())?)
+    } else {
+        None
+    };
+    let acfg = AugmentConfig {
+        pattern,
+        mask_rate: s.mask_rate,
+        dropout_rate: s.dropout_rate,
+        seed_scope: if s.seed_scope == "per_batch" {
+            SeedScope::PerBatch
+        } else {
+            SeedScope::PerExample
+        },
+        mask_id_feature: s.mask_id,
+    };
+    Ok(Some(Augmenter::new(acfg, is_multi, is_id, mi.as_deref())?))
+}
+
+/// The sampling-probability estimator of the logQ correction.
+enum Frequency {
+    Off,
+    Counts(CountFrequency),
+    Streaming(Box<StreamingFrequency>),
+}
+
+/// Trains per `cfg` on `ds`, writing checkpoints and logs into `opts.run_dir`.
+///
+/// # Errors
+/// [`TrainError`]: a NaN/inf loss (last good checkpoint kept), Ctrl-C
+/// (checkpoint saved), checkpoint I/O, or a resume that does not match.
+pub fn train(cfg: &Config, ds: &Dataset, opts: &TrainOptions<'_>) -> Result<TrainOutcome, TrainError> {
+    if ds.train.user.is_empty() {
+        return Err(TrainError::Data("the train split has no interactions".into()));
+    }
+    if ds.items.ids.is_empty() {
+        return Err(TrainError::Data("the catalog has no items".into()));
+    }
+    let t = &cfg.raw.train;
+    let start = Instant::now();
+    let mut examples = 0u64;
+
+    let mut resume_meta: Option<(CheckpointMeta, BTreeMap<String, checkpoint::Tensor>)> = None;
+    if opts.resume {
+        if !checkpoint::exists(&opts.run_dir) {
+            return Err(TrainError::Resume {
+                run_dir: opts.run_dir.clone(),
+                message: "no checkpoint there".into(),
+            });
+        }
+        let (meta, tensors) = checkpoint::load(&opts.run_dir)?;
+        if meta.config != cfg.doc {
+            return Err(TrainError::Resume {
+                run_dir: opts.run_dir.clone(),
+                message: "the config differs from the checkpoint's (resume with the same --config and --set)"
+                    .into(),
+            });
+        }
+        resume_meta = Some((meta, tensors));
+    }
+
+    let mut history: Vec<serde_json::Value> = resume_meta
+        .as_ref()
+        .map(|(m, _)| m.history.clone())
+        .unwrap_or_default();
+
+    let mut best = None;
+    let resume_phase = resume_meta.as_ref().map(|(m, _)| m.phase.clone());
+    let mut final_model = None;
+
+    // ---- search phase: validation split + early stopping
+    let search_needed = t.validation && resume_phase.as_deref() != Some("refit");
+    let mut best_epochs = t.epochs;
+    if search_needed {
+        let split = &cfg.data().split;
+        let (fit, valid) = twotower_data::temporal_split(
+            &ds.train,
+            &ds.items.id_rank,
+            split.test_fraction,
+            split.min_interactions,
+        );
+        if valid.user.is_empty() {
+            return Err(TrainError::Data(
+                "the validation split carved from train is empty (too few interactions per user); \
+                 set train.validation=false"
+                    .into(),
+            ));
+        }
+        let vset = eval_set(ds, &fit, &valid)?;
+        let r = run_phase(
+            cfg,
+            ds,
+            &fit,
+            Some(&vset),
+            t.epochs,
+            PHASE_SEARCH,
+            "search",
+            resume_meta.take(),
+            &mut history,
+            opts,
+            &mut examples,
+        )?;
+        best = r.best;
+        best_epochs = r.best.map(|(_, e)| e).unwrap_or(t.epochs).max(1);
+        if !t.refit {
+            final_model = Some(r.model);
+        }
+    }
+    if final_model.is_none() {
+        let resume = if resume_phase.as_deref() == Some("refit") {
+            resume_meta.take()
+        } else {
+            None
+        };
+        if let Some((m, _)) = &resume {
+            best = m.best;
+            if let Some((_, e)) = m.best {
+                best_epochs = e;
+            }
+        }
+        let r = run_phase(
+            cfg,
+            ds,
+            &ds.train,
+            None,
+            best_epochs,
+            PHASE_REFIT,
+            "refit",
+            resume,
+            &mut history,
+            opts,
+            &mut examples,
+        )
+        .map(|mut r| {
+            r.best = best;
+            r
+        })?;
+        final_model = Some(r.model);
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(TrainOutcome {
+        model: final_model.expect("set above"),
+        history,
+        best,
+        examples_per_second: examples as f64 / secs.max(1e-9),
+        train_seconds: secs,
+    })
+}
+
+struct PhaseResult {
+    model: TwoTower<f32>,
+    best: Option<(f64, usize)>,
+}
+
+#[derive(Serialize)]
+struct EpochRecord<'a> {
+    phase: &'a str,
+    epoch: usize,
+    loss: f64,
+    loss_main: f64,
+    loss_ssl: f64,
+    examples_per_second: f64,
+    seconds: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    validation: Option<BTreeMap<String, Option<f64>>>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_phase(
+    cfg: &Config,
+    ds: &Dataset,
+    fit: &Interactions,
+    valid: Option<&EvalSet>,
+    epochs: usize,
+    phase_tag: u64,
+    phase: &str,
+    resume: Option<(CheckpointMeta, BTreeMap<String, checkpoint::Tensor>)>,
+    history: &mut Vec<serde_json::Value>,
+    opts: &TrainOptions<'_>,
+    examples_total: &mut u64,
+) -> Result<PhaseResult, TrainError> {
+    let t = &cfg.raw.train;
+    let l = &cfg.raw.loss;
+    let n_items = ds.items.ids.len();
+    let seed = t.seed;
+    let mut model = new_model(cfg, ds, phase_tag);
+    let mut opt = Optimizer::new(&model, &optim_config(cfg));
+    let ucols = columns(&ds.users.features);
+    let icols = columns(&ds.items.features);
+
+    // sampling probabilities of the logQ correction, from this phase's train data only
+    let mut counts = vec![0u32; n_items];
+    for &i in &fit.item {
+        counts[i as usize] += 1;
+    }
+    let mut freq = if !l.logq {
+        Frequency::Off
+    } else if l.frequency == "streaming" {
+        Frequency::Streaming(Box::new(StreamingFrequency::new(
+            l.streaming_alpha,
+            l.streaming_buckets,
+            l.streaming_hashes,
+            seed,
+        )?))
+    } else {
+        Frequency::Counts(CountFrequency::from_train_counts(&counts)?)
+    };
+    let aug = augmenter(cfg, ds, fit)?;
+    let m_ssl = if cfg.raw.ssl.batch_size > 0 {
+        cfg.raw.ssl.batch_size
+    } else {
+        t.batch_size
+    };
+    let loss_cfg = LossConfig {
+        temperature: cfg.raw.loss.temperature as f32,
+        mask_accidental_hits: l.mask_accidental_hits,
+        ssl_temperature: cfg.raw.ssl.temperature as f32,
+        ssl_weight: cfg.raw.ssl.weight as f32,
+    };
+    let weights_col = if l.use_weights { fit.weight.as_ref() } else { None };
+
+    // training position
+    let mut epoch = 0usize;
+    let mut batch_start = 0usize;
+    let mut step = 0u64;
+    let mut best: Option<(f64, usize)> = None;
+    let mut since_best = 0usize;
+    let mut best_tensors: Option<Vec<(String, Vec<usize>, Vec<f32>)>> = None;
+    let mut finished = false;
+    if let Some((meta, tensors)) = resume {
+        restore(&mut model, &mut opt, &tensors, &opts.run_dir)?;
+        if let Frequency::Streaming(s) = &mut freq {
+            restore_streaming(s, &tensors, &opts.run_dir)?;
+        }
+        epoch = meta.epoch;
+        batch_start = meta.batch_in_epoch;
+        step = meta.global_step;
+        opt.set_step_count(step);
+        best = meta.best;
+        since_best = meta.epochs_without_improvement;
+        finished = meta.finished;
+        let bt: Vec<_> = tensors
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("best.").map(|n| (n.to_string(), v.shape.clone(), v.data.clone())))
+            .collect();
+        if !bt.is_empty() {
+            best_tensors = Some(bt);
+        }
+    }
+
+    let n = fit.user.len();
+    let bsz = t.batch_size;
+    let n_batches = n.div_ceil(bsz);
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    let mut users_idx: Vec<u32> = Vec::with_capacity(bsz);
+    let mut items_idx: Vec<u32> = Vec::with_capacity(bsz + l.mixed_negatives);
+    let mut main = MainBatch::<f32>::default();
+    let mut ssl = SslBatch::default();
+    let mut ssl_items: Vec<u32> = Vec::with_capacity(m_ssl);
+    let mut ws = Workspace::default();
+    let mut grads = ModelGrads::new(&model);
+
+    let save = |model: &TwoTower<f32>,
+                opt: &Optimizer<f32>,
+                freq: &Frequency,
+                best_tensors: &Option<Vec<(String, Vec<usize>, Vec<f32>)>>,
+                epoch: usize,
+                batch_in_epoch: usize,
+                step: u64,
+                best: Option<(f64, usize)>,
+                since_best: usize,
+                finished: bool,
+                history: &Vec<serde_json::Value>|
+     -> Result<(), TrainError> {
+        let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
+        for (name, shape, data) in model.named_tensors() {
+            tensors.push((format!("model.{name}"), shape, data));
+        }
+        for (name, shape, data) in opt.named_state() {
+            tensors.push((format!("optim.{name}"), shape, data));
+        }
+        if let Frequency::Streaming(s) = freq {
+            for (name, shape, data) in s.named_state() {
+                tensors.push((format!("freq.{name}"), shape, data));
+            }
+        }
+        if let Some(bt) = best_tensors {
+            for (name, shape, data) in bt {
+                tensors.push((format!("best.{name}"), shape.clone(), data.as_slice()));
+            }
+        }
+        let mut table_rows = BTreeMap::new();
+        for (side, tower) in [("user", &model.user), ("item", &model.item)] {
+            for (f, tab) in tower.spec.features.iter().zip(&tower.tables) {
+                table_rows.insert(format!("{side}.{}", f.name), tab.rows);
+            }
+        }
+        let mut meta = CheckpointMeta {
+            format_version: CHECKPOINT_FORMAT_VERSION,
+            twotower_version: env!("CARGO_PKG_VERSION").to_string(),
+            config: cfg.doc.clone(),
+            base_dir: cfg.base_dir.clone(),
+            phase: phase.to_string(),
+            epoch,
+            batch_in_epoch,
+            global_step: step,
+            best,
+            epochs_without_improvement: since_best,
+            finished,
+            history: history.clone(),
+            table_rows,
+            tensors_hash: String::new(),
+        };
+        checkpoint::save(&opts.run_dir, &tensors, &mut meta)?;
+        Ok(())
+    };
+
+    while !finished && epoch < epochs {
+        let ep_start = Instant::now();
+        let mut shuffle_rng = ChaCha8Rng::seed_from_u64(mix(seed, phase_tag, STREAM_SHUFFLE, epoch as u64));
+        order.shuffle(&mut shuffle_rng);
+        let pb = if t.progress {
+            let pb = indicatif::ProgressBar::new(n_batches as u64);
+            pb.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
+            );
+            pb.set_prefix(format!("{phase} epoch {}/{}", epoch + 1, epochs));
+            pb.set_position(batch_start as u64);
+            pb
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        let (mut sum_main, mut sum_ssl, mut sum_total, mut n_steps) = (0.0f64, 0.0f64, 0.0f64, 0usize);
+        let mut ep_examples = 0u64;
+        for b in batch_start..n_batches {
+            let rows = &order[b * bsz..((b + 1) * bsz).min(n)];
+            users_idx.clear();
+            items_idx.clear();
+            for &r in rows {
+                users_idx.push(fit.user[r as usize]);
+                items_idx.push(fit.item[r as usize]);
+            }
+            let mut step_rng = ChaCha8Rng::seed_from_u64(mix(seed, phase_tag, STREAM_STEP, step));
+            for _ in 0..l.mixed_negatives {
+                items_idx.push(step_rng.gen_range(0..n_items as u32));
+            }
+            main.users.gather(&ucols, &users_idx);
+            main.items.gather(&icols, &items_idx);
+            main.item_ids.clear();
+            main.item_ids.extend_from_slice(&items_idx);
+            main.log_q.clear();
+            let bn = rows.len();
+            match &mut freq {
+                Frequency::Off => {}
+                Frequency::Counts(c) => {
+                    fill_log_q(&mut main.log_q, &items_idx, bn, l.mixed_negatives, n_items, |j| c.prob(j));
+                }
+                Frequency::Streaming(s) => {
+                    s.observe_batch(&items_idx[..bn]);
+                    fill_log_q(&mut main.log_q, &items_idx, bn, l.mixed_negatives, n_items, |j| s.prob(j));
+                }
+            }
+            main.weights.clear();
+            if let Some(w) = weights_col {
+                main.weights.extend(rows.iter().map(|&r| w[r as usize]));
+            }
+            let ssl_ref = if let Some(a) = &aug {
+                a.sample_items(n_items, m_ssl, &mut step_rng, &mut ssl_items);
+                a.build_views(&icols, &ssl_items, &mut step_rng, &mut ssl)?;
+                Some(&ssl)
+            } else {
+                None
+            };
+            let parts = model.loss_and_grads(&main, ssl_ref, &loss_cfg, &mut ws, &mut grads);
+            if !parts.total.is_finite() {
+                pb.abandon();
+                return Err(TrainError::NonFiniteLoss {
+                    value: parts.total,
+                    epoch: epoch + 1,
+                    step,
+                    phase: phase.to_string(),
+                    run_dir: opts.run_dir.clone(),
+                });
+            }
+            opt.step(&mut model, &grads);
+            step += 1;
+            sum_main += parts.main;
+            sum_ssl += parts.ssl;
+            sum_total += parts.total;
+            n_steps += 1;
+            ep_examples += bn as u64;
+            *examples_total += bn as u64;
+            if b % 16 == 0 || b + 1 == n_batches {
+                pb.set_position(b as u64 + 1);
+                let eps = ep_examples as f64 / ep_start.elapsed().as_secs_f64().max(1e-9);
+                pb.set_message(format!("loss {:.4} {:.0} ex/s", sum_total / n_steps as f64, eps));
+            }
+            if let Some(flag) = opts.interrupt {
+                if flag.load(Ordering::SeqCst) {
+                    pb.abandon();
+                    save(
+                        &model,
+                        &opt,
+                        &freq,
+                        &best_tensors,
+                        epoch,
+                        b + 1,
+                        step,
+                        best,
+                        since_best,
+                        false,
+                        history,
+                    )?;
+                    return Err(TrainError::Interrupted {
+                        run_dir: opts.run_dir.clone(),
+                    });
+                }
+            }
+        }
+        pb.finish_and_clear();
+        batch_start = 0;
+        epoch += 1;
+        let secs = ep_start.elapsed().as_secs_f64();
+        let eps = ep_examples as f64 / secs.max(1e-9);
+        let k = n_steps.max(1) as f64;
+        let mut validation = None;
+        let mut improved_line = String::new();
+        if let Some(vset) = valid {
+            let m = evaluate_model(&model, ds, vset, cfg)?;
+            let v = m.values.get(&t.monitor).copied().flatten().unwrap_or(f64::NEG_INFINITY);
+            if best.is_none_or(|(b, _)| v > b) {
+                best = Some((v, epoch));
+                since_best = 0;
+                best_tensors = Some(
+                    model
+                        .named_tensors()
+                        .into_iter()
+                        .map(|(n, s, d)| (n, s, d.to_vec()))
+                        .collect(),
+                );
+                improved_line = " (best)".into();
+            } else {
+                since_best += 1;
+            }
+            improved_line = format!(" val {} {:.4}{}", t.monitor, v, improved_line);
+            validation = Some(m.values.clone());
+            if t.patience > 0 && since_best >= t.patience {
+                finished = true;
+            }
+        }
+        if epoch >= epochs {
+            finished = true;
+        }
+        let rec = EpochRecord {
+            phase,
+            epoch,
+            loss: sum_total / k,
+            loss_main: sum_main / k,
+            loss_ssl: sum_ssl / k,
+            examples_per_second: eps,
+            seconds: secs,
+            validation,
+        };
+        history.push(serde_json::to_value(&rec).expect("serializable"));
+        if opts.verbose {
+            eprintln!(
+                "{phase} epoch {epoch}/{epochs}: loss {:.4} (main {:.4}, ssl {:.4}) {:.0} ex/s{}",
+                rec.loss, rec.loss_main, rec.loss_ssl, eps, improved_line
+            );
+        }
+        write_history(&opts.run_dir, history)?;
+        save(
+            &model,
+            &opt,
+            &freq,
+            &best_tensors,
+            epoch,
+            0,
+            step,
+            best,
+            since_best,
+            finished,
+            history,
+        )?;
+    }
+    // the search phase returns its best model
+    if let Some(bt) = best_tensors {
+        if valid.is_some() {
+            for (name, _, data) in bt {
+                if let Some(dst) = model.tensor_mut(&name) {
+                    dst.copy_from_slice(&data);
+                }
+            }
+        }
+    }
+    Ok(PhaseResult { model, best })
+}
+
+/// `log q_j` of every candidate column. In-batch columns are sampled by the
+/// click distribution p_j; the M mixed negatives uniformly (1/|I|). The
+/// combined per-column probability used for every column is
+/// `q_j = p_j + M / (B · |I|)`: the expected number of times j is a candidate
+/// in a batch, divided by B (which reduces to p_j when M = 0; a constant
+/// factor would not change the softmax). Clamped to [`P_FLOOR`].
+fn fill_log_q(
+    out: &mut Vec<f32>,
+    items: &[u32],
+    b: usize,
+    m: usize,
+    n_items: usize,
+    prob: impl Fn(u32) -> f64,
+) {
+    let uniform = if m > 0 {
+        m as f64 / (b as f64 * n_items as f64)
+    } else {
+        0.0
+    };
+    out.extend(
+        items
+            .iter()
+            .map(|&j| (prob(j) + uniform).clamp(P_FLOOR, 1.0).ln() as f32),
+    );
+}
+
+fn write_history(dir: &Path, history: &[serde_json::Value]) -> Result<(), TrainError> {
+    let path = dir.join("epochs.jsonl");
+    crate::util::atomic_write(&path, |w| {
+        for h in history {
+            serde_json::to_writer(&mut *w, h).map_err(std::io::Error::other)?;
+            std::io::Write::write_all(w, b"\n")?;
+        }
+        Ok(())
+    })
+    .map_err(|source| TrainError::Io { path, source })
+}
+
+fn restore(
+    model: &mut TwoTower<f32>,
+    opt: &mut Optimizer<f32>,
+    tensors: &BTreeMap<String, checkpoint::Tensor>,
+    run_dir: &Path,
+) -> Result<(), TrainError> {
+    let names: Vec<(String, usize)> = model
+        .named_tensors()
+        .into_iter()
+        .map(|(n, _, d)| (n, d.len()))
+        .collect();
+    for (name, len) in names {
+        let src = tensors.get(&format!("model.{name}")).ok_or_else(|| TrainError::Resume {
+            run_dir: run_dir.to_path_buf(),
+            message: format!("tensor model.{name} missing"),
+        })?;
+        if src.data.len() != len {
+            return Err(TrainError::Resume {
+                run_dir: run_dir.to_path_buf(),
+                message: format!(
+                    "tensor model.{name} has {} values, the model {len} (did the data change?)",
+                    src.data.len()
+                ),
+            });
+        }
+        model
+            .tensor_mut(&name)
+            .expect("named tensor exists")
+            .copy_from_slice(&src.data);
+    }
+    let names: Vec<(String, usize)> = opt
+        .named_state()
+        .into_iter()
+        .map(|(n, _, d)| (n, d.len()))
+        .collect();
+    for (name, len) in names {
+        let src = tensors.get(&format!("optim.{name}")).ok_or_else(|| TrainError::Resume {
+            run_dir: run_dir.to_path_buf(),
+            message: format!("optimizer state optim.{name} missing"),
+        })?;
+        if src.data.len() != len {
+            return Err(TrainError::Resume {
+                run_dir: run_dir.to_path_buf(),
+                message: format!("optimizer state optim.{name} has the wrong size"),
+            });
+        }
+        opt.state_mut(&name)
+            .expect("named state exists")
+            .copy_from_slice(&src.data);
+    }
+    Ok(())
+}
+
+fn restore_streaming(
+    s: &mut StreamingFrequency,
+    tensors: &BTreeMap<String, checkpoint::Tensor>,
+    run_dir: &Path,
+) -> Result<(), TrainError> {
+    let names: Vec<String> = s.named_state().into_iter().map(|(n, _, _)| n).collect();
+    for name in names {
+        let src = tensors.get(&format!("freq.{name}")).ok_or_else(|| TrainError::Resume {
+            run_dir: run_dir.to_path_buf(),
+            message: format!("frequency state freq.{name} missing"),
+        })?;
+        let dst = s.state_mut(&name).expect("named state exists");
+        if dst.len() != src.data.len() {
+            return Err(TrainError::Resume {
+                run_dir: run_dir.to_path_buf(),
+                message: format!("frequency state freq.{name} has the wrong size"),
+            });
+        }
+        dst.copy_from_slice(&src.data);
+    }
+    Ok(())
+}
