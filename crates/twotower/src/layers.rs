@@ -130,8 +130,22 @@ impl<F: Real> Linear<F> {
         );
         assert_eq!(grad.dw.dim(), self.w.dim(), "Linear::backward: dw shape");
         general_mat_mul(F::one(), &x.t(), &dy, F::one(), &mut grad.dw);
-        for row in dy.outer_iter() {
-            Zip::from(&mut grad.db).and(&row).for_each(|a, &g| *a += g);
+        let db = grad.db.as_slice_mut().expect("db is contiguous");
+        match dy.as_slice() {
+            Some(all) => {
+                for row in all.chunks_exact(db.len().max(1)) {
+                    for (a, &g) in db.iter_mut().zip(row) {
+                        *a += g;
+                    }
+                }
+            }
+            None => {
+                for row in dy.outer_iter() {
+                    for (a, &g) in db.iter_mut().zip(row.iter()) {
+                        *a += g;
+                    }
+                }
+            }
         }
         if let Some(mut dx) = dx {
             assert_eq!(dx.dim(), x.dim(), "Linear::backward: dx shape");

@@ -24,24 +24,27 @@ use crate::real::Real;
 /// and never shrinks, so steady-state steps allocate nothing.
 #[derive(Clone, Debug, Default)]
 pub struct SoftmaxWorkspace<F> {
-    /// Score / score-gradient matrix, `B × C` (row-major, prefix used).
-    scores: Vec<F>,
-    /// Per-row weighted losses `w_i ℓ_i`, summed in order (deterministic).
-    row_loss: Vec<f64>,
+    core: CoreBuffers<F>,
     /// Gradient buffers of the symmetric InfoNCE's second direction.
     tmp1: Vec<F>,
     tmp2: Vec<F>,
 }
 
+/// Buffers of one softmax cross-entropy evaluation.
+#[derive(Clone, Debug, Default)]
+struct CoreBuffers<F> {
+    /// Score / score-gradient matrix, `B × C` (row-major, prefix used).
+    scores: Vec<F>,
+    /// Per-row weighted losses `w_i ℓ_i`, summed in order (deterministic).
+    row_loss: Vec<f64>,
+    /// Candidate columns sorted by item id (accidental-hit groups).
+    order: Vec<u32>,
+}
+
 impl<F: Real> SoftmaxWorkspace<F> {
     /// An empty workspace.
     pub fn new() -> Self {
-        Self {
-            scores: Vec::new(),
-            row_loss: Vec::new(),
-            tmp1: Vec::new(),
-            tmp2: Vec::new(),
-        }
+        Self::default()
     }
 }
 
@@ -67,9 +70,13 @@ fn softmax_xent<F: Real>(
     temperature: F,
     mut du: ArrayViewMut2<F>,
     mut dv: ArrayViewMut2<F>,
-    scores: &mut Vec<F>,
-    row_loss: &mut Vec<f64>,
+    bufs: &mut CoreBuffers<F>,
 ) -> f64 {
+    let CoreBuffers {
+        scores,
+        row_loss,
+        order,
+    } = bufs;
     let (b, d) = u.dim();
     let c = v.nrows();
     assert_eq!(v.ncols(), d, "softmax: u and v widths differ");
@@ -114,30 +121,47 @@ fn softmax_xent<F: Real>(
         general_mat_mul(inv_t, &u, &v.t(), F::zero(), &mut s);
     }
 
+    // Accidental hits: sort the columns by item id; within each group of equal
+    // ids, row i (< B) masks every other column j of the group. O(C log C +
+    // Σ group²) instead of O(B·C).
+    if let Some(ids) = item_ids {
+        order.clear();
+        order.extend(0..c as u32);
+        order.sort_unstable_by_key(|&j| (ids[j as usize], j));
+        let mut g0 = 0;
+        while g0 < c {
+            let id = ids[order[g0] as usize];
+            let mut g1 = g0 + 1;
+            while g1 < c && ids[order[g1] as usize] == id {
+                g1 += 1;
+            }
+            if g1 - g0 > 1 {
+                for &i in &order[g0..g1] {
+                    let i = i as usize;
+                    if i >= b {
+                        continue;
+                    }
+                    for &j in &order[g0..g1] {
+                        let j = j as usize;
+                        if j != i {
+                            s_buf[i * c + j] = F::neg_infinity();
+                        }
+                    }
+                }
+            }
+            g0 = g1;
+        }
+    }
+
     let row_fn = |(i, (row, loss)): (usize, (&mut [F], &mut f64))| {
         if !log_q.is_empty() {
             for (s, &lq) in row.iter_mut().zip(log_q) {
                 *s -= lq;
             }
         }
-        if let Some(ids) = item_ids {
-            let own = ids[i];
-            for (j, (s, &id)) in row.iter_mut().zip(ids).enumerate() {
-                if id == own && j != i {
-                    *s = F::neg_infinity();
-                }
-            }
-        }
         let pos = row[i];
-        let max = row
-            .iter()
-            .fold(F::neg_infinity(), |m, &x| if x > m { x } else { m });
-        let mut sum = F::zero();
-        for s in row.iter_mut() {
-            let e = (*s - max).exp();
-            *s = e;
-            sum += e;
-        }
+        let max = F::max_of(row);
+        let sum = F::exp_shift_sum(row, max);
         let w = if weights.is_empty() {
             1.0
         } else {
@@ -226,8 +250,7 @@ pub fn in_batch_softmax<F: Real>(
         temperature,
         du,
         dv,
-        &mut ws.scores,
-        &mut ws.row_loss,
+        &mut ws.core,
     ))
 }
 
@@ -259,8 +282,7 @@ pub fn info_nce<F: Real>(
         temperature,
         dz1,
         dz2,
-        &mut ws.scores,
-        &mut ws.row_loss,
+        &mut ws.core,
     ))
 }
 
@@ -289,8 +311,7 @@ pub fn info_nce_symmetric<F: Real>(
         temperature,
         dz1.view_mut(),
         dz2.view_mut(),
-        &mut ws.scores,
-        &mut ws.row_loss,
+        &mut ws.core,
     );
     let n = z1.len();
     let mut t1 = std::mem::take(&mut ws.tmp1);
@@ -298,18 +319,7 @@ pub fn info_nce_symmetric<F: Real>(
     let g2 = ArrayViewMut2::from_shape(z1.dim(), ensure_len(&mut t2, n)).expect("shape");
     let g1 = ArrayViewMut2::from_shape(z1.dim(), ensure_len(&mut t1, n)).expect("shape");
     // Second direction: rows are view 2, columns view 1 (scores Sᵀ).
-    let l2 = softmax_xent(
-        z2,
-        z1,
-        None,
-        &[],
-        &[],
-        temperature,
-        g2,
-        g1,
-        &mut ws.scores,
-        &mut ws.row_loss,
-    );
+    let l2 = softmax_xent(z2, z1, None, &[], &[], temperature, g2, g1, &mut ws.core);
     let half = F::lit(0.5);
     for (a, &b) in dz1.iter_mut().zip(&t1[..n]) {
         *a = (*a + b) * half;
@@ -507,5 +517,45 @@ mod tests {
             &mut ws,
         );
         assert!((ls - l).abs() < 1e-12);
+    }
+
+    #[test]
+    fn f32_kernel_matches_f64() {
+        // The f32 path (fast exp, parallel rows above 2^15 cells) against f64 on
+        // a 200 × 260 batch with repeated items, logQ and weights.
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        let (b, c, d) = (200, 260, 16);
+        let u = Array2::<f64>::from_shape_simple_fn((b, d), || rng.gen_range(-1.0..1.0));
+        let v = Array2::<f64>::from_shape_simple_fn((c, d), || rng.gen_range(-1.0..1.0));
+        let ids: Vec<u32> = (0..c).map(|_| rng.gen_range(0..150)).collect();
+        let lq: Vec<f64> = (0..c).map(|_| rng.gen_range(-9.0..-1.0)).collect();
+        let w: Vec<f64> = (0..b).map(|_| rng.gen_range(0.5..2.0)).collect();
+        let (l64, du64, dv64) = run(&u, &v, &ids, &lq, &w, 0.2, true);
+        let f = |a: &Array2<f64>| a.mapv(|x| x as f32);
+        let (mut du, mut dv) = (Array2::<f32>::zeros((b, d)), Array2::<f32>::zeros((c, d)));
+        let lq32: Vec<f32> = lq.iter().map(|&x| x as f32).collect();
+        let w32: Vec<f32> = w.iter().map(|&x| x as f32).collect();
+        let mut ws = SoftmaxWorkspace::new();
+        let l32 = in_batch_softmax(
+            f(&u).view(),
+            f(&v).view(),
+            &ids,
+            &lq32,
+            &w32,
+            0.2,
+            true,
+            du.view_mut(),
+            dv.view_mut(),
+            &mut ws,
+        );
+        assert!(((l32 as f64) - l64).abs() < 1e-5 * l64, "{l32} vs {l64}");
+        let scale = du64.iter().fold(0.0f64, |m, x| m.max(x.abs()));
+        for (a, b) in du.iter().zip(du64.iter()) {
+            assert!(((*a as f64) - b).abs() < 1e-4 * scale);
+        }
+        for (a, b) in dv.iter().zip(dv64.iter()) {
+            assert!(((*a as f64) - b).abs() < 1e-4 * scale);
+        }
     }
 }

@@ -193,6 +193,7 @@ impl<F: Real> SparseOptimizer<F> {
             }
             SparseOptimizerKind::Adam => {
                 let (bc1, bc2) = p.bias_corrections();
+                let (lr_c1, inv_bc2) = (p.lr / bc1, F::one() / bc2);
                 let (one_m_b1, one_m_b2) = (F::one() - p.beta1, F::one() - p.beta2);
                 for (r, g) in grad.iter() {
                     let r = r as usize;
@@ -205,9 +206,7 @@ impl<F: Real> SparseOptimizer<F> {
                         let g = g * scale;
                         *m = p.beta1 * *m + one_m_b1 * g;
                         *v = p.beta2 * *v + one_m_b2 * g * g;
-                        let m_hat = *m / bc1;
-                        let v_hat = *v / bc2;
-                        *e -= p.lr * m_hat / (v_hat.sqrt() + p.eps);
+                        *e -= lr_c1 * *m / ((*v * inv_bc2).sqrt() + p.eps);
                     }
                 }
             }
@@ -269,6 +268,7 @@ impl<F: Real> DenseAdam<F> {
         assert_eq!(param.len(), self.m.len(), "DenseAdam: param length");
         assert_eq!(grad.len(), self.m.len(), "DenseAdam: grad length");
         let (bc1, bc2) = p.bias_corrections();
+        let (lr_c1, inv_bc2) = (p.lr / bc1, F::one() / bc2);
         let decay = F::one() - p.lr * p.weight_decay;
         let (one_m_b1, one_m_b2) = (F::one() - p.beta1, F::one() - p.beta2);
         let wd = p.weight_decay > F::zero();
@@ -279,7 +279,7 @@ impl<F: Real> DenseAdam<F> {
             }
             *m = p.beta1 * *m + one_m_b1 * g;
             *v = p.beta2 * *v + one_m_b2 * g * g;
-            *x -= p.lr * (*m / bc1) / ((*v / bc2).sqrt() + p.eps);
+            *x -= lr_c1 * *m / ((*v * inv_bc2).sqrt() + p.eps);
         }
     }
 }
