@@ -22,6 +22,12 @@ enum Command {
     Stats(cmd::stats::Args),
     /// Generate a synthetic long-tail dataset (CSV or Parquet) with a planted preference structure.
     Generate(cmd::generate::Args),
+    /// Top-K items for a user (exact, or HNSW with --ann).
+    Recommend(cmd::recommend::Args),
+    /// Nearest items of an item.
+    Similar(cmd::similar::Args),
+    /// Export user and item vectors (.npy, safetensors, ids, manifest).
+    Export(cmd::export::Args),
 }
 
 fn main() {
@@ -31,6 +37,9 @@ fn main() {
         Command::Eval(a) => cmd::eval::run(a),
         Command::Stats(a) => cmd::stats::run(a),
         Command::Generate(a) => cmd::generate::run(a),
+        Command::Recommend(a) => cmd::recommend::run(a),
+        Command::Similar(a) => cmd::similar::run(a),
+        Command::Export(a) => cmd::export::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -99,9 +99,15 @@ pub struct LossSection {
     pub temperature: f64,
     /// Subtract `log p_j` from every logit (default true).
     pub logq: bool,
-    /// Where `p_j` comes from: `"counts"` (train counts, default) or `"streaming"`
-    /// (Yi et al. 2019, Algorithm 2, multi-hash).
+    /// Where `p_j` comes from: `"counts"` (train counts `c_j/N`, default),
+    /// `"batch_inclusion"` (train counts, probability of appearing in a batch
+    /// of `train.batch_size`, brought to per-example scale:
+    /// `(1 − (1 − c_j/N)^B)/B`) or `"streaming"` (Yi et al. 2019,
+    /// Algorithm 2, multi-hash).
     pub frequency: String,
+    /// Strength β of the correction: logits are `cos/τ − β·log p_j` (default
+    /// 1.0, the unbiased correction; 0 is the same as `logq = false`).
+    pub logq_weight: f64,
     /// Streaming estimator: learning rate α of the gap estimate (default 0.01).
     pub streaming_alpha: f64,
     /// Streaming estimator: buckets per hash array (default 1_048_576).
@@ -123,6 +129,7 @@ impl Default for LossSection {
             temperature: 0.05,
             logq: true,
             frequency: "counts".into(),
+            logq_weight: 1.0,
             streaming_alpha: 0.01,
             streaming_buckets: 1 << 20,
             streaming_hashes: 2,
@@ -332,8 +339,15 @@ impl Config {
         if !(r.loss.temperature.is_finite() && r.loss.temperature > 0.0) {
             return Err(bad("loss.temperature", r.loss.temperature, "a finite number > 0"));
         }
-        if !matches!(r.loss.frequency.as_str(), "counts" | "streaming") {
-            return Err(bad("loss.frequency", &r.loss.frequency, "\"counts\" or \"streaming\""));
+        if !matches!(r.loss.frequency.as_str(), "counts" | "batch_inclusion" | "streaming") {
+            return Err(bad(
+                "loss.frequency",
+                &r.loss.frequency,
+                "\"counts\", \"batch_inclusion\" or \"streaming\"",
+            ));
+        }
+        if !(r.loss.logq_weight.is_finite() && r.loss.logq_weight >= 0.0) {
+            return Err(bad("loss.logq_weight", r.loss.logq_weight, "a finite number >= 0"));
         }
         if !(r.loss.streaming_alpha > 0.0 && r.loss.streaming_alpha <= 1.0) {
             return Err(bad("loss.streaming_alpha", r.loss.streaming_alpha, "in (0, 1]"));

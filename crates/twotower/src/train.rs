@@ -512,9 +512,12 @@ fn run_phase(
             l.streaming_hashes,
             seed,
         )?))
+    } else if l.frequency == "batch_inclusion" {
+        Frequency::Counts(CountFrequency::batch_inclusion(&counts, t.batch_size)?)
     } else {
         Frequency::Counts(CountFrequency::from_train_counts(&counts)?)
     };
+    let logq_weight = l.logq_weight as f32;
     let aug = augmenter(cfg, ds, fit)?;
     let m_ssl = if cfg.raw.ssl.batch_size > 0 {
         cfg.raw.ssl.batch_size
@@ -667,11 +670,15 @@ fn run_phase(
             match &mut freq {
                 Frequency::Off => {}
                 Frequency::Counts(c) => {
-                    fill_log_q(&mut main.log_q, &items_idx, bn, l.mixed_negatives, n_items, |j| c.prob(j));
+                    fill_log_q(&mut main.log_q, &items_idx, bn, l.mixed_negatives, n_items, logq_weight, |j| {
+                        c.prob(j)
+                    });
                 }
                 Frequency::Streaming(s) => {
                     s.observe_batch(&items_idx[..bn]);
-                    fill_log_q(&mut main.log_q, &items_idx, bn, l.mixed_negatives, n_items, |j| s.prob(j));
+                    fill_log_q(&mut main.log_q, &items_idx, bn, l.mixed_negatives, n_items, logq_weight, |j| {
+                        s.prob(j)
+                    });
                 }
             }
             main.weights.clear();
@@ -815,13 +822,16 @@ fn run_phase(
 /// combined per-column probability used for every column is
 /// `q_j = p_j + M / (B · |I|)`: the expected number of times j is a candidate
 /// in a batch, divided by B (which reduces to p_j when M = 0; a constant
-/// factor would not change the softmax). Clamped to [`P_FLOOR`].
+/// factor would not change the softmax). Clamped to [`P_FLOOR`], then
+/// multiplied by the correction strength β (`loss.logq_weight`).
+#[allow(clippy::too_many_arguments)]
 fn fill_log_q(
     out: &mut Vec<f32>,
     items: &[u32],
     b: usize,
     m: usize,
     n_items: usize,
+    beta: f32,
     prob: impl Fn(u32) -> f64,
 ) {
     let uniform = if m > 0 {
@@ -832,7 +842,7 @@ fn fill_log_q(
     out.extend(
         items
             .iter()
-            .map(|&j| (prob(j) + uniform).clamp(P_FLOOR, 1.0).ln() as f32),
+            .map(|&j| beta * (prob(j) + uniform).clamp(P_FLOOR, 1.0).ln() as f32),
     );
 }
 

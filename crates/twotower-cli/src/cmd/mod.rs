@@ -1,6 +1,10 @@
 //! One module per subcommand, plus the helpers they share.
 pub mod eval;
+pub mod export;
 pub mod generate;
+pub mod recommend;
+pub mod serve;
+pub mod similar;
 pub mod stats;
 pub mod train;
 

@@ -1,0 +1,57 @@
+//! `twotower recommend`: top-K items for a user.
+
+use std::path::PathBuf;
+
+use twotower::run::load_run;
+
+/// Arguments of `twotower recommend`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run directory written by `twotower train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The user's id as written in the data.
+    #[arg(long)]
+    pub user: String,
+    /// Number of items.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    /// Search an HNSW index (its recall against exact top-K is printed) instead of exact scoring.
+    #[arg(long)]
+    pub ann: bool,
+    /// Keep the items the user has in the train split.
+    #[arg(long)]
+    pub include_seen: bool,
+    /// User feature value NAME=VALUE (repeatable), for a user not in the data or to override one.
+    #[arg(long = "feature", value_name = "NAME=VALUE")]
+    pub features: Vec<String>,
+}
+
+/// Runs `twotower recommend`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.k == 0 {
+        anyhow::bail!("-k must be at least 1");
+    }
+    let run = load_run(&args.run)?;
+    super::set_threads(run.config.raw.train.threads)?;
+    let (query, idx) = super::serve::user_vector(&run, &args.user, &args.features)?;
+    let mut exclude: Vec<u32> = Vec::new();
+    if let (Some(u), false) = (idx, args.include_seen) {
+        for (uu, ii) in run.dataset.train.user.iter().zip(&run.dataset.train.item) {
+            if *uu == u {
+                exclude.push(*ii);
+            }
+        }
+        exclude.sort_unstable();
+        exclude.dedup();
+    }
+    let (users, items) = super::serve::vectors(&run);
+    let probe = users.slice(ndarray::s![..users.nrows().min(200), ..]).to_owned();
+    let index = super::serve::item_index(&run, &items, args.ann, &probe, args.k)?;
+    let hits = index.search(&query, args.k, &exclude)?;
+    println!("rank\titem\tscore");
+    for (r, (i, s)) in hits.iter().enumerate() {
+        println!("{}\t{}\t{:.4}", r + 1, run.dataset.items.ids[*i as usize], s);
+    }
+    Ok(())
+}

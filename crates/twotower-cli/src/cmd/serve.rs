@@ -1,0 +1,124 @@
+//! Shared pieces of the serving commands (`recommend`, `similar`, `export`):
+//! loading a run's vectors and building an index over the item vectors.
+
+use anyhow::{anyhow, bail, Context};
+use ndarray::Array2;
+use twotower::index::{ExactIndex, HnswConfig, HnswIndex, VectorIndex};
+use twotower::run::LoadedRun;
+use twotower::train::{columns, encode_all};
+use twotower_data::{FeatureKind, Side};
+
+/// The item index of a run: exact, or HNSW with its recall@k against exact
+/// measured on `probe` queries and printed.
+pub fn item_index(
+    run: &LoadedRun,
+    items: &Array2<f32>,
+    ann: bool,
+    probe: &Array2<f32>,
+    k: usize,
+) -> anyhow::Result<Box<dyn VectorIndex>> {
+    let rank = run.dataset.items.id_rank.clone();
+    let exact = ExactIndex::with_tie_rank(items.clone(), rank.clone())?;
+    if !ann {
+        return Ok(Box::new(exact));
+    }
+    let cfg = HnswConfig {
+        ef_search: (k * 4).max(100),
+        ..HnswConfig::default()
+    };
+    let hnsw = HnswIndex::build_with_tie_rank(items.view(), rank, &cfg)?;
+    let recall = twotower::index::ann_recall_at_k(&hnsw, &exact, probe.view(), k)?;
+    eprintln!(
+        "HNSW index over {} items: recall@{k} against exact top-{k} = {recall:.4} ({} probe queries)",
+        items.nrows(),
+        probe.nrows()
+    );
+    Ok(Box::new(hnsw))
+}
+
+/// User and item vectors of a run, `[n × d]`, unit-norm rows.
+pub fn vectors(run: &LoadedRun) -> (Array2<f32>, Array2<f32>) {
+    encode_all(&run.model, &run.dataset)
+}
+
+/// The user vector of `user` (a dataset id, or unknown), with feature
+/// overrides `name=value` (raw values, transformed and bucketized as the
+/// config says; multi-valued features take `a|b|c`).
+pub fn user_vector(run: &LoadedRun, user: &str, overrides: &[String]) -> anyhow::Result<(Vec<f32>, Option<u32>)> {
+    let ds = &run.dataset;
+    let idx = ds.users.index.get(user).copied();
+    let feats = &ds.users.features;
+    let effective = twotower_data::effective_features(&run.config.data(), &run.config.raw.features);
+    // one entity's CSR per feature
+    let mut per_feature: Vec<Vec<u32>> = feats
+        .iter()
+        .map(|f| match idx {
+            Some(u) => f.row(u as usize).to_vec(),
+            None => {
+                if f.is_id {
+                    vec![0]
+                } else {
+                    match f.kind {
+                        FeatureKind::MultiCategorical => vec![],
+                        _ => vec![0],
+                    }
+                }
+            }
+        })
+        .collect();
+    for o in overrides {
+        let (name, value) = o
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--feature {o:?}: expected NAME=VALUE"))?;
+        let pos = feats.iter().position(|f| f.name == name).ok_or_else(|| {
+            anyhow!(
+                "--feature {name}: not a user feature; user features: {}",
+                feats.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+            )
+        })?;
+        let f = &feats[pos];
+        let fc = effective
+            .get(name)
+            .filter(|c| c.side == Side::User)
+            .ok_or_else(|| anyhow!("--feature {name}: no config for this feature"))?;
+        per_feature[pos] = match f.kind {
+            FeatureKind::MultiCategorical => value
+                .split('|')
+                .filter_map(|v| twotower_data::dataset::transform_value(v, fc))
+                .map(|t| f.vocab.lookup(&t))
+                .collect(),
+            FeatureKind::Categorical => {
+                vec![twotower_data::dataset::transform_value(value, fc)
+                    .map(|t| f.vocab.lookup(&t))
+                    .unwrap_or(0)]
+            }
+            FeatureKind::Bucketized => {
+                let b = fc.boundaries.as_deref().unwrap_or(&[]);
+                let t = twotower_data::dataset::transform_value(value, fc)
+                    .with_context(|| format!("--feature {name}={value}: empty value"))?;
+                let x: f64 = t
+                    .parse()
+                    .ok()
+                    .filter(|x: &f64| x.is_finite())
+                    .ok_or_else(|| anyhow!("--feature {name}={value}: not a number"))?;
+                vec![b.partition_point(|&q| q <= x) as u32 + 1]
+            }
+        };
+    }
+    if idx.is_none() && overrides.is_empty() {
+        bail!(
+            "user {user:?} is not in the data; give its features with --feature NAME=VALUE (user features: {})",
+            feats.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let offsets: Vec<Vec<u32>> = per_feature.iter().map(|v| vec![0, v.len() as u32]).collect();
+    let cols: Vec<twotower::tower::FeatureColumn<'_>> = per_feature
+        .iter()
+        .zip(&offsets)
+        .map(|(v, o)| twotower::tower::FeatureColumn { offsets: o, values: v })
+        .collect();
+    let _ = columns; // same layout as the training columns, for one entity
+    let mut out = Array2::zeros((1, run.model.user.spec.out_dim));
+    run.model.user.encode(&cols, &[0], &mut out);
+    Ok((out.row(0).to_vec(), idx))
+}

@@ -1,0 +1,48 @@
+//! `twotower similar`: nearest items of an item (cosine of item vectors).
+
+use std::path::PathBuf;
+
+use anyhow::anyhow;
+use twotower::run::load_run;
+
+/// Arguments of `twotower similar`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run directory written by `twotower train`.
+    #[arg(long)]
+    pub run: PathBuf,
+    /// The item's id as written in the data.
+    #[arg(long)]
+    pub item: String,
+    /// Number of items.
+    #[arg(short, long, default_value_t = 10)]
+    pub k: usize,
+    /// Search an HNSW index (its recall against exact top-K is printed).
+    #[arg(long)]
+    pub ann: bool,
+}
+
+/// Runs `twotower similar`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.k == 0 {
+        anyhow::bail!("-k must be at least 1");
+    }
+    let run = load_run(&args.run)?;
+    super::set_threads(run.config.raw.train.threads)?;
+    let i = *run
+        .dataset
+        .items
+        .index
+        .get(&args.item)
+        .ok_or_else(|| anyhow!("item {:?} is not in the catalog", args.item))?;
+    let (_, items) = super::serve::vectors(&run);
+    let probe = items.slice(ndarray::s![..items.nrows().min(200), ..]).to_owned();
+    let index = super::serve::item_index(&run, &items, args.ann, &probe, args.k)?;
+    let q = items.row(i as usize).to_vec();
+    let hits = index.search(&q, args.k, &[i])?;
+    println!("rank\titem\tscore");
+    for (r, (j, s)) in hits.iter().enumerate() {
+        println!("{}\t{}\t{:.4}", r + 1, run.dataset.items.ids[*j as usize], s);
+    }
+    Ok(())
+}
