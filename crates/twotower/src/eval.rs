@@ -697,6 +697,8 @@ impl TopK {
     /// Offers the items `base + j` for `j` in `range` with scores `scores[j]`.
     /// Returns `Err(item)` on a NaN score.
     #[inline]
+    // `!(x < thr)` is deliberate: one compare that is also true for NaN.
+    #[allow(clippy::neg_cmp_op_on_partial_ord)]
     fn scan(
         &mut self,
         scores: &[f32],
