@@ -200,6 +200,9 @@ pub struct TrainSection {
     pub lr_dense: f64,
     /// Decoupled (AdamW) weight decay of the dense weights (default 0.0).
     pub weight_decay: f64,
+    /// Learning-rate decay per epoch: both learning rates of epoch e (0-based)
+    /// are `lr · lr_decay^e` (default 1.0 = constant).
+    pub lr_decay: f64,
     /// Clip the global gradient norm to this value (default 0 = off).
     pub clip_grad_norm: f64,
     /// Worker threads (default 2; 0 = all cores).
@@ -229,6 +232,7 @@ impl Default for TrainSection {
             lr_sparse: 0.01,
             lr_dense: 0.001,
             weight_decay: 0.0,
+            lr_decay: 1.0,
             clip_grad_norm: 0.0,
             threads: 2,
             seed: 42,
@@ -417,6 +421,9 @@ impl Config {
                     "a finite number > 0",
                 ));
             }
+        }
+        if !(r.train.lr_decay > 0.0 && r.train.lr_decay <= 1.0) {
+            return Err(bad("train.lr_decay", r.train.lr_decay, "in (0, 1]"));
         }
         if !(r.train.weight_decay.is_finite() && r.train.weight_decay >= 0.0) {
             return Err(bad("train.weight_decay", r.train.weight_decay, "a finite number >= 0"));

@@ -630,6 +630,9 @@ fn run_phase(
 
     while !finished && epoch < epochs {
         let ep_start = Instant::now();
+        let decay = t.lr_decay.powi(epoch as i32);
+        opt.config.sparse_lr = t.lr_sparse * decay;
+        opt.config.dense_lr = t.lr_dense * decay;
         let mut shuffle_rng = ChaCha8Rng::seed_from_u64(mix(seed, phase_tag, STREAM_SHUFFLE, epoch as u64));
         order.shuffle(&mut shuffle_rng);
         let pb = if t.progress {
