@@ -28,6 +28,10 @@ enum Command {
     Similar(cmd::similar::Args),
     /// Export user and item vectors (.npy, safetensors, ids, manifest).
     Export(cmd::export::Args),
+    /// Mutual information between item features (table + heatmap).
+    Mi(cmd::mi::Args),
+    /// Train config variants over several seeds and write a comparison report (mean ± std, plots).
+    Compare(cmd::compare::Args),
 }
 
 fn main() {
@@ -40,6 +44,8 @@ fn main() {
         Command::Recommend(a) => cmd::recommend::run(a),
         Command::Similar(a) => cmd::similar::run(a),
         Command::Export(a) => cmd::export::run(a),
+        Command::Mi(a) => cmd::mi::run(a),
+        Command::Compare(a) => cmd::compare::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -1,7 +1,9 @@
 //! One module per subcommand, plus the helpers they share.
+pub mod compare;
 pub mod eval;
 pub mod export;
 pub mod generate;
+pub mod mi;
 pub mod recommend;
 pub mod serve;
 pub mod similar;

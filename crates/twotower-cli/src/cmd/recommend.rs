@@ -47,7 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let (users, items) = super::serve::vectors(&run);
     let probe = users.slice(ndarray::s![..users.nrows().min(200), ..]).to_owned();
-    let index = super::serve::item_index(&run, &items, args.ann, &probe, args.k)?;
+    let index = super::serve::item_index(&run, &items, args.ann, &probe, args.k, exclude.len())?;
     let hits = index.search(&query, args.k, &exclude)?;
     println!("rank\titem\tscore");
     for (r, (i, s)) in hits.iter().enumerate() {

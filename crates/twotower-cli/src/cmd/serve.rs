@@ -16,6 +16,7 @@ pub fn item_index(
     ann: bool,
     probe: &Array2<f32>,
     k: usize,
+    n_exclude: usize,
 ) -> anyhow::Result<Box<dyn VectorIndex>> {
     let rank = run.dataset.items.id_rank.clone();
     let exact = ExactIndex::with_tie_rank(items.clone(), rank.clone())?;
@@ -23,7 +24,9 @@ pub fn item_index(
         return Ok(Box::new(exact));
     }
     let cfg = HnswConfig {
-        ef_search: (k * 4).max(100),
+        // instant-distance fixes ef at build time and a search returns at most
+        // ef candidates before exclusion: leave room for the excluded items.
+        ef_search: (k * 4).max(100) + n_exclude,
         ..HnswConfig::default()
     };
     let hnsw = HnswIndex::build_with_tie_rank(items.view(), rank, &cfg)?;

@@ -1,0 +1,58 @@
+//! `twotower mi`: mutual information between item features (the statistic
+//! behind correlated feature masking), as a table and a heatmap.
+
+use std::path::PathBuf;
+
+use twotower::augment::{correlated_groups, mi_table, mutual_information, write_mi_heatmap};
+use twotower::config::Config;
+use twotower::train::columns;
+
+/// Arguments of `twotower mi`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Dataset config (TOML). Without it: the built-in synthetic data.
+    #[arg(long, short)]
+    pub config: Option<PathBuf>,
+    /// Override any config key (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Heatmap PNG (an SVG with labels is written beside it).
+    #[arg(long, default_value = "mi.png")]
+    pub out: PathBuf,
+    /// Weight each item by its train clicks instead of counting it once.
+    #[arg(long)]
+    pub clicks: bool,
+}
+
+/// Runs `twotower mi`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cfg = Config::load(args.config.as_deref(), &args.set)?;
+    let ds = super::load_data(&cfg, false)?;
+    let feats = &ds.items.features;
+    let cols = columns(feats);
+    let weights = if args.clicks {
+        let mut c = vec![0u32; ds.items.ids.len()];
+        for &i in &ds.train.item {
+            c[i as usize] += 1;
+        }
+        Some(c)
+    } else {
+        None
+    };
+    let mi = mutual_information(&cols, weights.as_deref())?;
+    let names: Vec<String> = feats.iter().map(|f| f.name.clone()).collect();
+    println!(
+        "mutual information between item features (nats; diagonal = entropy; {} over {} items)",
+        if args.clicks { "click-weighted" } else { "one count per item" },
+        ds.items.ids.len()
+    );
+    println!("{}", mi_table(&names, &mi));
+    println!("correlated-masking groups (seed first):");
+    for g in correlated_groups(&mi) {
+        let n: Vec<&str> = g.iter().map(|&i| names[i].as_str()).collect();
+        println!("  {}", n.join(", "));
+    }
+    write_mi_heatmap(&args.out, &names, &mi)?;
+    println!("heatmap: {}", args.out.display());
+    Ok(())
+}
