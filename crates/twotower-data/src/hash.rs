@@ -51,9 +51,18 @@ impl Hasher for FxHasher {
     fn write_usize(&mut self, i: usize) {
         self.add(i as u64);
     }
+    /// Ends with the murmur3 `fmix64` finalizer: the Fx multiply only
+    /// propagates low input bits upwards, and hashbrown picks buckets from
+    /// the low bits, so without it keys differing only in later bytes
+    /// ("123456" / "123457") collide.
     #[inline]
     fn finish(&self) -> u64 {
-        self.0
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
     }
 }
 
@@ -72,31 +81,66 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 
 /// Interns byte strings to dense `u32` codes in first-seen order without
 /// allocating for keys already seen.
+///
+/// Keys of at most 7 bytes (most ids) are packed into a `u64` (bytes in
+/// the low 56 bits, length in the top 8) and looked up in an integer map,
+/// with no pointer chasing or `memcmp`; longer keys go to a byte-string map.
 #[derive(Default)]
 pub(crate) struct Interner {
-    map: FxHashMap<Box<[u8]>, u32>,
+    small: FxHashMap<u64, u32>,
+    large: FxHashMap<Box<[u8]>, u32>,
+}
+
+#[inline]
+fn pack(key: &[u8]) -> Option<u64> {
+    if key.len() > 7 {
+        return None;
+    }
+    let mut buf = [0u8; 8];
+    buf[..key.len()].copy_from_slice(key);
+    buf[7] = key.len() as u8;
+    Some(u64::from_le_bytes(buf))
+}
+
+fn unpack(v: u64) -> Box<[u8]> {
+    let b = v.to_le_bytes();
+    b[..b[7] as usize].into()
 }
 
 impl Interner {
+    fn next_code(&self) -> u32 {
+        (self.small.len() + self.large.len()) as u32
+    }
     /// The code of `key`, if seen.
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<u32> {
-        self.map.get(key).copied()
+        match pack(key) {
+            Some(p) => self.small.get(&p).copied(),
+            None => self.large.get(key).copied(),
+        }
     }
     /// The code of `key`, inserting it if new.
     #[inline]
     pub fn intern(&mut self, key: &[u8]) -> u32 {
-        if let Some(&c) = self.map.get(key) {
-            return c;
+        let c = self.next_code();
+        match pack(key) {
+            Some(p) => *self.small.entry(p).or_insert(c),
+            None => {
+                if let Some(&c) = self.large.get(key) {
+                    return c;
+                }
+                self.large.insert(key.into(), c);
+                c
+            }
         }
-        let c = self.map.len() as u32;
-        self.map.insert(key.into(), c);
-        c
     }
     /// The keys in code order.
     pub fn into_keys(self) -> Vec<Box<[u8]>> {
-        let mut out: Vec<Box<[u8]>> = vec![Box::default(); self.map.len()];
-        for (k, c) in self.map {
+        let mut out: Vec<Box<[u8]>> = vec![Box::default(); self.small.len() + self.large.len()];
+        for (k, c) in self.small {
+            out[c as usize] = unpack(k);
+        }
+        for (k, c) in self.large {
             out[c as usize] = k;
         }
         out
@@ -116,6 +160,19 @@ mod tests {
     }
 
     #[test]
+    fn numeric_keys_spread_over_low_bits() {
+        use std::hash::{BuildHasher, BuildHasherDefault};
+        // 4096 consecutive decimal ids must fill most of 4096 low-bit buckets
+        // (a uniform hash fills 1 − 1/e ≈ 63% ≈ 2589 of them).
+        let b = BuildHasherDefault::<FxHasher>::default();
+        let mut used = std::collections::HashSet::new();
+        for i in 100_000..104_096u32 {
+            used.insert(b.hash_one(i.to_string().as_bytes()) & 4095);
+        }
+        assert!(used.len() > 2400, "{}", used.len());
+    }
+
+    #[test]
     fn interner_is_dense_in_first_seen_order() {
         let mut i = Interner::default();
         assert_eq!(i.intern(b"b"), 0);
@@ -123,7 +180,14 @@ mod tests {
         assert_eq!(i.intern(b"b"), 0);
         assert_eq!(i.get(b"a"), Some(1));
         assert_eq!(i.get(b"c"), None);
+        // Long keys (> 7 bytes) share the code space.
+        assert_eq!(i.intern(b"a-long-key"), 2);
+        assert_eq!(i.intern(b""), 3);
+        assert_eq!(i.intern(b"1234567"), 4);
+        assert_eq!(i.get(b"a-long-key"), Some(2));
+        assert_eq!(i.get(b"1234567\0"), None);
         let keys = i.into_keys();
-        assert_eq!(keys, vec![Box::from(&b"b"[..]), Box::from(&b"a"[..])]);
+        let want: Vec<&[u8]> = vec![b"b", b"a", b"a-long-key", b"", b"1234567"];
+        assert_eq!(keys.iter().map(|k| &k[..]).collect::<Vec<_>>(), want);
     }
 }

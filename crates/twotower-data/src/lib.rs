@@ -15,7 +15,7 @@ pub mod dataset;
 pub mod error;
 pub mod hash;
 pub mod preset;
-mod raw;
+pub mod raw;
 pub(crate) mod read;
 pub mod split;
 pub mod stats;
@@ -33,6 +33,11 @@ pub use dataset::{
     FeatureReport, IngestReport,
 };
 pub use error::DataError;
+pub use raw::{read_interactions, RawInteractions};
 pub use split::{n_test, random_split, temporal_split, Interactions};
 pub use stats::{stats, HistBucket, Stats};
+pub use synth::{
+    dataset_toml, generate_dataset, synthetic_features, write_dataset, Generator, OutFormat,
+    WriteSummary,
+};
 pub use vocab::{id_order, Vocab};

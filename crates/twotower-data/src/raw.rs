@@ -53,14 +53,24 @@ pub(crate) struct RawLongTable {
     pub values: RawColumn,
 }
 
-/// Interactions with keys local to this table.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RawInteractions {
+/// An interactions table as read: keys interned in first-seen order.
+///
+/// # Shapes
+/// `user`, `item`, `timestamp` (and `weight`) have one entry per row;
+/// `user[k]` indexes `user_keys`, `item[k]` indexes `item_keys`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RawInteractions {
+    /// Distinct user ids, first-seen order.
     pub user_keys: Vec<String>,
+    /// Distinct item ids, first-seen order.
     pub item_keys: Vec<String>,
+    /// User key index per row.
     pub user: Vec<u32>,
+    /// Item key index per row.
     pub item: Vec<u32>,
+    /// Timestamp per row (row number when the table has none).
     pub timestamp: Vec<i64>,
+    /// Weight per row, when configured.
     pub weight: Option<Vec<f32>>,
 }
 
@@ -74,8 +84,12 @@ fn decode_keys(keys: Vec<Box<[u8]>>, enc: Encoding) -> Vec<String> {
         .collect()
 }
 
-/// Reads the interactions table.
-pub(crate) fn read_interactions(
+/// Reads an interactions table alone (`dir` = the resolved `data.path`);
+/// rows skipped under `OnBadRow::Skip` are added to `skipped`.
+///
+/// # Errors
+/// As [`crate::load_dataset`] for this table.
+pub fn read_interactions(
     spec: &InteractionsSpec,
     dir: &Path,
     on_bad: OnBadRow,

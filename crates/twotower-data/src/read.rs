@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::path::Path;
 
 use arrow_array::{Array, ArrayRef, RecordBatch};
@@ -206,26 +206,50 @@ fn open(path: &Path) -> Result<File, DataError> {
     File::open(path).map_err(|e| DataError::io(path, e))
 }
 
-/// Splits `line` on `delim` into field spans (reusing `spans`).
-#[inline]
-fn split_fields(line: &[u8], delim: &[u8], spans: &mut Vec<(usize, usize)>) {
-    spans.clear();
-    let mut start = 0;
-    if delim.len() == 1 {
-        for p in memchr::memchr_iter(delim[0], line) {
-            spans.push((start, p));
-            start = p + 1;
-        }
-    } else {
-        let finder = memchr::memmem::Finder::new(delim);
-        let mut pos = 0;
-        while let Some(p) = finder.find(&line[pos..]) {
-            spans.push((start, pos + p));
-            pos += p + delim.len();
-            start = pos;
+/// A field splitter for one delimiter (single byte: `memchr`; longer:
+/// a prebuilt `memmem` finder).
+enum Splitter {
+    Byte(u8),
+    Multi(Box<memchr::memmem::Finder<'static>>),
+}
+
+impl Splitter {
+    fn new(delim: &[u8]) -> Splitter {
+        if delim.len() == 1 {
+            Splitter::Byte(delim[0])
+        } else {
+            Splitter::Multi(Box::new(memchr::memmem::Finder::new(delim).into_owned()))
         }
     }
-    spans.push((start, line.len()));
+
+    /// Splits `line` into field spans (reusing `spans`).
+    #[inline]
+    fn split(&self, line: &[u8], spans: &mut Vec<(usize, usize)>) {
+        spans.clear();
+        let mut start = 0;
+        match self {
+            Splitter::Byte(d) => {
+                for p in memchr::memchr_iter(*d, line) {
+                    spans.push((start, p));
+                    start = p + 1;
+                }
+            }
+            Splitter::Multi(f) => {
+                let n = f.needle().len();
+                for p in f.find_iter(line) {
+                    // find_iter yields non-overlapping matches, leftmost first.
+                    spans.push((start, p));
+                    start = p + n;
+                }
+            }
+        }
+        spans.push((start, line.len()));
+    }
+}
+
+#[cfg(test)]
+fn split_fields(line: &[u8], delim: &[u8], spans: &mut Vec<(usize, usize)>) {
+    Splitter::new(delim).split(line, spans)
 }
 
 fn handle(
@@ -247,6 +271,70 @@ fn handle(
     }
 }
 
+/// Yields the lines of a reader from a large reusable buffer, without
+/// copying each line.
+struct Lines2<R> {
+    rd: R,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    eof: bool,
+}
+
+impl<R: Read> Lines2<R> {
+    fn new(rd: R) -> Self {
+        Lines2 {
+            rd,
+            buf: vec![0; 1 << 20],
+            start: 0,
+            end: 0,
+            eof: false,
+        }
+    }
+
+    /// The next line (without `\n` / `\r\n`), or `None` at the end.
+    fn next(&mut self) -> std::io::Result<Option<(usize, usize)>> {
+        loop {
+            if let Some(p) = memchr::memchr(b'\n', &self.buf[self.start..self.end]) {
+                let (s, mut e) = (self.start, self.start + p);
+                self.start = e + 1;
+                if e > s && self.buf[e - 1] == b'\r' {
+                    e -= 1;
+                }
+                return Ok(Some((s, e)));
+            }
+            if self.eof {
+                if self.start < self.end {
+                    let (s, mut e) = (self.start, self.end);
+                    self.start = self.end;
+                    if self.buf[e - 1] == b'\r' {
+                        e -= 1;
+                    }
+                    return Ok(Some((s, e)));
+                }
+                return Ok(None);
+            }
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.end == self.buf.len() {
+                let n = self.buf.len() * 2;
+                self.buf.resize(n, 0);
+            }
+            let n = loop {
+                match self.rd.read(&mut self.buf[self.end..]) {
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                    r => break r?,
+                }
+            };
+            if n == 0 {
+                self.eof = true;
+            }
+            self.end += n;
+        }
+    }
+}
+
 fn read_plain<F>(
     opts: &ReadOptions,
     refs: &[ColumnRef],
@@ -258,41 +346,35 @@ where
     F: FnMut(u64, &[&[u8]], &Header) -> Result<(), DataError>,
 {
     let path = &opts.path;
-    let mut rd = BufReader::with_capacity(1 << 20, open(path)?);
-    let mut buf: Vec<u8> = Vec::with_capacity(256);
+    let mut lines = Lines2::new(open(path)?);
     let mut spans: Vec<(usize, usize)> = Vec::with_capacity(32);
     let mut line_no: u64 = 0;
-    let delim = &opts.delimiter;
+    let splitter = Splitter::new(&opts.delimiter);
 
-    // Reads the next non-empty line into `buf` (without the line break).
-    let mut next_line = |buf: &mut Vec<u8>, line_no: &mut u64| -> Result<bool, DataError> {
+    // The next non-empty line's span in `lines.buf`.
+    let next_line = |lines: &mut Lines2<File>,
+                     line_no: &mut u64|
+     -> Result<Option<(usize, usize)>, DataError> {
         loop {
-            buf.clear();
-            let n = rd
-                .read_until(b'\n', buf)
-                .map_err(|e| DataError::io(path, e))?;
-            if n == 0 {
-                return Ok(false);
-            }
-            *line_no += 1;
-            if buf.last() == Some(&b'\n') {
-                buf.pop();
-            }
-            if buf.last() == Some(&b'\r') {
-                buf.pop();
-            }
-            if !buf.is_empty() {
-                return Ok(true);
+            match lines.next().map_err(|e| DataError::io(path, e))? {
+                None => return Ok(None),
+                Some((s, e)) => {
+                    *line_no += 1;
+                    if e > s {
+                        return Ok(Some((s, e)));
+                    }
+                }
             }
         }
     };
 
     let mut names: Option<Vec<String>> = opts.columns.clone();
     if opts.header {
-        if !next_line(&mut buf, &mut line_no)? {
+        let Some((s, e)) = next_line(&mut lines, &mut line_no)? else {
             return Err(DataError::EmptyTable { path: path.clone() });
-        }
-        split_fields(&buf, delim, &mut spans);
+        };
+        let buf = &lines.buf[s..e];
+        splitter.split(buf, &mut spans);
         let mut hn = Vec::with_capacity(spans.len());
         for &(s, e) in &spans {
             let v = trim(&buf[s..e]);
@@ -315,9 +397,10 @@ where
     }
     let mut store: Vec<&'static [u8]> = Vec::with_capacity(refs.len());
     let mut rows = 0usize;
-    while next_line(&mut buf, &mut line_no)? {
+    while let Some((s, e)) = next_line(&mut lines, &mut line_no)? {
+        let buf = &lines.buf[s..e];
         let mut fields = recycle(std::mem::take(&mut store));
-        split_fields(&buf, delim, &mut spans);
+        splitter.split(buf, &mut spans);
         if expected.is_none() {
             expected = Some(spans.len());
             let (idx, disp) = resolve(path, refs, names.as_deref(), Some(spans.len()))?;
@@ -333,7 +416,6 @@ where
                 got: spans.len(),
             })
         } else {
-            fields.clear();
             for &i in idx {
                 let (s, e) = spans[i];
                 fields.push(&buf[s..e]);
@@ -669,6 +751,7 @@ where
     let mut rows = 0usize;
     let mut row_no: u64 = 0;
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); refs.len()];
+    let mut store: Vec<&'static [u8]> = Vec::with_capacity(refs.len());
     for batch in reader {
         let batch: RecordBatch = batch.map_err(|e| perr(&e))?;
         let cols: Vec<ColText> = pos
@@ -681,8 +764,10 @@ where
             for (c, b) in cols.iter().zip(bufs.iter_mut()) {
                 c.write(i, b);
             }
-            let fields: Vec<&[u8]> = bufs.iter().map(|b| b.as_slice()).collect();
+            let mut fields = recycle(std::mem::take(&mut store));
+            fields.extend(bufs.iter().map(|b| b.as_slice()));
             let res = f(row_no, &fields, &header);
+            store = recycle(fields);
             handle(res, on_bad, skipped, &mut rows)?;
         }
     }
