@@ -39,6 +39,7 @@ pub mod loss;
 pub mod model;
 pub mod optim;
 pub mod real;
+pub mod report;
 pub mod run;
 pub mod tower;
 pub mod train;

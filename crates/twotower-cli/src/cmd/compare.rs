@@ -90,7 +90,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if specs.iter().any(|s| s.name == spec.name) {
             bail!("variant name `{}` is given twice", spec.name);
         }
-        if let Some(o) = spec.overrides.iter().find(|o| report::override_key(o) == "train.seed") {
+        if let Some(o) = spec
+            .overrides
+            .iter()
+            .find(|o| report::override_key(o) == "train.seed")
+        {
             bail!(
                 "variant {}: `{o}`: the seeds come from --seeds/--seed-base; do not set train.seed",
                 spec.name
@@ -119,7 +123,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         });
     }
     super::set_threads(plans[0].configs[0].1.raw.train.threads)?;
-    std::fs::create_dir_all(&args.out).with_context(|| format!("creating {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
 
     let flag = Arc::new(AtomicBool::new(false));
     {
@@ -139,7 +144,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut groups: Vec<(usize, Vec<usize>)> = Vec::new(); // (representative plan, members)
     for (i, p) in plans.iter().enumerate() {
         let key = data_key(&p.configs[0].1);
-        match groups.iter_mut().find(|(r, _)| data_key(&plans[*r].configs[0].1) == key) {
+        match groups
+            .iter_mut()
+            .find(|(r, _)| data_key(&plans[*r].configs[0].1) == key)
+        {
             Some(g) => g.1.push(i),
             None => groups.push((i, vec![i])),
         }
@@ -151,12 +159,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let cfg0 = &plans[*rep].configs[0].1;
         let ds = super::load_data(cfg0, false)?;
         let set = eval_set(&ds, &ds.train, &ds.test)?;
-        let pop_bins = report::popularity_bin_counts(&set, &PopularityScorer::from_set(&set), args.decile_k, N_BINS)?;
+        let pop_bins = report::popularity_bin_counts(
+            &set,
+            &PopularityScorer::from_set(&set),
+            args.decile_k,
+            N_BINS,
+        )?;
         for &pi in members {
             let plan = &plans[pi];
             for (seed, cfg) in &plan.configs {
                 done += 1;
-                let dir = args.out.join("runs").join(&plan.spec.name).join(format!("seed{seed}"));
+                let dir = args
+                    .out
+                    .join("runs")
+                    .join(&plan.spec.name)
+                    .join(format!("seed{seed}"));
                 let label = format!("[{done}/{total}] {} seed {seed}", plan.spec.name);
                 let existing = if args.force {
                     Existing::None
@@ -172,7 +189,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     Existing::None => None,
                 };
                 let t = Instant::now();
-                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
                 let resume = !args.force && dir.join(twotower::checkpoint::META_FILE).exists();
                 let opts = TrainOptions {
                     run_dir: dir.clone(),
@@ -207,7 +225,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let metrics = run::evaluate_test(cfg, &ds, &outcome.model, &info)?;
                 let (uv, iv) = encode_all(&outcome.model, &ds);
                 let scorer = DotScorer::new(uv.view(), iv.view())?;
-                let model_bins = report::popularity_bin_counts(&set, &scorer, args.decile_k, N_BINS)?;
+                let model_bins =
+                    report::popularity_bin_counts(&set, &scorer, args.decile_k, N_BINS)?;
                 report::write_run_bins(
                     &dir,
                     &RunBins {
@@ -239,12 +258,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for plan in &plans {
         let mut runs = Vec::new();
         for (seed, _) in &plan.configs {
-            let dir = args.out.join("runs").join(&plan.spec.name).join(format!("seed{seed}"));
-            runs.push(report::read_run(&dir)?);
+            let dir = args
+                .out
+                .join("runs")
+                .join(&plan.spec.name)
+                .join(format!("seed{seed}"));
+            let mut r = report::read_run(&dir)?;
+            // shown relative to the report
+            r.dir = Path::new("runs")
+                .join(&plan.spec.name)
+                .join(format!("seed{seed}"));
+            runs.push(r);
         }
-        variants.push((plan.spec.clone(), plan.configs[0].1.doc.clone(), runs));
+        variants.push((
+            plan.spec.clone(),
+            report::resolved_config(&plan.configs[0].1),
+            runs,
+        ));
     }
-    let mut base_doc = base.doc.clone();
+    let mut base_doc = report::resolved_config(&base);
     if let Some(t) = base_doc.as_table_mut() {
         let train = t
             .entry("train")
@@ -288,9 +320,10 @@ fn existing_run(dir: &Path, cfg: &Config, k: usize) -> anyhow::Result<Existing> 
     if !dir.join(run::METRICS_FILE).exists() || !rpath.exists() {
         return Ok(Existing::None);
     }
-    let text = std::fs::read_to_string(&rpath).with_context(|| format!("reading {}", rpath.display()))?;
-    let info: RunInfo =
-        serde_json::from_str(&text).with_context(|| format!("{}: not a twotower run file", rpath.display()))?;
+    let text =
+        std::fs::read_to_string(&rpath).with_context(|| format!("reading {}", rpath.display()))?;
+    let info: RunInfo = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a twotower run file", rpath.display()))?;
     if info.config != cfg.doc {
         bail!(
             "{} holds a finished run of another config; use --force to retrain it, or another --out",
@@ -299,7 +332,8 @@ fn existing_run(dir: &Path, cfg: &Config, k: usize) -> anyhow::Result<Existing> 
     }
     let bpath = dir.join(report::BINS_FILE);
     let fresh = bpath.exists() && {
-        let text = std::fs::read_to_string(&bpath).with_context(|| format!("reading {}", bpath.display()))?;
+        let text = std::fs::read_to_string(&bpath)
+            .with_context(|| format!("reading {}", bpath.display()))?;
         match serde_json::from_str::<RunBins>(&text) {
             Ok(b) => b.k == k && b.n_bins == N_BINS && b.format_version == REPORT_FORMAT_VERSION,
             Err(_) => false,
@@ -347,7 +381,10 @@ fn print_summary(r: &report::Report) {
     for b in &r.baselines {
         print!("{:<width$}", b.name);
         for n in &names {
-            print!(" {:>20}", report::format_summary(b.metrics.get(*n).and_then(|x| x.as_ref()), 4, 1));
+            print!(
+                " {:>20}",
+                report::format_summary(b.metrics.get(*n).and_then(|x| x.as_ref()), 4, 1)
+            );
         }
         println!();
     }
