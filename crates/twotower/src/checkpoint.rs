@@ -170,10 +170,11 @@ pub fn load(dir: &Path) -> Result<(CheckpointMeta, BTreeMap<String, Tensor>), Ch
         path: mpath.clone(),
         source,
     })?;
-    let meta: CheckpointMeta = serde_json::from_str(&text).map_err(|e| CheckpointError::Format {
-        path: mpath.clone(),
-        message: format!("not a twotower checkpoint: {e}"),
-    })?;
+    let meta: CheckpointMeta =
+        serde_json::from_str(&text).map_err(|e| CheckpointError::Format {
+            path: mpath.clone(),
+            message: format!("not a twotower checkpoint: {e}"),
+        })?;
     if meta.format_version != CHECKPOINT_FORMAT_VERSION {
         return Err(CheckpointError::Format {
             path: mpath,
@@ -276,8 +277,17 @@ mod tests {
         // Simulate a crash between the two renames: new tensors, old JSON.
         let mut m_other = meta();
         let other = tempfile::tempdir().unwrap();
-        save(other.path(), &[("x".into(), vec![1], &[2.0f32][..])], &mut m_other).unwrap();
-        std::fs::copy(other.path().join(TENSORS_FILE), dir.path().join(TENSORS_FILE)).unwrap();
+        save(
+            other.path(),
+            &[("x".into(), vec![1], &[2.0f32][..])],
+            &mut m_other,
+        )
+        .unwrap();
+        std::fs::copy(
+            other.path().join(TENSORS_FILE),
+            dir.path().join(TENSORS_FILE),
+        )
+        .unwrap();
         let err = load(dir.path()).unwrap_err().to_string();
         assert!(err.contains("does not match"), "{err}");
     }

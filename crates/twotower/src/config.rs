@@ -200,6 +200,11 @@ pub struct TrainSection {
     pub lr_dense: f64,
     /// Decoupled (AdamW) weight decay of the dense weights (default 0.0).
     pub weight_decay: f64,
+    /// Epoch-level weight averaging: after each epoch the evaluated (and
+    /// final) weights are `avg ← γ·avg + (1 − γ)·w` with γ = `epoch_average`
+    /// (default 0.0 = off, the raw weights). O(parameters) once per epoch,
+    /// never per step.
+    pub epoch_average: f64,
     /// Learning-rate decay per epoch: both learning rates of epoch e (0-based)
     /// are `lr · lr_decay^e` (default 1.0 = constant).
     pub lr_decay: f64,
@@ -233,6 +238,7 @@ impl Default for TrainSection {
             lr_dense: 0.001,
             weight_decay: 0.0,
             lr_decay: 1.0,
+            epoch_average: 0.0,
             clip_grad_norm: 0.0,
             threads: 2,
             seed: 42,
@@ -322,10 +328,13 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming `name` and the offending key.
     pub fn from_doc(doc: toml::Value, base_dir: PathBuf, name: &str) -> Result<Self, ConfigError> {
-        let raw: RawConfig = doc.clone().try_into().map_err(|e: toml::de::Error| ConfigError::Invalid {
-            path: name.to_string(),
-            message: e.to_string().trim().to_string(),
-        })?;
+        let raw: RawConfig =
+            doc.clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| ConfigError::Invalid {
+                    path: name.to_string(),
+                    message: e.to_string().trim().to_string(),
+                })?;
         let c = Self { raw, doc, base_dir };
         c.check()?;
         Ok(c)
@@ -341,9 +350,16 @@ impl Config {
             }
         }
         if !(r.loss.temperature.is_finite() && r.loss.temperature > 0.0) {
-            return Err(bad("loss.temperature", r.loss.temperature, "a finite number > 0"));
+            return Err(bad(
+                "loss.temperature",
+                r.loss.temperature,
+                "a finite number > 0",
+            ));
         }
-        if !matches!(r.loss.frequency.as_str(), "counts" | "batch_inclusion" | "streaming") {
+        if !matches!(
+            r.loss.frequency.as_str(),
+            "counts" | "batch_inclusion" | "streaming"
+        ) {
             return Err(bad(
                 "loss.frequency",
                 &r.loss.frequency,
@@ -351,15 +367,26 @@ impl Config {
             ));
         }
         if !(r.loss.logq_weight.is_finite() && r.loss.logq_weight >= 0.0) {
-            return Err(bad("loss.logq_weight", r.loss.logq_weight, "a finite number >= 0"));
+            return Err(bad(
+                "loss.logq_weight",
+                r.loss.logq_weight,
+                "a finite number >= 0",
+            ));
         }
         if !(r.loss.streaming_alpha > 0.0 && r.loss.streaming_alpha <= 1.0) {
-            return Err(bad("loss.streaming_alpha", r.loss.streaming_alpha, "in (0, 1]"));
+            return Err(bad(
+                "loss.streaming_alpha",
+                r.loss.streaming_alpha,
+                "in (0, 1]",
+            ));
         }
         if r.loss.streaming_buckets == 0 || r.loss.streaming_hashes == 0 {
             return Err(bad(
                 "loss.streaming_buckets",
-                format!("{} buckets × {} hashes", r.loss.streaming_buckets, r.loss.streaming_hashes),
+                format!(
+                    "{} buckets × {} hashes",
+                    r.loss.streaming_buckets, r.loss.streaming_hashes
+                ),
                 "at least 1 bucket and 1 hash",
             ));
         }
@@ -370,18 +397,33 @@ impl Config {
             return Err(bad("model.out_dim", 0, "at least 1"));
         }
         if r.model.hidden.contains(&0) {
-            return Err(bad("model.hidden", format!("{:?}", r.model.hidden), "sizes of at least 1"));
+            return Err(bad(
+                "model.hidden",
+                format!("{:?}", r.model.hidden),
+                "sizes of at least 1",
+            ));
         }
         if !matches!(r.model.mask_embedding.as_str(), "zero" | "learned") {
-            return Err(bad("model.mask_embedding", &r.model.mask_embedding, "\"zero\" or \"learned\""));
+            return Err(bad(
+                "model.mask_embedding",
+                &r.model.mask_embedding,
+                "\"zero\" or \"learned\"",
+            ));
         }
         if !(r.ssl.weight.is_finite() && r.ssl.weight >= 0.0) {
             return Err(bad("ssl.weight", r.ssl.weight, "a finite number >= 0"));
         }
         if !(r.ssl.temperature.is_finite() && r.ssl.temperature > 0.0) {
-            return Err(bad("ssl.temperature", r.ssl.temperature, "a finite number > 0"));
+            return Err(bad(
+                "ssl.temperature",
+                r.ssl.temperature,
+                "a finite number > 0",
+            ));
         }
-        if !matches!(r.ssl.masking.as_str(), "random" | "complementary" | "correlated") {
+        if !matches!(
+            r.ssl.masking.as_str(),
+            "random" | "complementary" | "correlated"
+        ) {
             return Err(bad(
                 "ssl.masking",
                 &r.ssl.masking,
@@ -395,44 +437,85 @@ impl Config {
             return Err(bad("ssl.dropout_rate", r.ssl.dropout_rate, "in [0, 1]"));
         }
         if !matches!(r.ssl.seed_scope.as_str(), "per_example" | "per_batch") {
-            return Err(bad("ssl.seed_scope", &r.ssl.seed_scope, "\"per_example\" or \"per_batch\""));
+            return Err(bad(
+                "ssl.seed_scope",
+                &r.ssl.seed_scope,
+                "\"per_example\" or \"per_batch\"",
+            ));
         }
         if !matches!(r.ssl.mi_weighting.as_str(), "items" | "clicks") {
-            return Err(bad("ssl.mi_weighting", &r.ssl.mi_weighting, "\"items\" or \"clicks\""));
+            return Err(bad(
+                "ssl.mi_weighting",
+                &r.ssl.mi_weighting,
+                "\"items\" or \"clicks\"",
+            ));
         }
         if r.train.batch_size < 2 {
-            return Err(bad("train.batch_size", r.train.batch_size, "at least 2 (in-batch negatives)"));
+            return Err(bad(
+                "train.batch_size",
+                r.train.batch_size,
+                "at least 2 (in-batch negatives)",
+            ));
         }
         if r.train.epochs == 0 {
             return Err(bad("train.epochs", 0, "at least 1"));
         }
-        if !matches!(r.train.sparse_optimizer.as_str(), "adam" | "adagrad" | "adagrad_rowwise") {
+        if !matches!(
+            r.train.sparse_optimizer.as_str(),
+            "adam" | "adagrad" | "adagrad_rowwise"
+        ) {
             return Err(bad(
                 "train.sparse_optimizer",
                 &r.train.sparse_optimizer,
                 "\"adam\", \"adagrad\" or \"adagrad_rowwise\"",
             ));
         }
-        for (key, v) in [("train.lr_sparse", r.train.lr_sparse), ("train.lr_dense", r.train.lr_dense)] {
+        for (key, v) in [
+            ("train.lr_sparse", r.train.lr_sparse),
+            ("train.lr_dense", r.train.lr_dense),
+        ] {
             if !(v.is_finite() && v > 0.0) {
                 return Err(bad(
-                    if key == "train.lr_sparse" { "train.lr_sparse" } else { "train.lr_dense" },
+                    if key == "train.lr_sparse" {
+                        "train.lr_sparse"
+                    } else {
+                        "train.lr_dense"
+                    },
                     v,
                     "a finite number > 0",
                 ));
             }
         }
+        if !(0.0..1.0).contains(&r.train.epoch_average) {
+            return Err(bad(
+                "train.epoch_average",
+                r.train.epoch_average,
+                "in [0, 1)",
+            ));
+        }
         if !(r.train.lr_decay > 0.0 && r.train.lr_decay <= 1.0) {
             return Err(bad("train.lr_decay", r.train.lr_decay, "in (0, 1]"));
         }
         if !(r.train.weight_decay.is_finite() && r.train.weight_decay >= 0.0) {
-            return Err(bad("train.weight_decay", r.train.weight_decay, "a finite number >= 0"));
+            return Err(bad(
+                "train.weight_decay",
+                r.train.weight_decay,
+                "a finite number >= 0",
+            ));
         }
         if !(r.train.clip_grad_norm.is_finite() && r.train.clip_grad_norm >= 0.0) {
-            return Err(bad("train.clip_grad_norm", r.train.clip_grad_norm, "a finite number >= 0 (0 = off)"));
+            return Err(bad(
+                "train.clip_grad_norm",
+                r.train.clip_grad_norm,
+                "a finite number >= 0 (0 = off)",
+            ));
         }
         if r.eval.ks.is_empty() || r.eval.ks.contains(&0) {
-            return Err(bad("eval.ks", format!("{:?}", r.eval.ks), "a non-empty list of K >= 1"));
+            return Err(bad(
+                "eval.ks",
+                format!("{:?}", r.eval.ks),
+                "a non-empty list of K >= 1",
+            ));
         }
         if !r.eval.ks.contains(&50) && r.train.monitor == "recall@50" && r.train.validation {
             return Err(bad(

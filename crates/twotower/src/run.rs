@@ -169,8 +169,13 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
             ),
         });
     }
-    let config = Config::from_doc(info.config.clone(), info.base_dir.clone(), &rpath.display().to_string())?;
-    let dataset = twotower_data::load_dataset(&config.data(), &config.raw.features, &config.base_dir)?;
+    let config = Config::from_doc(
+        info.config.clone(),
+        info.base_dir.clone(),
+        &rpath.display().to_string(),
+    )?;
+    let dataset =
+        twotower_data::load_dataset(&config.data(), &config.raw.features, &config.base_dir)?;
     let mut model = new_model(&config, &dataset, 0);
     let mpath = dir.join(MODEL_FILE);
     let bytes = std::fs::read(&mpath).map_err(|source| RunError::Io {
@@ -219,7 +224,12 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
 ///
 /// # Errors
 /// [`RunError::Train`] if the evaluation set cannot be built.
-pub fn evaluate_test(cfg: &Config, ds: &Dataset, model: &TwoTower<f32>, info: &RunInfo) -> Result<serde_json::Value, RunError> {
+pub fn evaluate_test(
+    cfg: &Config,
+    ds: &Dataset,
+    model: &TwoTower<f32>,
+    info: &RunInfo,
+) -> Result<serde_json::Value, RunError> {
     let set = eval_set(ds, &ds.train, &ds.test)?;
     let m = evaluate_model(model, ds, &set, cfg)?;
     let pop = evaluate_most_popular(&set, cfg)?;
@@ -236,12 +246,18 @@ pub fn evaluate_test(cfg: &Config, ds: &Dataset, model: &TwoTower<f32>, info: &R
     out.insert("n_items".into(), serde_json::json!(ds.items.ids.len()));
     out.insert("n_train".into(), serde_json::json!(ds.train.user.len()));
     out.insert("n_test".into(), serde_json::json!(ds.test.user.len()));
-    out.insert("train_seconds".into(), serde_json::json!(info.train_seconds));
+    out.insert(
+        "train_seconds".into(),
+        serde_json::json!(info.train_seconds),
+    );
     out.insert(
         "examples_per_second".into(),
         serde_json::json!(info.examples_per_second),
     );
-    out.insert("best_validation".into(), serde_json::json!(info.best_validation));
+    out.insert(
+        "best_validation".into(),
+        serde_json::json!(info.best_validation),
+    );
     out.insert(
         "config".into(),
         serde_json::to_value(&cfg.doc).expect("toml value serializes"),

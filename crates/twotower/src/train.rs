@@ -207,7 +207,11 @@ pub fn encode_all(model: &TwoTower<f32>, ds: &Dataset) -> (Array2<f32>, Array2<f
 }
 
 /// The evaluator's view of a (train, test) pair of splits.
-pub fn eval_set(ds: &Dataset, train: &Interactions, test: &Interactions) -> Result<EvalSet, TrainError> {
+pub fn eval_set(
+    ds: &Dataset,
+    train: &Interactions,
+    test: &Interactions,
+) -> Result<EvalSet, TrainError> {
     EvalSet::new(
         ds.users.ids.len(),
         ds.items.ids.len(),
@@ -309,7 +313,10 @@ pub fn augmenter(
         } else {
             None
         };
-        Some(crate::augment::mutual_information(&cols, weights.as_deref())?)
+        Some(crate::augment::mutual_information(
+            &cols,
+            weights.as_deref(),
+        )?)
     } else {
         None
     };
@@ -339,9 +346,15 @@ enum Frequency {
 /// # Errors
 /// [`TrainError`]: a NaN/inf loss (last good checkpoint kept), Ctrl-C
 /// (checkpoint saved), checkpoint I/O, or a resume that does not match.
-pub fn train(cfg: &Config, ds: &Dataset, opts: &TrainOptions<'_>) -> Result<TrainOutcome, TrainError> {
+pub fn train(
+    cfg: &Config,
+    ds: &Dataset,
+    opts: &TrainOptions<'_>,
+) -> Result<TrainOutcome, TrainError> {
     if ds.train.user.is_empty() {
-        return Err(TrainError::Data("the train split has no interactions".into()));
+        return Err(TrainError::Data(
+            "the train split has no interactions".into(),
+        ));
     }
     if ds.items.ids.is_empty() {
         return Err(TrainError::Data("the catalog has no items".into()));
@@ -457,6 +470,9 @@ pub fn train(cfg: &Config, ds: &Dataset, opts: &TrainOptions<'_>) -> Result<Trai
     })
 }
 
+/// Owned named tensors: (name, shape, values).
+type NamedTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
+
 struct PhaseResult {
     model: TwoTower<f32>,
     best: Option<(f64, usize)>,
@@ -530,7 +546,11 @@ fn run_phase(
         ssl_temperature: cfg.raw.ssl.temperature as f32,
         ssl_weight: cfg.raw.ssl.weight as f32,
     };
-    let weights_col = if l.use_weights { fit.weight.as_ref() } else { None };
+    let weights_col = if l.use_weights {
+        fit.weight.as_ref()
+    } else {
+        None
+    };
 
     // training position
     let mut epoch = 0usize;
@@ -538,7 +558,9 @@ fn run_phase(
     let mut step = 0u64;
     let mut best: Option<(f64, usize)> = None;
     let mut since_best = 0usize;
-    let mut best_tensors: Option<Vec<(String, Vec<usize>, Vec<f32>)>> = None;
+    let mut best_tensors: Option<NamedTensors> = None;
+    // epoch-level moving average of the weights (train.epoch_average)
+    let mut ema: Option<NamedTensors> = None;
     let mut finished = false;
     if let Some((meta, tensors)) = resume {
         restore(&mut model, &mut opt, &tensors, &opts.run_dir)?;
@@ -554,10 +576,23 @@ fn run_phase(
         finished = meta.finished;
         let bt: Vec<_> = tensors
             .iter()
-            .filter_map(|(k, v)| k.strip_prefix("best.").map(|n| (n.to_string(), v.shape.clone(), v.data.clone())))
+            .filter_map(|(k, v)| {
+                k.strip_prefix("best.")
+                    .map(|n| (n.to_string(), v.shape.clone(), v.data.clone()))
+            })
             .collect();
         if !bt.is_empty() {
             best_tensors = Some(bt);
+        }
+        let et: Vec<_> = tensors
+            .iter()
+            .filter_map(|(k, v)| {
+                k.strip_prefix("ema.")
+                    .map(|n| (n.to_string(), v.shape.clone(), v.data.clone()))
+            })
+            .collect();
+        if !et.is_empty() {
+            ema = Some(et);
         }
     }
 
@@ -576,7 +611,8 @@ fn run_phase(
     let save = |model: &TwoTower<f32>,
                 opt: &Optimizer<f32>,
                 freq: &Frequency,
-                best_tensors: &Option<Vec<(String, Vec<usize>, Vec<f32>)>>,
+                best_tensors: &Option<NamedTensors>,
+                ema: &Option<NamedTensors>,
                 epoch: usize,
                 batch_in_epoch: usize,
                 step: u64,
@@ -597,9 +633,11 @@ fn run_phase(
                 tensors.push((format!("freq.{name}"), shape, data));
             }
         }
-        if let Some(bt) = best_tensors {
-            for (name, shape, data) in bt {
-                tensors.push((format!("best.{name}"), shape.clone(), data.as_slice()));
+        for (prefix, set) in [("best", best_tensors), ("ema", ema)] {
+            if let Some(bt) = set {
+                for (name, shape, data) in bt {
+                    tensors.push((format!("{prefix}.{name}"), shape.clone(), data.as_slice()));
+                }
             }
         }
         let mut table_rows = BTreeMap::new();
@@ -633,7 +671,8 @@ fn run_phase(
         let decay = t.lr_decay.powi(epoch as i32);
         opt.config.sparse_lr = t.lr_sparse * decay;
         opt.config.dense_lr = t.lr_dense * decay;
-        let mut shuffle_rng = ChaCha8Rng::seed_from_u64(mix(seed, phase_tag, STREAM_SHUFFLE, epoch as u64));
+        let mut shuffle_rng =
+            ChaCha8Rng::seed_from_u64(mix(seed, phase_tag, STREAM_SHUFFLE, epoch as u64));
         order.shuffle(&mut shuffle_rng);
         let pb = if t.progress {
             let pb = indicatif::ProgressBar::new(n_batches as u64);
@@ -650,7 +689,8 @@ fn run_phase(
         } else {
             indicatif::ProgressBar::hidden()
         };
-        let (mut sum_main, mut sum_ssl, mut sum_total, mut n_steps) = (0.0f64, 0.0f64, 0.0f64, 0usize);
+        let (mut sum_main, mut sum_ssl, mut sum_total, mut n_steps) =
+            (0.0f64, 0.0f64, 0.0f64, 0usize);
         let mut ep_examples = 0u64;
         for b in batch_start..n_batches {
             let rows = &order[b * bsz..((b + 1) * bsz).min(n)];
@@ -673,15 +713,27 @@ fn run_phase(
             match &mut freq {
                 Frequency::Off => {}
                 Frequency::Counts(c) => {
-                    fill_log_q(&mut main.log_q, &items_idx, bn, l.mixed_negatives, n_items, logq_weight, |j| {
-                        c.prob(j)
-                    });
+                    fill_log_q(
+                        &mut main.log_q,
+                        &items_idx,
+                        bn,
+                        l.mixed_negatives,
+                        n_items,
+                        logq_weight,
+                        |j| c.prob(j),
+                    );
                 }
                 Frequency::Streaming(s) => {
                     s.observe_batch(&items_idx[..bn]);
-                    fill_log_q(&mut main.log_q, &items_idx, bn, l.mixed_negatives, n_items, logq_weight, |j| {
-                        s.prob(j)
-                    });
+                    fill_log_q(
+                        &mut main.log_q,
+                        &items_idx,
+                        bn,
+                        l.mixed_negatives,
+                        n_items,
+                        logq_weight,
+                        |j| s.prob(j),
+                    );
                 }
             }
             main.weights.clear();
@@ -717,7 +769,11 @@ fn run_phase(
             if b % 16 == 0 || b + 1 == n_batches {
                 pb.set_position(b as u64 + 1);
                 let eps = ep_examples as f64 / ep_start.elapsed().as_secs_f64().max(1e-9);
-                pb.set_message(format!("loss {:.4} {:.0} ex/s", sum_total / n_steps as f64, eps));
+                pb.set_message(format!(
+                    "loss {:.4} {:.0} ex/s",
+                    sum_total / n_steps as f64,
+                    eps
+                ));
             }
             if let Some(flag) = opts.interrupt {
                 if flag.load(Ordering::SeqCst) {
@@ -727,6 +783,7 @@ fn run_phase(
                         &opt,
                         &freq,
                         &best_tensors,
+                        &ema,
                         epoch,
                         b + 1,
                         step,
@@ -749,14 +806,51 @@ fn run_phase(
         let k = n_steps.max(1) as f64;
         let mut validation = None;
         let mut improved_line = String::new();
+        // the weights this epoch ends with: raw, or their epoch-level average
+        let averaged = if t.epoch_average > 0.0 {
+            let g = t.epoch_average as f32;
+            match &mut ema {
+                None => {
+                    ema = Some(
+                        model
+                            .named_tensors()
+                            .into_iter()
+                            .map(|(n, s, d)| (n, s, d.to_vec()))
+                            .collect(),
+                    )
+                }
+                Some(e) => {
+                    for ((_, _, avg), (_, _, cur)) in e.iter_mut().zip(model.named_tensors()) {
+                        for (a, c) in avg.iter_mut().zip(cur) {
+                            *a = g * *a + (1.0 - g) * c;
+                        }
+                    }
+                }
+            }
+            let mut m = model.clone();
+            for (name, _, data) in ema.as_ref().expect("set above") {
+                m.tensor_mut(name)
+                    .expect("named tensor")
+                    .copy_from_slice(data);
+            }
+            Some(m)
+        } else {
+            None
+        };
+        let current = averaged.as_ref().unwrap_or(&model);
         if let Some(vset) = valid {
-            let m = evaluate_model(&model, ds, vset, cfg)?;
-            let v = m.values.get(&t.monitor).copied().flatten().unwrap_or(f64::NEG_INFINITY);
+            let m = evaluate_model(current, ds, vset, cfg)?;
+            let v = m
+                .values
+                .get(&t.monitor)
+                .copied()
+                .flatten()
+                .unwrap_or(f64::NEG_INFINITY);
             if best.is_none_or(|(b, _)| v > b) {
                 best = Some((v, epoch));
                 since_best = 0;
                 best_tensors = Some(
-                    model
+                    current
                         .named_tensors()
                         .into_iter()
                         .map(|(n, s, d)| (n, s, d.to_vec()))
@@ -798,6 +892,7 @@ fn run_phase(
             &opt,
             &freq,
             &best_tensors,
+            &ema,
             epoch,
             0,
             step,
@@ -807,13 +902,13 @@ fn run_phase(
             history,
         )?;
     }
-    // the search phase returns its best model
-    if let Some(bt) = best_tensors {
-        if valid.is_some() {
-            for (name, _, data) in bt {
-                if let Some(dst) = model.tensor_mut(&name) {
-                    dst.copy_from_slice(&data);
-                }
+    // the search phase returns its best model; the refit phase its last
+    // (averaged, with train.epoch_average) weights
+    let keep = if valid.is_some() { best_tensors } else { ema };
+    if let Some(bt) = keep {
+        for (name, _, data) in bt {
+            if let Some(dst) = model.tensor_mut(&name) {
+                dst.copy_from_slice(&data);
             }
         }
     }
@@ -873,10 +968,12 @@ fn restore(
         .map(|(n, _, d)| (n, d.len()))
         .collect();
     for (name, len) in names {
-        let src = tensors.get(&format!("model.{name}")).ok_or_else(|| TrainError::Resume {
-            run_dir: run_dir.to_path_buf(),
-            message: format!("tensor model.{name} missing"),
-        })?;
+        let src = tensors
+            .get(&format!("model.{name}"))
+            .ok_or_else(|| TrainError::Resume {
+                run_dir: run_dir.to_path_buf(),
+                message: format!("tensor model.{name} missing"),
+            })?;
         if src.data.len() != len {
             return Err(TrainError::Resume {
                 run_dir: run_dir.to_path_buf(),
@@ -897,10 +994,12 @@ fn restore(
         .map(|(n, _, d)| (n, d.len()))
         .collect();
     for (name, len) in names {
-        let src = tensors.get(&format!("optim.{name}")).ok_or_else(|| TrainError::Resume {
-            run_dir: run_dir.to_path_buf(),
-            message: format!("optimizer state optim.{name} missing"),
-        })?;
+        let src = tensors
+            .get(&format!("optim.{name}"))
+            .ok_or_else(|| TrainError::Resume {
+                run_dir: run_dir.to_path_buf(),
+                message: format!("optimizer state optim.{name} missing"),
+            })?;
         if src.data.len() != len {
             return Err(TrainError::Resume {
                 run_dir: run_dir.to_path_buf(),
@@ -921,10 +1020,12 @@ fn restore_streaming(
 ) -> Result<(), TrainError> {
     let names: Vec<String> = s.named_state().into_iter().map(|(n, _, _)| n).collect();
     for name in names {
-        let src = tensors.get(&format!("freq.{name}")).ok_or_else(|| TrainError::Resume {
-            run_dir: run_dir.to_path_buf(),
-            message: format!("frequency state freq.{name} missing"),
-        })?;
+        let src = tensors
+            .get(&format!("freq.{name}"))
+            .ok_or_else(|| TrainError::Resume {
+                run_dir: run_dir.to_path_buf(),
+                message: format!("frequency state freq.{name} missing"),
+            })?;
         let dst = s.state_mut(&name).expect("named state exists");
         if dst.len() != src.data.len() {
             return Err(TrainError::Resume {

@@ -43,7 +43,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let names: Vec<String> = feats.iter().map(|f| f.name.clone()).collect();
     println!(
         "mutual information between item features (nats; diagonal = entropy; {} over {} items)",
-        if args.clicks { "click-weighted" } else { "one count per item" },
+        if args.clicks {
+            "click-weighted"
+        } else {
+            "one count per item"
+        },
         ds.items.ids.len()
     );
     println!("{}", mi_table(&names, &mi));

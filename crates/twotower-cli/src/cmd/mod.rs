@@ -16,7 +16,9 @@ use twotower_data::Dataset;
 /// Sizes the worker pools: rayon's global pool and matrixmultiply's GEMM threads.
 pub fn set_threads(threads: usize) -> anyhow::Result<()> {
     let n = if threads == 0 {
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
     } else {
         threads
     };
@@ -24,7 +26,9 @@ pub fn set_threads(threads: usize) -> anyhow::Result<()> {
         std::env::set_var("MATMUL_NUM_THREADS", n.to_string());
     }
     // Ignore "already initialised" (a second call in the same process).
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
     Ok(())
 }
 
@@ -49,7 +53,14 @@ pub fn load_data(cfg: &Config, quiet: bool) -> anyhow::Result<Dataset> {
 pub fn print_metrics(m: &serde_json::Value, ks: &[usize]) {
     let pop = m.get("most_popular");
     println!("{:<20} {:>10} {:>14}", "metric", "model", "most_popular");
-    for prefix in ["recall", "ndcg", "head_recall", "tail_recall", "cold_recall", "coverage"] {
+    for prefix in [
+        "recall",
+        "ndcg",
+        "head_recall",
+        "tail_recall",
+        "cold_recall",
+        "coverage",
+    ] {
         for k in ks {
             let key = format!("{prefix}@{k}");
             let fmt = |v: Option<&serde_json::Value>| match v.and_then(|v| v.as_f64()) {

@@ -46,12 +46,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         exclude.dedup();
     }
     let (users, items) = super::serve::vectors(&run);
-    let probe = users.slice(ndarray::s![..users.nrows().min(200), ..]).to_owned();
+    let probe = users
+        .slice(ndarray::s![..users.nrows().min(200), ..])
+        .to_owned();
     let index = super::serve::item_index(&run, &items, args.ann, &probe, args.k, exclude.len())?;
     let hits = index.search(&query, args.k, &exclude)?;
     println!("rank\titem\tscore");
     for (r, (i, s)) in hits.iter().enumerate() {
-        println!("{}\t{}\t{:.4}", r + 1, run.dataset.items.ids[*i as usize], s);
+        println!(
+            "{}\t{}\t{:.4}",
+            r + 1,
+            run.dataset.items.ids[*i as usize],
+            s
+        );
     }
     Ok(())
 }

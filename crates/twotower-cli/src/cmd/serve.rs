@@ -47,7 +47,11 @@ pub fn vectors(run: &LoadedRun) -> (Array2<f32>, Array2<f32>) {
 /// The user vector of `user` (a dataset id, or unknown), with feature
 /// overrides `name=value` (raw values, transformed and bucketized as the
 /// config says; multi-valued features take `a|b|c`).
-pub fn user_vector(run: &LoadedRun, user: &str, overrides: &[String]) -> anyhow::Result<(Vec<f32>, Option<u32>)> {
+pub fn user_vector(
+    run: &LoadedRun,
+    user: &str,
+    overrides: &[String],
+) -> anyhow::Result<(Vec<f32>, Option<u32>)> {
     let ds = &run.dataset;
     let idx = ds.users.index.get(user).copied();
     let feats = &ds.users.features;
@@ -76,7 +80,11 @@ pub fn user_vector(run: &LoadedRun, user: &str, overrides: &[String]) -> anyhow:
         let pos = feats.iter().position(|f| f.name == name).ok_or_else(|| {
             anyhow!(
                 "--feature {name}: not a user feature; user features: {}",
-                feats.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+                feats
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         })?;
         let f = &feats[pos];
@@ -114,11 +122,17 @@ pub fn user_vector(run: &LoadedRun, user: &str, overrides: &[String]) -> anyhow:
             feats.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
-    let offsets: Vec<Vec<u32>> = per_feature.iter().map(|v| vec![0, v.len() as u32]).collect();
+    let offsets: Vec<Vec<u32>> = per_feature
+        .iter()
+        .map(|v| vec![0, v.len() as u32])
+        .collect();
     let cols: Vec<twotower::tower::FeatureColumn<'_>> = per_feature
         .iter()
         .zip(&offsets)
-        .map(|(v, o)| twotower::tower::FeatureColumn { offsets: o, values: v })
+        .map(|(v, o)| twotower::tower::FeatureColumn {
+            offsets: o,
+            values: v,
+        })
         .collect();
     let _ = columns; // same layout as the training columns, for one entity
     let mut out = Array2::zeros((1, run.model.user.spec.out_dim));

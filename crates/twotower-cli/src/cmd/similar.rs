@@ -36,13 +36,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .get(&args.item)
         .ok_or_else(|| anyhow!("item {:?} is not in the catalog", args.item))?;
     let (_, items) = super::serve::vectors(&run);
-    let probe = items.slice(ndarray::s![..items.nrows().min(200), ..]).to_owned();
+    let probe = items
+        .slice(ndarray::s![..items.nrows().min(200), ..])
+        .to_owned();
     let index = super::serve::item_index(&run, &items, args.ann, &probe, args.k, 1)?;
     let q = items.row(i as usize).to_vec();
     let hits = index.search(&q, args.k, &[i])?;
     println!("rank\titem\tscore");
     for (r, (j, s)) in hits.iter().enumerate() {
-        println!("{}\t{}\t{:.4}", r + 1, run.dataset.items.ids[*j as usize], s);
+        println!(
+            "{}\t{}\t{:.4}",
+            r + 1,
+            run.dataset.items.ids[*j as usize],
+            s
+        );
     }
     Ok(())
 }
