@@ -103,7 +103,13 @@ impl<F: Real> Linear<F> {
             (x.nrows(), self.out_dim()),
             "Linear::forward: y shape"
         );
-        y.assign(&self.b.broadcast(y.raw_dim()).expect("bias broadcast"));
+        let b = self.b.as_slice().expect("bias is contiguous");
+        for mut row in y.outer_iter_mut() {
+            match row.as_slice_mut() {
+                Some(r) => r.copy_from_slice(b),
+                None => row.assign(&self.b),
+            }
+        }
         general_mat_mul(F::one(), &x, &self.w, F::one(), &mut y);
     }
 
@@ -154,9 +160,18 @@ impl<F: Real> Linear<F> {
     }
 }
 
-/// ReLU in place: `x ← max(x, 0)`.
+/// ReLU in place: `x ← max(x, 0)` (NaN propagates).
 pub fn relu_forward<F: Real>(mut x: ArrayViewMut2<F>) {
-    x.mapv_inplace(|v| if v > F::zero() { v } else { F::zero() });
+    let relu = |v: &mut F| {
+        // NaN stays NaN (a diverged model must show a non-finite loss).
+        if *v < F::zero() {
+            *v = F::zero();
+        }
+    };
+    match x.as_slice_mut() {
+        Some(s) => s.iter_mut().for_each(relu),
+        None => x.iter_mut().for_each(relu),
+    }
 }
 
 /// ReLU backward in place: `dX = dY ⊙ 1[X > 0]`, using the ReLU *output*
@@ -166,11 +181,15 @@ pub fn relu_forward<F: Real>(mut x: ArrayViewMut2<F>) {
 /// `y`, `dy`: same shape.
 pub fn relu_backward<F: Real>(y: ArrayView2<F>, mut dy: ArrayViewMut2<F>) {
     assert_eq!(y.dim(), dy.dim(), "relu_backward: shapes");
-    Zip::from(&mut dy).and(&y).for_each(|d, &v| {
+    let mask = |d: &mut F, v: F| {
         if v <= F::zero() {
             *d = F::zero();
         }
-    });
+    };
+    match (dy.as_slice_mut(), y.as_slice()) {
+        (Some(d), Some(y)) => d.iter_mut().zip(y).for_each(|(d, &v)| mask(d, v)),
+        _ => Zip::from(&mut dy).and(&y).for_each(|d, &v| mask(d, v)),
+    }
 }
 
 /// Row-wise L2 normalization: `y_b = x_b / n_b`, `n_b = max(‖x_b‖, ε)`,

@@ -512,10 +512,13 @@ impl<F: Real> Optimizer<F> {
             weight_decay: F::lit(c.weight_decay),
             ..sparse
         };
-        self.user
-            .step(&mut model.user, &grads.user, &sparse, &dense);
-        self.item
-            .step(&mut model.item, &grads.item, &sparse, &dense);
+        // The two towers share nothing: update them on two threads.
+        let (us, is) = (&mut self.user, &mut self.item);
+        let (um, im) = (&mut model.user, &mut model.item);
+        rayon::join(
+            || us.step(um, &grads.user, &sparse, &dense),
+            || is.step(im, &grads.item, &sparse, &dense),
+        );
     }
 
     /// Every state tensor as `(name, shape, values)` for checkpoints: `step`
