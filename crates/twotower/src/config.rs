@@ -78,6 +78,9 @@ pub struct ModelConfig {
     pub out_dim: usize,
     /// Default embedding of a masked feature in SSL views: `"zero"` (default) or `"learned"`.
     pub mask_embedding: String,
+    /// Standard deviation of the N(0, σ²) initialisation of embedding rows
+    /// (default 0 = `1/√dim` per feature).
+    pub embedding_init_std: f64,
 }
 
 impl Default for ModelConfig {
@@ -87,6 +90,7 @@ impl Default for ModelConfig {
             hidden: vec![128],
             out_dim: 64,
             mask_embedding: "zero".into(),
+            embedding_init_std: 0.0,
         }
     }
 }
@@ -392,6 +396,13 @@ impl Config {
         }
         if r.model.embedding_dim == 0 {
             return Err(bad("model.embedding_dim", 0, "at least 1"));
+        }
+        if !(r.model.embedding_init_std.is_finite() && r.model.embedding_init_std >= 0.0) {
+            return Err(bad(
+                "model.embedding_init_std",
+                r.model.embedding_init_std,
+                "a finite number >= 0 (0 = 1/sqrt(dim))",
+            ));
         }
         if r.model.out_dim == 0 {
             return Err(bad("model.out_dim", 0, "at least 1"));

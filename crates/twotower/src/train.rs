@@ -167,7 +167,18 @@ pub fn new_model(cfg: &Config, ds: &Dataset, phase_tag: u64) -> TwoTower<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.raw.train.seed, phase_tag, 0, 0));
     let user = Tower::new(tower_spec(cfg, &ds.users.features), &mut rng);
     let item = Tower::new(tower_spec(cfg, &ds.items.features), &mut rng);
-    TwoTower { user, item }
+    let mut model = TwoTower { user, item };
+    let std = cfg.raw.model.embedding_init_std;
+    if std > 0.0 {
+        // Tower::new draws N(0, 1/dim); rescale to N(0, std²).
+        for tower in [&mut model.user, &mut model.item] {
+            for tab in &mut tower.tables {
+                let s = (std * (tab.dim as f64).sqrt()) as f32;
+                tab.data.iter_mut().for_each(|v| *v *= s);
+            }
+        }
+    }
+    model
 }
 
 /// SplitMix64-style mixing of the seed with stream tags (phase, purpose, index).
