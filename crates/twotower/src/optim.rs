@@ -102,6 +102,16 @@ impl<F: Real> StepParams<F> {
     }
 }
 
+/// A vector of `n` copies of `x`, every element written now. `vec![0.0; n]`
+/// would map lazily zeroed pages whose first touch (a page fault each) would
+/// then land in the training steps that first update a row; large tables
+/// pay that once here instead.
+fn filled<F: Copy>(n: usize, x: F) -> Vec<F> {
+    let mut v = Vec::with_capacity(n);
+    v.resize(n, x);
+    v
+}
+
 /// Optimizer state of one embedding table.
 ///
 /// # Shapes
@@ -134,10 +144,12 @@ impl<F: Real> SparseOptimizer<F> {
         let init = F::lit(initial_accumulator);
         let (s1, s2) = match kind {
             SparseOptimizerKind::Adagrad { row_wise: false } => {
-                (vec![init; rows * dim], Vec::new())
+                (filled(rows * dim, init), Vec::new())
             }
-            SparseOptimizerKind::Adagrad { row_wise: true } => (vec![init; rows], Vec::new()),
-            SparseOptimizerKind::Adam => (vec![F::zero(); rows * dim], vec![F::zero(); rows * dim]),
+            SparseOptimizerKind::Adagrad { row_wise: true } => (filled(rows, init), Vec::new()),
+            SparseOptimizerKind::Adam => {
+                (filled(rows * dim, F::zero()), filled(rows * dim, F::zero()))
+            }
         };
         Self {
             kind,
