@@ -291,7 +291,8 @@ pub fn popularity_bin_counts(
         }
     }
     let block = ((1usize << 20) / n).clamp(1, 256);
-    let per_block: Vec<Result<(Vec<u64>, Vec<u64>), EvalError>> = set
+    type HitsPairs = (Vec<u64>, Vec<u64>);
+    let per_block: Vec<Result<HitsPairs, EvalError>> = set
         .test_users()
         .par_chunks(block)
         .map(|users| {
@@ -1052,7 +1053,8 @@ pub fn build_report(input: &ReportInput) -> Result<Report, ReportError> {
 
     // baselines: one per distinct (metrics, bins) of the first run of each variant
     let mut baselines: Vec<BaselineReport> = Vec::new();
-    let mut keys: Vec<(BTreeMap<String, Option<f64>>, Option<BinCounts>)> = Vec::new();
+    type BaselineKey = (BTreeMap<String, Option<f64>>, Option<BinCounts>);
+    let mut keys: Vec<BaselineKey> = Vec::new();
     for (spec, _, runs) in &input.variants {
         let first = &runs[0];
         for r in &runs[1..] {
