@@ -194,6 +194,7 @@ pub fn relu_backward<F: Real>(y: ArrayView2<F>, mut dy: ArrayViewMut2<F>) {
 
 /// Row-wise L2 normalization: `y_b = x_b / n_b`, `n_b = max(‖x_b‖, ε)`,
 /// ε = [`L2_EPS`]. Writes `y` and the norms `n_b` (kept for backward).
+/// Non-contiguous views take a slower path that copies each row.
 ///
 /// # Shapes
 /// `x`, `y`: `[B × d]`; `norms`: `B`.
@@ -201,11 +202,30 @@ pub fn l2_normalize_forward<F: Real>(x: ArrayView2<F>, mut y: ArrayViewMut2<F>, 
     assert_eq!(x.dim(), y.dim(), "l2_normalize_forward: shapes");
     assert_eq!(norms.len(), x.nrows(), "l2_normalize_forward: norms len");
     let eps = F::lit(L2_EPS);
-    for ((xr, mut yr), n) in x.outer_iter().zip(y.outer_iter_mut()).zip(norms.iter_mut()) {
+    let row = |xr: &[F], yr: &mut [F], n: &mut F| {
         let nn = xr.iter().map(|&v| v * v).sum::<F>().sqrt().max(eps);
         *n = nn;
         let inv = F::one() / nn;
-        Zip::from(&mut yr).and(&xr).for_each(|a, &v| *a = v * inv);
+        for (a, &v) in yr.iter_mut().zip(xr) {
+            *a = v * inv;
+        }
+    };
+    let d = x.ncols().max(1);
+    if let (Some(xs), Some(ys)) = (x.as_slice(), y.as_slice_mut()) {
+        for ((xr, yr), n) in xs
+            .chunks_exact(d)
+            .zip(ys.chunks_exact_mut(d))
+            .zip(norms.iter_mut())
+        {
+            row(xr, yr, n);
+        }
+        return;
+    }
+    for ((xr, mut yr), n) in x.outer_iter().zip(y.outer_iter_mut()).zip(norms.iter_mut()) {
+        let xr = xr.to_vec();
+        let mut tmp = vec![F::zero(); xr.len()];
+        row(&xr, &mut tmp, n);
+        yr.assign(&ndarray::ArrayView1::from(&tmp[..]));
     }
 }
 
@@ -226,6 +246,7 @@ pub fn l2_normalize_backward<F: Real>(
 }
 
 /// [`l2_normalize_backward`] with `dy` given in `d` and replaced by `dx`.
+/// Non-contiguous views take a slower path that copies each row.
 pub fn l2_normalize_backward_inplace<F: Real>(
     y: ArrayView2<F>,
     norms: &[F],
@@ -233,12 +254,25 @@ pub fn l2_normalize_backward_inplace<F: Real>(
 ) {
     assert_eq!(y.dim(), d.dim(), "l2_normalize_backward: shapes");
     assert_eq!(norms.len(), y.nrows(), "l2_normalize_backward: norms len");
-    for ((yr, mut dr), &n) in y.outer_iter().zip(d.axis_iter_mut(Axis(0))).zip(norms) {
+    let row = |yr: &[F], dr: &mut [F], n: F| {
         let dot: F = yr.iter().zip(dr.iter()).map(|(&a, &b)| a * b).sum();
         let inv = F::one() / n;
-        Zip::from(&mut dr)
-            .and(&yr)
-            .for_each(|g, &v| *g = (*g - v * dot) * inv);
+        for (g, &v) in dr.iter_mut().zip(yr) {
+            *g = (*g - v * dot) * inv;
+        }
+    };
+    let w = y.ncols().max(1);
+    if let (Some(ys), Some(ds)) = (y.as_slice(), d.as_slice_mut()) {
+        for ((yr, dr), &n) in ys.chunks_exact(w).zip(ds.chunks_exact_mut(w)).zip(norms) {
+            row(yr, dr, n);
+        }
+        return;
+    }
+    for ((yr, mut dr), &n) in y.outer_iter().zip(d.axis_iter_mut(Axis(0))).zip(norms) {
+        let yv = yr.to_vec();
+        let mut dv = dr.to_vec();
+        row(&yv, &mut dv, n);
+        dr.assign(&ndarray::ArrayView1::from(&dv[..]));
     }
 }
 
@@ -300,5 +334,28 @@ mod tests {
         let mut d = array![[5., 6., 7.]];
         relu_backward(x.view(), d.view_mut());
         assert_eq!(d, array![[0., 0., 7.]]);
+    }
+
+    #[test]
+    fn l2_strided_views_match_contiguous() {
+        use ndarray::s;
+        let wide = array![[3., 4., 9.], [1., -2., 9.], [0., 5., 9.]];
+        let x = wide.slice(s![.., ..2]);
+        let xc = x.to_owned();
+        let (mut y1, mut y2) = (Array2::zeros((3, 2)), Array2::<f64>::zeros((3, 4)));
+        let (mut n1, mut n2) = ([0.0; 3], [0.0; 3]);
+        l2_normalize_forward(xc.view(), y1.view_mut(), &mut n1);
+        l2_normalize_forward(x, y2.slice_mut(s![.., 1..3]), &mut n2);
+        assert_eq!(n1, n2);
+        assert_eq!(y1, y2.slice(s![.., 1..3]));
+        let dy = array![[1., 2.], [3., -1.], [0.5, 0.5]];
+        let mut d1 = dy.clone();
+        let mut d2 = Array2::<f64>::zeros((3, 4));
+        d2.slice_mut(s![.., 1..3]).assign(&dy);
+        l2_normalize_backward_inplace(y1.view(), &n1, d1.view_mut());
+        l2_normalize_backward_inplace(y2.slice(s![.., 1..3]), &n2, d2.slice_mut(s![.., 1..3]));
+        assert_eq!(d1, d2.slice(s![.., 1..3]));
+        // row 0: y = [.6, .8], n = 5, dy = [1, 2]: yᵀdy = 2.2 → dx = ([1,2] − 2.2·[.6,.8])/5 = [−0.064, 0.048]
+        assert!((d1[[0, 0]] + 0.064).abs() < 1e-12 && (d1[[0, 1]] - 0.048).abs() < 1e-12);
     }
 }
