@@ -921,6 +921,7 @@ pub(crate) fn encode(
     let all_icounts = all.item_counts(n_items);
     report.users_without_interactions = all_ucounts.iter().filter(|&&c| c == 0).count();
     report.items_without_interactions = all_icounts.iter().filter(|&&c| c == 0).count();
+    drop(all);
 
     let ent_rows = |n: usize, table: &Option<RawEntityTable>, map: &[u32]| -> Vec<Option<u32>> {
         let mut r = vec![None; n];
@@ -936,8 +937,8 @@ pub(crate) fn encode(
     for (side, ids, index, table, maps, key_refs, counts) in [
         (
             Side::User,
-            &uids,
-            &uindex,
+            uids,
+            uindex,
             &raw.users,
             &umaps,
             &raw.user_key_refs,
@@ -945,8 +946,8 @@ pub(crate) fn encode(
         ),
         (
             Side::Item,
-            &iids,
-            &iindex,
+            iids,
+            iindex,
             &raw.items,
             &imaps,
             &raw.item_key_refs,
@@ -955,8 +956,8 @@ pub(crate) fn encode(
     ] {
         let ctx = SideCtx {
             side,
-            ids,
-            index,
+            ids: &ids,
+            index: &index,
             ent_row: ent_rows(ids.len(), table, &maps[0]),
             table: table.as_ref(),
             key_refs,
@@ -977,10 +978,11 @@ pub(crate) fn encode(
             Side::User => report.users_without_feature_row = missing_rows,
             Side::Item => report.items_without_feature_row = missing_rows,
         }
+        drop(ctx);
         sides.push(EntityTable {
-            ids: ids.clone(),
-            index: index.clone(),
             id_rank: (0..ids.len() as u32).collect(),
+            ids,
+            index,
             features: encoded,
             missing_feature_rows: missing_rows,
         });

@@ -82,13 +82,46 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
 /// Interns byte strings to dense `u32` codes in first-seen order without
 /// allocating for keys already seen.
 ///
-/// Keys of at most 7 bytes (most ids) are packed into a `u64` (bytes in
-/// the low 56 bits, length in the top 8) and looked up in an integer map,
-/// with no pointer chasing or `memcmp`; longer keys go to a byte-string map.
+/// Three tiers, fastest first:
+/// - canonical decimal keys (`"0"` or digits without a leading zero) below
+///   [`DENSE_LIMIT`] index a direct two-level array (pages of 4096 slots
+///   allocated on first use, so sparse ids cost little; slot = code + 1);
+/// - other keys of at most 7 bytes are packed into a `u64` (bytes in the low
+///   56 bits, length in the top 8) and looked up in an integer map, with no
+///   pointer chasing or `memcmp`;
+/// - longer keys go to a byte-string map.
+///
+/// The tiers are disjoint (a key belongs to exactly one), so codes are unique.
 #[derive(Default)]
 pub(crate) struct Interner {
+    pages: Vec<Option<Box<[u32]>>>,
+    n_dense: usize,
     small: FxHashMap<u64, u32>,
     large: FxHashMap<Box<[u8]>, u32>,
+}
+
+/// Decimal keys below this value use the direct array (≤ 128 MiB of `u32`
+/// when every page is used).
+pub(crate) const DENSE_LIMIT: u64 = 1 << 25;
+
+const PAGE_BITS: usize = 12;
+const PAGE_MASK: usize = (1 << PAGE_BITS) - 1;
+
+/// The value of a canonical decimal key below [`DENSE_LIMIT`].
+#[inline]
+fn dense_value(key: &[u8]) -> Option<usize> {
+    if key.is_empty() || key.len() > 8 || (key[0] == b'0' && key.len() > 1) {
+        return None;
+    }
+    let mut v: u64 = 0;
+    for &c in key {
+        let d = c.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        v = v * 10 + d as u64;
+    }
+    (v < DENSE_LIMIT).then_some(v as usize)
 }
 
 #[inline]
@@ -109,11 +142,17 @@ fn unpack(v: u64) -> Box<[u8]> {
 
 impl Interner {
     fn next_code(&self) -> u32 {
-        (self.small.len() + self.large.len()) as u32
+        (self.n_dense + self.small.len() + self.large.len()) as u32
     }
     /// The code of `key`, if seen.
     #[inline]
     pub fn get(&self, key: &[u8]) -> Option<u32> {
+        if let Some(v) = dense_value(key) {
+            return match self.pages.get(v >> PAGE_BITS) {
+                Some(Some(p)) if p[v & PAGE_MASK] > 0 => Some(p[v & PAGE_MASK] - 1),
+                _ => None,
+            };
+        }
         match pack(key) {
             Some(p) => self.small.get(&p).copied(),
             None => self.large.get(key).copied(),
@@ -123,6 +162,20 @@ impl Interner {
     #[inline]
     pub fn intern(&mut self, key: &[u8]) -> u32 {
         let c = self.next_code();
+        if let Some(v) = dense_value(key) {
+            let pi = v >> PAGE_BITS;
+            if pi >= self.pages.len() {
+                self.pages.resize(pi + 1, None);
+            }
+            let page =
+                self.pages[pi].get_or_insert_with(|| vec![0u32; PAGE_MASK + 1].into_boxed_slice());
+            let slot = &mut page[v & PAGE_MASK];
+            if *slot == 0 {
+                *slot = c + 1;
+                self.n_dense += 1;
+            }
+            return *slot - 1;
+        }
         match pack(key) {
             Some(p) => *self.small.entry(p).or_insert(c),
             None => {
@@ -136,7 +189,15 @@ impl Interner {
     }
     /// The keys in code order.
     pub fn into_keys(self) -> Vec<Box<[u8]>> {
-        let mut out: Vec<Box<[u8]>> = vec![Box::default(); self.small.len() + self.large.len()];
+        let mut out: Vec<Box<[u8]>> = vec![Box::default(); self.next_code() as usize];
+        for (pi, page) in self.pages.iter().enumerate() {
+            for (k, &c) in page.iter().flat_map(|p| p.iter().enumerate()) {
+                if c > 0 {
+                    let v = (pi << PAGE_BITS) | k;
+                    out[c as usize - 1] = v.to_string().into_bytes().into_boxed_slice();
+                }
+            }
+        }
         for (k, c) in self.small {
             out[c as usize] = unpack(k);
         }
@@ -180,14 +241,32 @@ mod tests {
         assert_eq!(i.intern(b"b"), 0);
         assert_eq!(i.get(b"a"), Some(1));
         assert_eq!(i.get(b"c"), None);
-        // Long keys (> 7 bytes) share the code space.
+        // Long keys (> 7 bytes) and decimal keys share the code space;
+        // "007" is not canonical decimal, so it stays distinct from "7".
         assert_eq!(i.intern(b"a-long-key"), 2);
         assert_eq!(i.intern(b""), 3);
         assert_eq!(i.intern(b"1234567"), 4);
+        assert_eq!(i.intern(b"7"), 5);
+        assert_eq!(i.intern(b"007"), 6);
+        assert_eq!(i.intern(b"0"), 7);
+        assert_eq!(i.intern(b"99999999"), 8); // ≥ DENSE_LIMIT: hashed
+        assert_eq!(i.intern(b"7"), 5);
         assert_eq!(i.get(b"a-long-key"), Some(2));
         assert_eq!(i.get(b"1234567\0"), None);
+        assert_eq!(i.get(b"8"), None);
+        assert_eq!(i.get(b"007"), Some(6));
         let keys = i.into_keys();
-        let want: Vec<&[u8]> = vec![b"b", b"a", b"a-long-key", b"", b"1234567"];
+        let want: Vec<&[u8]> = vec![
+            b"b",
+            b"a",
+            b"a-long-key",
+            b"",
+            b"1234567",
+            b"7",
+            b"007",
+            b"0",
+            b"99999999",
+        ];
         assert_eq!(keys.iter().map(|k| &k[..]).collect::<Vec<_>>(), want);
     }
 }

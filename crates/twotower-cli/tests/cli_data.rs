@@ -1,0 +1,153 @@
+//! `twotower stats` and `twotower generate`, run as a binary.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_twotower"))
+}
+
+fn configs() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs"))
+}
+
+fn stats_json(args: &[&str]) -> serde_json::Value {
+    let out = bin()
+        .arg("stats")
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The EVALUATION.md split sizes of u.data, computed here independently:
+/// a user with n ≥ 5 ratings puts ceil(n/5) of them in test.
+fn reference_sizes() -> (u64, u64) {
+    let p = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/data/ml-100k/u.data"
+    );
+    let mut per_user: std::collections::HashMap<String, u64> = Default::default();
+    let text = std::fs::read_to_string(p).unwrap();
+    for l in text.lines() {
+        *per_user
+            .entry(l.split('\t').next().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let test: u64 = per_user
+        .values()
+        .map(|&n| if n >= 5 { n.div_ceil(5) } else { 0 })
+        .sum();
+    (100_000 - test, test)
+}
+
+#[test]
+fn stats_on_ml100k_reports_exact_counts() {
+    let cfg = configs().join("ml-100k.toml");
+    let s = stats_json(&["--config", cfg.to_str().unwrap()]);
+    let (train, test) = reference_sizes();
+    assert_eq!(s["users"], 943);
+    assert_eq!(s["items"], 1682);
+    assert_eq!(s["interactions"], 100_000);
+    assert_eq!(s["train_interactions"], train);
+    assert_eq!(s["test_interactions"], test);
+    // The generic (no preset) description gives the same figures.
+    let g = stats_json(&[
+        "--config",
+        configs().join("ml-100k-generic.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(g, s);
+    // Text output names the figures.
+    let out = bin()
+        .args(["stats", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("users                 943") && text.contains("gini"),
+        "{text}"
+    );
+}
+
+#[test]
+fn stats_set_overrides_and_rejects_unknown_keys() {
+    let cfg = configs().join("ml-100k.toml");
+    let cfg = cfg.to_str().unwrap();
+    // min_interactions = 10000: no user qualifies, everything is train.
+    let s = stats_json(&[
+        "--config",
+        cfg,
+        "--set",
+        "data.split.min_interactions=10000",
+    ]);
+    assert_eq!(s["test_interactions"], 0);
+    let out = bin()
+        .args(["stats", "--config", cfg, "--set", "data.splitt.kind=random"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("splitt") && err.contains("`split`"), "{err}");
+}
+
+#[test]
+fn generate_writes_tables_and_a_config_that_stats_reads() {
+    let dir = tempfile::tempdir().unwrap();
+    for format in ["csv", "parquet"] {
+        let out = dir.path().join(format);
+        let o = bin()
+            .args([
+                "generate",
+                "--out",
+                out.to_str().unwrap(),
+                "--format",
+                format,
+            ])
+            .args([
+                "--users",
+                "300",
+                "--items",
+                "200",
+                "--interactions",
+                "5000",
+                "--seed",
+                "7",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let s = stats_json(&["--config", out.join("dataset.toml").to_str().unwrap()]);
+        assert_eq!(s["users"], 300);
+        assert_eq!(s["items"], 200);
+        assert_eq!(s["interactions"], 5000);
+    }
+    // Same seed → same data in both formats.
+    let a = stats_json(&[
+        "--config",
+        dir.path().join("csv/dataset.toml").to_str().unwrap(),
+    ]);
+    let b = stats_json(&[
+        "--config",
+        dir.path().join("parquet/dataset.toml").to_str().unwrap(),
+    ]);
+    assert_eq!(a, b);
+    // A bad parameter is an error message, not a panic.
+    let o = bin()
+        .args([
+            "generate",
+            "--out",
+            dir.path().join("x").to_str().unwrap(),
+            "--affinity",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("affinity"));
+}
