@@ -35,6 +35,13 @@ enum Command {
 }
 
 fn main() {
+    // Die quietly on a closed pipe (`twotower eval ... | head`) like other CLI tools,
+    // instead of panicking in println!.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Train(a) => cmd::train::run(a),

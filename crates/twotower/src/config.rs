@@ -324,6 +324,32 @@ impl Config {
         for o in overrides {
             twotower_data::apply_override(&mut doc, o)?;
         }
+        if path.is_none() {
+            // The built-in data is synthetic: a --set that points [data] at files
+            // would be silently ignored, so it must come with data.source="files".
+            let data = doc.get("data").and_then(|d| d.as_table());
+            let files = data
+                .and_then(|d| d.get("source"))
+                .and_then(|s| s.as_str())
+                .is_some_and(|s| s == "files");
+            let file_keys: Vec<&String> = data
+                .map(|d| {
+                    d.keys()
+                        .filter(|k| matches!(k.as_str(), "path" | "preset" | "interactions" | "users" | "items"))
+                        .collect()
+                })
+                .unwrap_or_default();
+            if !files && !file_keys.is_empty() {
+                return Err(ConfigError::Invalid {
+                    path: name,
+                    message: format!(
+                        "--set data.{} has no effect on the built-in synthetic data; give a dataset with \
+                         --config FILE (or add --set data.source=\"files\")",
+                        file_keys[0]
+                    ),
+                });
+            }
+        }
         Self::from_doc(doc, base_dir, &name)
     }
 

@@ -48,7 +48,7 @@ use crate::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, Tower, TowerSpec};
 pub enum TrainError {
     /// The loss became NaN or infinite; the last good checkpoint is kept.
     #[error(
-        "the loss became {value} at epoch {epoch}, step {step} (phase {phase}); training stopped and the \
+        "the loss became {value} at epoch {epoch}, global step {step} (phase {phase}); training stopped and the \
          last good checkpoint in {run_dir} was kept. Try a lower learning rate (train.lr_sparse, \
          train.lr_dense), a higher loss.temperature, or train.clip_grad_norm"
     )]
@@ -63,6 +63,22 @@ pub enum TrainError {
         phase: String,
         /// Run directory.
         run_dir: PathBuf,
+    },
+    /// The loss became NaN or infinite before any checkpoint was written.
+    #[error(
+        "the loss became {value} at epoch {epoch}, batch {batch} (phase {phase}), before the first \
+         checkpoint; nothing was saved. Try a lower learning rate (train.lr_sparse, train.lr_dense), a \
+         higher loss.temperature, or train.clip_grad_norm"
+    )]
+    NonFiniteLossNoCheckpoint {
+        /// The value (NaN or ±inf).
+        value: f64,
+        /// Epoch (1-based).
+        epoch: usize,
+        /// Batch within the epoch (1-based).
+        batch: usize,
+        /// Phase name.
+        phase: String,
     },
     /// Ctrl-C: a checkpoint was saved; `--resume` continues.
     #[error("interrupted: checkpoint saved in {run_dir}; continue with --resume")]
@@ -436,6 +452,19 @@ pub fn train(
         )?;
         best = r.best;
         best_epochs = r.best.map(|(_, e)| e).unwrap_or(t.epochs).max(1);
+        if opts.verbose {
+            if let Some((v, e)) = r.best {
+                eprintln!(
+                    "validation: best {} {v:.4} at epoch {e}{}",
+                    t.monitor,
+                    if t.refit {
+                        format!("; refitting on the full train split for {e} epochs")
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
         if !t.refit {
             final_model = Some(r.model);
         }
@@ -608,7 +637,8 @@ fn run_phase(
     }
 
     let n = fit.user.len();
-    let bsz = t.batch_size;
+    // a batch never exceeds the data (an absurd batch_size must not allocate it)
+    let bsz = t.batch_size.min(n).max(1);
     let n_batches = n.div_ceil(bsz);
     let mut order: Vec<u32> = (0..n as u32).collect();
     let mut users_idx: Vec<u32> = Vec::with_capacity(bsz);
@@ -761,6 +791,14 @@ fn run_phase(
             let parts = model.loss_and_grads(&main, ssl_ref, &loss_cfg, &mut ws, &mut grads);
             if !parts.total.is_finite() {
                 pb.abandon();
+                if !checkpoint::exists(&opts.run_dir) {
+                    return Err(TrainError::NonFiniteLossNoCheckpoint {
+                        value: parts.total,
+                        epoch: epoch + 1,
+                        batch: b + 1,
+                        phase: phase.to_string(),
+                    });
+                }
                 return Err(TrainError::NonFiniteLoss {
                     value: parts.total,
                     epoch: epoch + 1,

@@ -17,7 +17,7 @@ pub struct Args {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Heatmap PNG (an SVG with labels is written beside it).
-    #[arg(long, default_value = "mi.png")]
+    #[arg(long, default_value = "runs/mi.png")]
     pub out: PathBuf,
     /// Weight each item by its train clicks instead of counting it once.
     #[arg(long)]
