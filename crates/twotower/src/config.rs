@@ -335,7 +335,12 @@ impl Config {
             let file_keys: Vec<&String> = data
                 .map(|d| {
                     d.keys()
-                        .filter(|k| matches!(k.as_str(), "path" | "preset" | "interactions" | "users" | "items"))
+                        .filter(|k| {
+                            matches!(
+                                k.as_str(),
+                                "path" | "preset" | "interactions" | "users" | "items"
+                            )
+                        })
                         .collect()
                 })
                 .unwrap_or_default();
