@@ -164,9 +164,8 @@ impl<F: Real> Linear<F> {
 pub fn relu_forward<F: Real>(mut x: ArrayViewMut2<F>) {
     let relu = |v: &mut F| {
         // NaN stays NaN (a diverged model must show a non-finite loss).
-        if *v < F::zero() {
-            *v = F::zero();
-        }
+        // An unconditional store of a select: branch-free, vectorizes.
+        *v = if *v < F::zero() { F::zero() } else { *v };
     };
     match x.as_slice_mut() {
         Some(s) => s.iter_mut().for_each(relu),
@@ -181,11 +180,9 @@ pub fn relu_forward<F: Real>(mut x: ArrayViewMut2<F>) {
 /// `y`, `dy`: same shape.
 pub fn relu_backward<F: Real>(y: ArrayView2<F>, mut dy: ArrayViewMut2<F>) {
     assert_eq!(y.dim(), dy.dim(), "relu_backward: shapes");
-    let mask = |d: &mut F, v: F| {
-        if v <= F::zero() {
-            *d = F::zero();
-        }
-    };
+    // Branch-free (the sign of an activation is a coin flip for the branch
+    // predictor): an unconditional store of a select vectorizes.
+    let mask = |d: &mut F, v: F| *d = if v > F::zero() { *d } else { F::zero() };
     match (dy.as_slice_mut(), y.as_slice()) {
         (Some(d), Some(y)) => d.iter_mut().zip(y).for_each(|(d, &v)| mask(d, v)),
         _ => Zip::from(&mut dy).and(&y).for_each(|d, &v| mask(d, v)),
