@@ -129,6 +129,10 @@ pub struct TrainOptions<'a> {
     pub interrupt: Option<&'a AtomicBool>,
     /// Print one line per epoch to stderr.
     pub verbose: bool,
+    /// Stop as if interrupted after this many optimizer steps of the current
+    /// process (checkpoint saved, [`TrainError::Interrupted`]); for testing
+    /// that `resume` reproduces an uninterrupted run. `None` in normal use.
+    pub stop_after_steps: Option<u64>,
 }
 
 /// What training produced.
@@ -207,6 +211,9 @@ fn mix(seed: u64, a: u64, b: u64, c: u64) -> u64 {
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
 }
+
+/// Never set: stands in for a Ctrl-C flag when `stop_after_steps` fires.
+static STOP: AtomicBool = AtomicBool::new(false);
 
 const PHASE_SEARCH: u64 = 1;
 const PHASE_REFIT: u64 = 2;
@@ -389,6 +396,7 @@ pub fn train(
     let t = &cfg.raw.train;
     let start = Instant::now();
     let mut examples = 0u64;
+    let mut steps_this_process = 0u64;
 
     let mut resume_meta: Option<(CheckpointMeta, BTreeMap<String, checkpoint::Tensor>)> = None;
     if opts.resume {
@@ -449,6 +457,8 @@ pub fn train(
             &mut history,
             opts,
             &mut examples,
+            &mut steps_this_process,
+            None,
         )?;
         best = r.best;
         best_epochs = r.best.map(|(_, e)| e).unwrap_or(t.epochs).max(1);
@@ -493,6 +503,8 @@ pub fn train(
             &mut history,
             opts,
             &mut examples,
+            &mut steps_this_process,
+            best,
         )
         .map(|mut r| {
             r.best = best;
@@ -544,6 +556,8 @@ fn run_phase(
     history: &mut Vec<serde_json::Value>,
     opts: &TrainOptions<'_>,
     examples_total: &mut u64,
+    steps_this_process: &mut u64,
+    initial_best: Option<(f64, usize)>,
 ) -> Result<PhaseResult, TrainError> {
     let t = &cfg.raw.train;
     let l = &cfg.raw.loss;
@@ -596,7 +610,8 @@ fn run_phase(
     let mut epoch = 0usize;
     let mut batch_start = 0usize;
     let mut step = 0u64;
-    let mut best: Option<(f64, usize)> = None;
+    // the refit phase carries the search phase's best (saved in its checkpoints)
+    let mut best: Option<(f64, usize)> = initial_best;
     let mut since_best = 0usize;
     let mut best_tensors: Option<NamedTensors> = None;
     // epoch-level moving average of the weights (train.epoch_average)
@@ -714,6 +729,11 @@ fn run_phase(
         opt.config.dense_lr = t.lr_dense * decay;
         let mut shuffle_rng =
             ChaCha8Rng::seed_from_u64(mix(seed, phase_tag, STREAM_SHUFFLE, epoch as u64));
+        // the permutation of epoch e depends only on (seed, phase, e), never on
+        // the previous epoch's, so a resumed process reproduces it
+        for (i, o) in order.iter_mut().enumerate() {
+            *o = i as u32;
+        }
         order.shuffle(&mut shuffle_rng);
         let pb = if t.progress {
             let pb = indicatif::ProgressBar::new(n_batches as u64);
@@ -824,8 +844,12 @@ fn run_phase(
                     eps
                 ));
             }
-            if let Some(flag) = opts.interrupt {
-                if flag.load(Ordering::SeqCst) {
+            *steps_this_process += 1;
+            let stop_now = opts
+                .stop_after_steps
+                .is_some_and(|n| *steps_this_process >= n);
+            if let Some(flag) = opts.interrupt.or(if stop_now { Some(&STOP) } else { None }) {
+                if stop_now || flag.load(Ordering::SeqCst) {
                     pb.abandon();
                     save(
                         &model,

@@ -197,6 +197,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     resume,
                     interrupt: Some(&flag),
                     verbose: args.verbose,
+                    stop_after_steps: None,
                 };
                 let outcome = match train(cfg, &ds, &opts) {
                     Ok(o) => o,

@@ -64,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         resume: args.resume,
         interrupt: Some(&flag),
         verbose: !args.quiet,
+        stop_after_steps: None,
     };
     let outcome = train(&cfg_run, &ds, &opts)?;
     let info = RunInfo {
