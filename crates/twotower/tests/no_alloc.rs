@@ -162,9 +162,12 @@ fn steady_state_step_does_not_allocate() {
         let after = ALLOCS.load(Ordering::SeqCst);
         assert!(total.is_finite());
         let per_gemm = gemm_allocations();
-        assert_eq!(
-            after - before,
-            16 * 30 * per_gemm,
+        // Slack of 4 (< one per step, so any per-step allocation of ours still
+        // fails): rayon's join may allocate once when the machine is loaded
+        // and a job is stolen (seen once: 482 for 480 on a busy 2-core box).
+        let expected = 16 * 30 * per_gemm;
+        assert!(
+            (expected..=expected + 4).contains(&(after - before)),
             "{sparse:?}: {} allocations in 16 steady-state steps; only matrixmultiply's {per_gemm} per GEMM expected",
             after - before
         );
