@@ -59,7 +59,10 @@ mod tests {
         atomic_write_bytes(&p, b"first").unwrap();
         atomic_write_bytes(&p, b"second").unwrap();
         assert_eq!(fs::read(&p).unwrap(), b"second");
-        let names: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names.len(), 1, "{names:?}");
     }
 
