@@ -185,7 +185,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                         eprintln!("{label}: finished run found in {}, reused", dir.display());
                         continue;
                     }
-                    Existing::StaleBins(info) => Some(*info),
+                    Existing::StaleBins(info) => {
+                        eprintln!(
+                            "{label}: finished run found in {} without recall@{} by decile; reloading its final checkpoint (no training) to evaluate it",
+                            dir.display(),
+                            args.decile_k
+                        );
+                        Some(*info)
+                    }
                     Existing::None => None,
                 };
                 let t = Instant::now();
