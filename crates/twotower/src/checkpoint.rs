@@ -116,23 +116,9 @@ pub fn save(
         move |source| CheckpointError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let mut views = Vec::with_capacity(tensors.len());
-    for (name, shape, data) in tensors {
-        let bytes = f32_bytes(data);
-        views.push((name.clone(), shape.clone(), bytes));
-    }
-    let tv: Vec<(String, TensorView<'_>)> = views
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data length"),
-            )
-        })
-        .collect();
-    let bytes = safetensors::tensor::serialize(tv, &None).map_err(|e| CheckpointError::Format {
+    let bytes = encode_f32_safetensors(tensors).map_err(|message| CheckpointError::Format {
         path: dir.join(TENSORS_FILE),
-        message: e.to_string(),
+        message,
     })?;
     meta.tensors_hash = fnv_hex(&bytes);
     let tpath = dir.join(TENSORS_FILE);
@@ -146,12 +132,23 @@ pub fn save(
     Ok(())
 }
 
-fn f32_bytes(data: &[f32]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(data.len() * 4);
-    for v in data {
-        out.extend_from_slice(&v.to_le_bytes());
+/// Encodes named f32 tensors `(name, shape, values)` as a safetensors file
+/// (little-endian). Shared by checkpoints and run directories.
+///
+/// # Errors
+/// safetensors' message (e.g. a shape that does not match its values).
+pub fn encode_f32_safetensors(tensors: &[(String, Vec<usize>, &[f32])]) -> Result<Vec<u8>, String> {
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, data)| data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
+    let mut views = Vec::with_capacity(tensors.len());
+    for ((name, shape, _), b) in tensors.iter().zip(&bytes) {
+        let view = TensorView::new(Dtype::F32, shape.clone(), b)
+            .map_err(|e| format!("tensor {name}: {e}"))?;
+        views.push((name.clone(), view));
     }
-    out
+    safetensors::tensor::serialize(views, &None).map_err(|e| e.to_string())
 }
 
 /// Whether `dir` holds a checkpoint.

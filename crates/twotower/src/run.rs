@@ -12,7 +12,7 @@
 
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
@@ -86,31 +86,14 @@ pub struct RunInfo {
 /// # Errors
 /// [`RunError::Io`] on file-system failure.
 pub fn save_model(dir: &Path, model: &TwoTower<f32>, info: &RunInfo) -> Result<(), RunError> {
-    let tensors = model.named_tensors();
-    let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
-        .iter()
-        .map(|(n, s, d)| {
-            let mut b = Vec::with_capacity(d.len() * 4);
-            for v in d.iter() {
-                b.extend_from_slice(&v.to_le_bytes());
-            }
-            (n.clone(), s.clone(), b)
-        })
-        .collect();
-    let views: Vec<(String, TensorView<'_>)> = bytes
-        .iter()
-        .map(|(n, s, b)| {
-            (
-                n.clone(),
-                TensorView::new(Dtype::F32, s.clone(), b).expect("shape matches data"),
-            )
-        })
-        .collect();
     let path = dir.join(MODEL_FILE);
-    let data = safetensors::tensor::serialize(views, &None).map_err(|e| RunError::Format {
-        path: path.clone(),
-        message: e.to_string(),
-    })?;
+    let data =
+        crate::checkpoint::encode_f32_safetensors(&model.named_tensors()).map_err(|message| {
+            RunError::Format {
+                path: path.clone(),
+                message,
+            }
+        })?;
     atomic_write_bytes(&path, &data).map_err(|source| RunError::Io {
         path: path.clone(),
         source,

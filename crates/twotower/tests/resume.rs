@@ -109,3 +109,28 @@ fn resume_with_ssl_and_mixed_negatives_is_bit_identical() {
         &[45],
     );
 }
+
+#[test]
+fn saved_run_loads_back_bit_identical_and_evaluates_the_same() {
+    use twotower::run::{evaluate_test, load_run, save_model, RunInfo, RUN_FORMAT_VERSION};
+    let cfg = config(&["train.epochs=1"]);
+    let ds = twotower_data::load_dataset(&cfg.data(), &cfg.raw.features, &cfg.base_dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(&cfg, &ds, &opts(dir.path(), false, None)).unwrap();
+    let info = RunInfo {
+        format_version: RUN_FORMAT_VERSION,
+        twotower_version: "test".into(),
+        config: cfg.doc.clone(),
+        base_dir: cfg.base_dir.clone(),
+        best_validation: out.best,
+        examples_per_second: 1.0,
+        train_seconds: 1.0,
+    };
+    save_model(dir.path(), &out.model, &info).unwrap();
+    let loaded = load_run(dir.path()).unwrap();
+    assert!(tensors(&loaded.model) == tensors(&out.model));
+    let a = evaluate_test(&cfg, &ds, &out.model, &info).unwrap();
+    let b = evaluate_test(&loaded.config, &loaded.dataset, &loaded.model, &loaded.info).unwrap();
+    assert_eq!(a["recall@50"], b["recall@50"]);
+    assert!(a["recall@50"].as_f64().unwrap() > 0.0);
+}
