@@ -1029,61 +1029,55 @@ fn write_history(dir: &Path, history: &[serde_json::Value]) -> Result<(), TrainE
     .map_err(|source| TrainError::Io { path, source })
 }
 
+/// Copies the checkpoint tensors `<prefix>.<name>` for every (name, length)
+/// of `names` through `copy(name, values)`, checking presence and size.
+fn copy_named(
+    names: Vec<(String, usize)>,
+    prefix: &str,
+    tensors: &BTreeMap<String, checkpoint::Tensor>,
+    run_dir: &Path,
+    mut copy: impl FnMut(&str, &[f32]) -> bool,
+) -> Result<(), TrainError> {
+    let err = |message: String| TrainError::Resume {
+        run_dir: run_dir.to_path_buf(),
+        message,
+    };
+    for (name, len) in names {
+        let key = format!("{prefix}.{name}");
+        let src = tensors
+            .get(&key)
+            .ok_or_else(|| err(format!("tensor {key} missing")))?;
+        if src.data.len() != len {
+            return Err(err(format!(
+                "tensor {key} has {} values, expected {len} (did the data or config change?)",
+                src.data.len()
+            )));
+        }
+        if !copy(&name, &src.data) {
+            return Err(err(format!("tensor {key} has no destination")));
+        }
+    }
+    Ok(())
+}
+
+fn names_of(v: Vec<(String, Vec<usize>, &[f32])>) -> Vec<(String, usize)> {
+    v.into_iter().map(|(n, _, d)| (n, d.len())).collect()
+}
+
 fn restore(
     model: &mut TwoTower<f32>,
     opt: &mut Optimizer<f32>,
     tensors: &BTreeMap<String, checkpoint::Tensor>,
     run_dir: &Path,
 ) -> Result<(), TrainError> {
-    let names: Vec<(String, usize)> = model
-        .named_tensors()
-        .into_iter()
-        .map(|(n, _, d)| (n, d.len()))
-        .collect();
-    for (name, len) in names {
-        let src = tensors
-            .get(&format!("model.{name}"))
-            .ok_or_else(|| TrainError::Resume {
-                run_dir: run_dir.to_path_buf(),
-                message: format!("tensor model.{name} missing"),
-            })?;
-        if src.data.len() != len {
-            return Err(TrainError::Resume {
-                run_dir: run_dir.to_path_buf(),
-                message: format!(
-                    "tensor model.{name} has {} values, the model {len} (did the data change?)",
-                    src.data.len()
-                ),
-            });
-        }
-        model
-            .tensor_mut(&name)
-            .expect("named tensor exists")
-            .copy_from_slice(&src.data);
-    }
-    let names: Vec<(String, usize)> = opt
-        .named_state()
-        .into_iter()
-        .map(|(n, _, d)| (n, d.len()))
-        .collect();
-    for (name, len) in names {
-        let src = tensors
-            .get(&format!("optim.{name}"))
-            .ok_or_else(|| TrainError::Resume {
-                run_dir: run_dir.to_path_buf(),
-                message: format!("optimizer state optim.{name} missing"),
-            })?;
-        if src.data.len() != len {
-            return Err(TrainError::Resume {
-                run_dir: run_dir.to_path_buf(),
-                message: format!("optimizer state optim.{name} has the wrong size"),
-            });
-        }
-        opt.state_mut(&name)
-            .expect("named state exists")
-            .copy_from_slice(&src.data);
-    }
-    Ok(())
+    let names = names_of(model.named_tensors());
+    copy_named(names, "model", tensors, run_dir, |n, v| {
+        model.tensor_mut(n).map(|t| t.copy_from_slice(v)).is_some()
+    })?;
+    let names = names_of(opt.named_state());
+    copy_named(names, "optim", tensors, run_dir, |n, v| {
+        opt.state_mut(n).map(|t| t.copy_from_slice(v)).is_some()
+    })
 }
 
 fn restore_streaming(
@@ -1091,22 +1085,8 @@ fn restore_streaming(
     tensors: &BTreeMap<String, checkpoint::Tensor>,
     run_dir: &Path,
 ) -> Result<(), TrainError> {
-    let names: Vec<String> = s.named_state().into_iter().map(|(n, _, _)| n).collect();
-    for name in names {
-        let src = tensors
-            .get(&format!("freq.{name}"))
-            .ok_or_else(|| TrainError::Resume {
-                run_dir: run_dir.to_path_buf(),
-                message: format!("frequency state freq.{name} missing"),
-            })?;
-        let dst = s.state_mut(&name).expect("named state exists");
-        if dst.len() != src.data.len() {
-            return Err(TrainError::Resume {
-                run_dir: run_dir.to_path_buf(),
-                message: format!("frequency state freq.{name} has the wrong size"),
-            });
-        }
-        dst.copy_from_slice(&src.data);
-    }
-    Ok(())
+    let names = names_of(s.named_state());
+    copy_named(names, "freq", tensors, run_dir, |n, v| {
+        s.state_mut(n).map(|t| t.copy_from_slice(v)).is_some()
+    })
 }
