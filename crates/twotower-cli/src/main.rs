@@ -32,7 +32,14 @@ enum Command {
     Mi(cmd::mi::Args),
     /// Train config variants over several seeds and write a comparison report (mean ± std, plots).
     Compare(cmd::compare::Args),
+    /// Measure training throughput (per-phase split, memory, allocations), evaluation vs GEMM, ingestion.
+    Bench(cmd::bench::Args),
 }
+
+/// Counts heap allocations (one relaxed atomic add each) so that `twotower
+/// bench` can show the steady-state training step allocates nothing.
+#[global_allocator]
+static ALLOC: twotower::bench::CountingAlloc = twotower::bench::CountingAlloc;
 
 fn main() {
     // Die quietly on a closed pipe (`twotower eval ... | head`) like other CLI tools,
@@ -53,6 +60,7 @@ fn main() {
         Command::Export(a) => cmd::export::run(a),
         Command::Mi(a) => cmd::mi::run(a),
         Command::Compare(a) => cmd::compare::run(a),
+        Command::Bench(a) => cmd::bench::run(a),
     };
     if let Err(e) = result {
         eprintln!("error: {e:#}");

@@ -11,6 +11,7 @@
 //! - [`real`]: the scalar trait the math is generic over (f32 for training, f64 for gradient checks).
 //! - [`embedding`]: embedding tables, embedding bags (mean pooling) and sparse gradients.
 //! - [`layers`]: linear, ReLU, L2 normalization.
+//! - [`linalg`]: matrix products, on one thread or split by rows over rayon.
 //! - [`tower`]: a tower = embedding bags → concat → MLP → L2 norm.
 //! - [`loss`]: in-batch sampled softmax with logQ correction, accidental-hit masking, mixed negatives; InfoNCE.
 //! - [`optim`]: sparse row-wise optimizers (Adagrad, lazy Adam) and dense Adam/AdamW.
@@ -24,9 +25,11 @@
 //! - [`train`]: the training loop (early stopping, checkpoints, resume).
 //! - [`checkpoint`]: resumable training checkpoints.
 //! - [`run`]: finished run directories: final model, metrics.
+//! - [`bench`]: the measurement harness of `twotower bench` (step phases, allocations, memory, eval vs GEMM).
 //! - [`util`]: atomic file writes.
 
 pub mod augment;
+pub mod bench;
 pub mod checkpoint;
 pub mod config;
 pub mod embedding;
@@ -35,6 +38,7 @@ pub mod export;
 pub mod frequency;
 pub mod index;
 pub mod layers;
+pub mod linalg;
 pub mod loss;
 pub mod model;
 pub mod optim;

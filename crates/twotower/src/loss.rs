@@ -14,7 +14,7 @@
 //! softmax gradient written in place over `S`, then `dU = dS V / τ` and
 //! `dV = dSᵀ U / τ` by GEMM. All buffers live in a [`SoftmaxWorkspace`].
 
-use ndarray::linalg::general_mat_mul;
+use crate::linalg::par_gemm;
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 
@@ -118,7 +118,7 @@ fn softmax_xent<F: Real>(
     let losses = ensure_len(row_loss, b);
     {
         let mut s = ArrayViewMut2::from_shape((b, c), &mut *s_buf).expect("scores shape");
-        general_mat_mul(inv_t, &u, &v.t(), F::zero(), &mut s);
+        par_gemm(inv_t, &u, &v.t(), F::zero(), &mut s);
     }
 
     // Accidental hits: sort the columns by item id; within each group of equal
@@ -193,8 +193,8 @@ fn softmax_xent<F: Real>(
     let total: f64 = losses.iter().sum::<f64>() * inv_w;
 
     let ds = ArrayView2::from_shape((b, c), &*s_buf).expect("scores shape");
-    general_mat_mul(inv_t, &ds, &v, F::zero(), &mut du);
-    general_mat_mul(inv_t, &ds.t(), &u, F::zero(), &mut dv);
+    par_gemm(inv_t, &ds, &v, F::zero(), &mut du);
+    par_gemm(inv_t, &ds.t(), &u, F::zero(), &mut dv);
     total
 }
 

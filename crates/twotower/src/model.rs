@@ -10,6 +10,8 @@
 //! passes. Buffers live in a [`Workspace`] and [`ModelGrads`]; the steady
 //! state allocates nothing.
 
+use std::time::{Duration, Instant};
+
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand::Rng;
 
@@ -82,10 +84,36 @@ pub struct LossParts {
     pub total: f64,
 }
 
+/// Wall-clock time spent in each phase of [`TwoTower::loss_and_grads`],
+/// accumulated over calls (reset with [`StepTimes::reset`]). Two
+/// `Instant::now()` reads per phase: cheap enough to be always on.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct StepTimes {
+    /// User and item tower forward passes of the main batch.
+    pub forward: Duration,
+    /// In-batch softmax (scores, log-sum-exp, score gradients).
+    pub loss: Duration,
+    /// User and item tower backward passes of the main batch.
+    pub backward: Duration,
+    /// The SSL task: both views forward, InfoNCE, both views backward.
+    pub ssl: Duration,
+    /// Number of calls accumulated.
+    pub calls: u64,
+}
+
+impl StepTimes {
+    /// Zeroes every phase.
+    pub fn reset(&mut self) {
+        *self = Self::default();
+    }
+}
+
 /// Reusable buffers of a training step (activations, score matrix, output
 /// gradients). Grows to the largest batch seen, never shrinks.
 #[derive(Clone, Debug, Default)]
 pub struct Workspace<F> {
+    /// Time per phase, accumulated over calls.
+    pub times: StepTimes,
     /// User tower activations.
     pub user: TowerCache<F>,
     /// Item tower activations of the main pass.
@@ -182,8 +210,15 @@ impl<F: Real> TwoTower<F> {
             "user and item towers differ in out_dim"
         );
 
-        self.user.forward(&main.users, &mut ws.user);
-        self.item.forward(&main.items, &mut ws.item);
+        let t0 = Instant::now();
+        {
+            let (wu, wi) = (&mut ws.user, &mut ws.item);
+            rayon::join(
+                || self.user.forward(&main.users, wu),
+                || self.item.forward(&main.items, wi),
+            );
+        }
+        let t1 = Instant::now();
         let du =
             ArrayViewMut2::from_shape((b, d), ensure_len(&mut ws.du, b * d)).expect("du shape");
         let dv =
@@ -200,19 +235,30 @@ impl<F: Real> TwoTower<F> {
             dv,
             &mut ws.softmax,
         );
+        let t2 = Instant::now();
         let du = ArrayView2::from_shape((b, d), &ws.du[..b * d]).expect("du shape");
         let dv = ArrayView2::from_shape((c, d), &ws.dv[..c * d]).expect("dv shape");
-        self.user
-            .backward(&main.users, &mut ws.user, du, &mut grads.user);
-        self.item
-            .backward(&main.items, &mut ws.item, dv, &mut grads.item);
+        {
+            let (wu, wi) = (&mut ws.user, &mut ws.item);
+            let (gu, gi) = (&mut grads.user, &mut grads.item);
+            rayon::join(
+                || self.user.backward(&main.users, wu, du, gu),
+                || self.item.backward(&main.items, wi, dv, gi),
+            );
+        }
+        let t3 = Instant::now();
 
         let mut l_ssl = 0.0;
         if let Some(ssl) = ssl {
             let m = ssl.view1.len();
             assert_eq!(ssl.view2.len(), m, "SSL views differ in size");
-            self.item.forward(&ssl.view1, &mut ws.ssl1);
-            self.item.forward(&ssl.view2, &mut ws.ssl2);
+            {
+                let (w1, w2) = (&mut ws.ssl1, &mut ws.ssl2);
+                rayon::join(
+                    || self.item.forward(&ssl.view1, w1),
+                    || self.item.forward(&ssl.view2, w2),
+                );
+            }
             let mut dz1 = ArrayViewMut2::from_shape((m, d), ensure_len(&mut ws.dz1, m * d))
                 .expect("dz shape");
             let mut dz2 = ArrayViewMut2::from_shape((m, d), ensure_len(&mut ws.dz2, m * d))
@@ -235,6 +281,15 @@ impl<F: Real> TwoTower<F> {
             self.item
                 .backward(&ssl.view2, &mut ws.ssl2, dz2, &mut grads.item);
         }
+        let t4 = Instant::now();
+        let times = &mut ws.times;
+        times.forward += t1 - t0;
+        times.loss += t2 - t1;
+        times.backward += t3 - t2;
+        if ssl.is_some() {
+            times.ssl += t4 - t3;
+        }
+        times.calls += 1;
         let l_main = l_main.as_f64();
         LossParts {
             main: l_main,

@@ -17,6 +17,8 @@
 //! gradient by `min(1, c / ‖g‖)` with `‖g‖` the global norm over all of them.
 //! A step costs O(touched rows · dim + dense parameters), never O(vocabulary).
 
+use std::time::{Duration, Instant};
+
 use crate::embedding::{EmbeddingTable, SparseGrad};
 use crate::model::{ModelGrads, TwoTower};
 use crate::real::Real;
@@ -337,13 +339,7 @@ impl<F: Real> TowerState<F> {
         }
     }
 
-    fn step(
-        &mut self,
-        tower: &mut Tower<F>,
-        grads: &TowerGrads<F>,
-        sparse: &StepParams<F>,
-        dense: &StepParams<F>,
-    ) {
+    fn step_sparse(&mut self, tower: &mut Tower<F>, grads: &TowerGrads<F>, sparse: &StepParams<F>) {
         assert_eq!(
             grads.tables.len(),
             tower.tables.len(),
@@ -357,6 +353,9 @@ impl<F: Real> TowerState<F> {
         {
             st.step(table, g, sparse);
         }
+    }
+
+    fn step_dense(&mut self, tower: &mut Tower<F>, grads: &TowerGrads<F>, dense: &StepParams<F>) {
         let no_decay = StepParams {
             weight_decay: F::zero(),
             ..*dense
@@ -457,6 +456,19 @@ pub struct Optimizer<F> {
     /// The step counter as four 16-bit limbs (little-endian), each exactly
     /// representable in f32, so that it checkpoints as the tensor `step`.
     step_limbs: [F; 4],
+    /// Wall-clock time of the sparse and dense updates, accumulated over
+    /// steps (not part of the state: never checkpointed).
+    pub times: OptimTimes,
+}
+
+/// Time spent in [`Optimizer::step`], split into the sparse embedding-row
+/// updates and the dense tensor updates, accumulated over steps.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct OptimTimes {
+    /// Row-wise updates of the touched embedding rows (both towers).
+    pub sparse: Duration,
+    /// Adam/AdamW updates of the MLP weights, biases and mask vectors.
+    pub dense: Duration,
 }
 
 impl<F: Real> Optimizer<F> {
@@ -468,6 +480,7 @@ impl<F: Real> Optimizer<F> {
             user: TowerState::new(&model.user, cfg),
             item: TowerState::new(&model.item, cfg),
             step_limbs: [F::zero(); 4],
+            times: OptimTimes::default(),
         }
     }
 
@@ -524,13 +537,23 @@ impl<F: Real> Optimizer<F> {
             weight_decay: F::lit(c.weight_decay),
             ..sparse
         };
-        // The two towers share nothing: update them on two threads.
+        // The two towers share nothing: update them on two threads, the
+        // sparse embedding rows first, then the dense tensors (timed apart).
         let (us, is) = (&mut self.user, &mut self.item);
         let (um, im) = (&mut model.user, &mut model.item);
+        let t0 = Instant::now();
         rayon::join(
-            || us.step(um, &grads.user, &sparse, &dense),
-            || is.step(im, &grads.item, &sparse, &dense),
+            || us.step_sparse(um, &grads.user, &sparse),
+            || is.step_sparse(im, &grads.item, &sparse),
         );
+        let t1 = Instant::now();
+        rayon::join(
+            || us.step_dense(um, &grads.user, &dense),
+            || is.step_dense(im, &grads.item, &dense),
+        );
+        let t2 = Instant::now();
+        self.times.sparse += t1 - t0;
+        self.times.dense += t2 - t1;
     }
 
     /// Every state tensor as `(name, shape, values)` for checkpoints: `step`

@@ -13,6 +13,7 @@
 
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use rand::Rng;
+use rayon::prelude::*;
 use thiserror::Error;
 
 use crate::embedding::{embedding_bag_backward, embedding_bag_forward, EmbeddingTable, SparseGrad};
@@ -598,18 +599,27 @@ impl<F: Real> Tower<F> {
     /// As [`TowerBatch::gather`] and [`Tower::forward`].
     pub fn encode(&self, columns: &[FeatureColumn], entities: &[u32], out: &mut Array2<f32>) {
         let d = self.spec.out_dim;
-        if out.dim() != (entities.len(), d) {
+        if out.dim() != (entities.len(), d) || !out.is_standard_layout() {
             *out = Array2::zeros((entities.len(), d));
         }
-        let mut batch = TowerBatch::default();
-        let mut cache = TowerCache::new();
-        for (k, chunk) in entities.chunks(ENCODE_BLOCK).enumerate() {
-            batch.gather(columns, chunk);
-            self.forward(&batch, &mut cache);
-            let start = k * ENCODE_BLOCK;
-            let mut dst = out.slice_mut(s![start..start + chunk.len(), ..]);
-            dst.zip_mut_with(&cache.output(), |a, &v| *a = v.as_f32());
-        }
+        // Blocks are independent: encode them in parallel (rayon), each with
+        // its own batch and activation buffers.
+        let rows = out
+            .as_slice_mut()
+            .expect("a fresh or standard-layout output");
+        entities
+            .par_chunks(ENCODE_BLOCK)
+            .zip(rows.par_chunks_mut(ENCODE_BLOCK * d.max(1)))
+            .for_each_init(
+                || (TowerBatch::default(), TowerCache::new()),
+                |(batch, cache), (chunk, dst)| {
+                    batch.gather(columns, chunk);
+                    self.forward(batch, cache);
+                    for (a, &v) in dst.iter_mut().zip(cache.output().iter()) {
+                        *a = v.as_f32();
+                    }
+                },
+            );
     }
 
     /// `(name, shape, values)` of every parameter tensor, names prefixed by

@@ -289,7 +289,8 @@ pub fn eval_config(cfg: &Config) -> EvalConfig {
     }
 }
 
-fn optim_config(cfg: &Config) -> OptimConfig {
+/// The optimizer settings of a config's `[train]` section.
+pub fn optim_config(cfg: &Config) -> OptimConfig {
     let t = &cfg.raw.train;
     OptimConfig {
         sparse: match t.sparse_optimizer.as_str() {
@@ -765,8 +766,11 @@ fn run_phase(
             for _ in 0..l.mixed_negatives {
                 items_idx.push(step_rng.gen_range(0..n_items as u32));
             }
-            main.users.gather(&ucols, &users_idx);
-            main.items.gather(&icols, &items_idx);
+            // the two towers' inputs are independent: gather them side by side
+            rayon::join(
+                || main.users.gather(&ucols, &users_idx),
+                || main.items.gather(&icols, &items_idx),
+            );
             main.item_ids.clear();
             main.item_ids.extend_from_slice(&items_idx);
             main.log_q.clear();

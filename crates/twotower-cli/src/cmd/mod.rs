@@ -1,4 +1,5 @@
 //! One module per subcommand, plus the helpers they share.
+pub mod bench;
 pub mod compare;
 pub mod eval;
 pub mod export;
@@ -13,7 +14,10 @@ pub mod train;
 use twotower::config::Config;
 use twotower_data::Dataset;
 
-/// Sizes the worker pools: rayon's global pool and matrixmultiply's GEMM threads.
+/// Sizes rayon's global pool, the one source of parallelism: matrixmultiply's
+/// own GEMM pool is pinned to one thread (unless `MATMUL_NUM_THREADS` is set),
+/// and products are split over rayon where that pays (`twotower::linalg`),
+/// so the towers can run side by side without oversubscribing the cores.
 pub fn set_threads(threads: usize) -> anyhow::Result<()> {
     let n = if threads == 0 {
         std::thread::available_parallelism()
@@ -23,7 +27,7 @@ pub fn set_threads(threads: usize) -> anyhow::Result<()> {
         threads
     };
     if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-        std::env::set_var("MATMUL_NUM_THREADS", n.to_string());
+        std::env::set_var("MATMUL_NUM_THREADS", "1");
     }
     // Ignore "already initialised" (a second call in the same process).
     let _ = rayon::ThreadPoolBuilder::new()
