@@ -21,7 +21,6 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayViewMut2};
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -534,7 +533,7 @@ pub fn gemm_only(users: &Array2<f32>, items: &Array2<f32>, cfg: &EvalConfig) -> 
                 let buf = &mut scratch[..blk.len() * (end - start)];
                 let mut o = ArrayViewMut2::from_shape((blk.len(), end - start), buf)
                     .expect("scratch holds the tile");
-                general_mat_mul(1.0, &ub, &items.slice(s![start..end, ..]).t(), 0.0, &mut o);
+                crate::linalg::gemm(1.0, &ub, &items.slice(s![start..end, ..]).t(), 0.0, &mut o);
                 acc += o[[0, 0]];
                 start = end;
             }

@@ -30,20 +30,61 @@ pub struct EmbeddingTable<F> {
     pub data: Vec<F>,
 }
 
+/// An empty vector with room for `n` values whose memory is, on Linux, advised
+/// for transparent huge pages (`madvise(MADV_HUGEPAGE)`) before any of it is
+/// touched. Embedding tables and their optimizer state are read and written
+/// at random rows; with 4 KiB pages a multi-GiB table misses the TLB on
+/// nearly every row, with 2 MiB pages it mostly does not. Small vectors and
+/// other systems get a plain `Vec::with_capacity`. The advice is a hint: if
+/// the kernel refuses it nothing changes but speed.
+pub(crate) fn with_capacity_huge<T>(n: usize) -> Vec<T> {
+    let v: Vec<T> = Vec::with_capacity(n);
+    #[cfg(target_os = "linux")]
+    {
+        const HUGE: usize = 2 << 20;
+        let bytes = n.saturating_mul(std::mem::size_of::<T>());
+        if bytes >= 2 * HUGE {
+            let start = v.as_ptr() as usize;
+            // madvise wants a page-aligned start: advise the whole 4 KiB
+            // pages inside the allocation
+            let aligned = start.next_multiple_of(4096);
+            let len = (start + bytes).saturating_sub(aligned) & !4095;
+            if len > 0 {
+                // SAFETY: [aligned, aligned + len) lies inside the allocation
+                // just made; MADV_HUGEPAGE changes no contents and no
+                // permissions, only how future faults are backed.
+                unsafe {
+                    libc::madvise(aligned as *mut libc::c_void, len, libc::MADV_HUGEPAGE);
+                }
+            }
+        }
+    }
+    v
+}
+
+/// `n` copies of `x` in a [`with_capacity_huge`] vector, every element
+/// written now (so the page faults happen here, not in the first training
+/// steps that touch a row).
+pub(crate) fn filled_huge<T: Copy>(n: usize, x: T) -> Vec<T> {
+    let mut v = with_capacity_huge(n);
+    v.resize(n, x);
+    v
+}
+
 impl<F: Real> EmbeddingTable<F> {
     /// A table of zeros.
     pub fn zeros(rows: usize, dim: usize) -> Self {
         Self {
             rows,
             dim,
-            data: vec![F::zero(); rows * dim],
+            data: filled_huge(rows * dim, F::zero()),
         }
     }
 
     /// A table with i.i.d. `N(0, sigma²)` entries (Box–Muller over `rng`,
     /// deterministic for a seeded rng).
     pub fn normal(rows: usize, dim: usize, sigma: f64, rng: &mut impl Rng) -> Self {
-        let mut data = Vec::with_capacity(rows * dim);
+        let mut data = with_capacity_huge(rows * dim);
         while data.len() < rows * dim {
             let (a, b) = standard_normal_pair(rng);
             data.push(F::lit(a * sigma));
@@ -290,7 +331,14 @@ pub fn embedding_bag_forward<F: Real>(
     if let Some(m) = mask_vector {
         assert_eq!(m.len(), dim, "embedding_bag_forward: mask vector len");
     }
+    const AHEAD: usize = 4;
     for (i, mut row) in out.outer_iter_mut().enumerate() {
+        if i + AHEAD < b {
+            let k = offsets[i + AHEAD] as usize;
+            if k < offsets[i + AHEAD + 1] as usize {
+                prefetch_row(&table.data, values[k] as usize * dim, dim);
+            }
+        }
         let o = row
             .as_slice_mut()
             .expect("embedding_bag_forward: out rows must be contiguous");
@@ -318,6 +366,38 @@ pub fn embedding_bag_forward<F: Real>(
                 }
             }
         }
+    }
+}
+
+/// Hints the CPU to start loading `row` (a slice of `len` values starting at
+/// element `start` of `data`) into cache: a software prefetch of each 64-byte
+/// line. Rows of large tables are touched in random order, so without it every
+/// row costs a full memory round trip. Out-of-range requests are ignored; a
+/// no-op off x86-64.
+#[inline(always)]
+pub(crate) fn prefetch_row<F>(data: &[F], start: usize, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let end = start.saturating_add(len);
+        if end <= data.len() {
+            let base = data[start..end].as_ptr() as *const i8;
+            let bytes = len * std::mem::size_of::<F>();
+            let mut off = 0;
+            while off < bytes {
+                // SAFETY: prefetch is a hint that never faults; the address is
+                // inside `data[start..end]`, checked above.
+                unsafe {
+                    std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                        base.add(off),
+                    )
+                };
+                off += 64;
+            }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (data, start, len);
     }
 }
 

@@ -41,7 +41,6 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -497,7 +496,7 @@ impl Scorer for DotScorer<'_> {
         let it = self.items.slice(s![items, ..]);
         let mut o = ArrayViewMut2::from_shape((users.len(), n), out)
             .expect("score_block: out must have users.len() * items.len() entries");
-        general_mat_mul(1.0, &ub, &it.t(), 0.0, &mut o);
+        crate::linalg::gemm(1.0, &ub, &it.t(), 0.0, &mut o);
     }
 }
 

@@ -4,7 +4,6 @@
 //! allocates nothing; matrix products go through
 //! [`ndarray::linalg::general_mat_mul`] (the `matrixmultiply` GEMM, threaded).
 
-use ndarray::linalg::general_mat_mul;
 use ndarray::{Array1, Array2, ArrayView2, ArrayViewMut2, Axis, Zip};
 use rand::Rng;
 
@@ -110,7 +109,7 @@ impl<F: Real> Linear<F> {
                 None => row.assign(&self.b),
             }
         }
-        general_mat_mul(F::one(), &x, &self.w, F::one(), &mut y);
+        crate::linalg::gemm(F::one(), &x, &self.w, F::one(), &mut y);
     }
 
     /// Backward: `dW += Xᵀ dY`, `db += Σ_b dY[b]` (accumulated into `grad`),
@@ -135,7 +134,7 @@ impl<F: Real> Linear<F> {
             "Linear::backward: dy shape"
         );
         assert_eq!(grad.dw.dim(), self.w.dim(), "Linear::backward: dw shape");
-        general_mat_mul(F::one(), &x.t(), &dy, F::one(), &mut grad.dw);
+        crate::linalg::gemm(F::one(), &x.t(), &dy, F::one(), &mut grad.dw);
         let db = grad.db.as_slice_mut().expect("db is contiguous");
         match dy.as_slice() {
             Some(all) => {
@@ -155,7 +154,7 @@ impl<F: Real> Linear<F> {
         }
         if let Some(mut dx) = dx {
             assert_eq!(dx.dim(), x.dim(), "Linear::backward: dx shape");
-            general_mat_mul(F::one(), &dy, &self.w.t(), F::zero(), &mut dx);
+            crate::linalg::gemm(F::one(), &dy, &self.w.t(), F::zero(), &mut dx);
         }
     }
 }

@@ -19,7 +19,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::embedding::{EmbeddingTable, SparseGrad};
+use crate::embedding::{prefetch_row, EmbeddingTable, SparseGrad};
+
+/// Rows prefetched ahead of the one being updated.
+const PREFETCH_AHEAD: usize = 4;
 use crate::model::{ModelGrads, TwoTower};
 use crate::real::Real;
 use crate::tower::{Tower, TowerGrads};
@@ -108,10 +111,10 @@ impl<F: Real> StepParams<F> {
 /// would map lazily zeroed pages whose first touch (a page fault each) would
 /// then land in the training steps that first update a row; large tables
 /// pay that once here instead.
+/// Large ones are backed by transparent huge pages where the OS allows
+/// (see `embedding::with_capacity_huge`).
 fn filled<F: Copy>(n: usize, x: F) -> Vec<F> {
-    let mut v = Vec::with_capacity(n);
-    v.resize(n, x);
-    v
+    crate::embedding::filled_huge(n, x)
 }
 
 /// Optimizer state of one embedding table.
@@ -180,7 +183,12 @@ impl<F: Real> SparseOptimizer<F> {
         let scale = p.grad_scale;
         match self.kind {
             SparseOptimizerKind::Adagrad { row_wise: false } => {
-                for (r, g) in grad.iter() {
+                for (k, (r, g)) in grad.iter().enumerate() {
+                    if let Some(&ahead) = grad.rows.get(k + PREFETCH_AHEAD) {
+                        let start = ahead as usize * dim;
+                        prefetch_row(&table.data, start, dim);
+                        prefetch_row(&self.s1, start, dim);
+                    }
                     let r = r as usize;
                     let e = &mut table.data[r * dim..(r + 1) * dim];
                     let acc = &mut self.s1[r * dim..(r + 1) * dim];
@@ -209,7 +217,14 @@ impl<F: Real> SparseOptimizer<F> {
                 let (bc1, bc2) = p.bias_corrections();
                 let (lr_c1, inv_bc2) = (p.lr / bc1, F::one() / bc2);
                 let (one_m_b1, one_m_b2) = (F::one() - p.beta1, F::one() - p.beta2);
-                for (r, g) in grad.iter() {
+                for (k, (r, g)) in grad.iter().enumerate() {
+                    // rows come in random order: fetch a few rows ahead
+                    if let Some(&ahead) = grad.rows.get(k + PREFETCH_AHEAD) {
+                        let start = ahead as usize * dim;
+                        prefetch_row(&table.data, start, dim);
+                        prefetch_row(&self.s1, start, dim);
+                        prefetch_row(&self.s2, start, dim);
+                    }
                     let r = r as usize;
                     let range = r * dim..(r + 1) * dim;
                     let e = &mut table.data[range.clone()];

@@ -16,7 +16,9 @@ use rand::Rng;
 use rayon::prelude::*;
 use thiserror::Error;
 
-use crate::embedding::{embedding_bag_backward, embedding_bag_forward, EmbeddingTable, SparseGrad};
+use crate::embedding::{
+    embedding_bag_backward, embedding_bag_forward, prefetch_row, EmbeddingTable, SparseGrad,
+};
 use crate::layers::{
     l2_normalize_backward_inplace, l2_normalize_forward, relu_backward, relu_forward, Linear,
     LinearGrad,
@@ -207,7 +209,20 @@ impl TowerBatch {
             feat.values.clear();
             feat.masked.clear();
             feat.offsets.push(0);
-            for &e in entities {
+            for (i, &e) in entities.iter().enumerate() {
+                // entities are in random order over possibly huge columns:
+                // prefetch the offsets 16 ahead, and the values 4 ahead
+                // (whose offsets the first prefetch has brought in)
+                if let Some(&far) = entities.get(i + 16) {
+                    prefetch_row(col.offsets, far as usize, 2);
+                }
+                if let Some(&near) = entities.get(i + 4) {
+                    let near = near as usize;
+                    if near + 1 < col.offsets.len() {
+                        let (a, z) = (col.offsets[near] as usize, col.offsets[near + 1] as usize);
+                        prefetch_row(col.values, a, z.saturating_sub(a));
+                    }
+                }
                 let e = e as usize;
                 assert!(
                     e + 1 < col.offsets.len(),

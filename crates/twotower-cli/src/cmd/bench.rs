@@ -45,8 +45,9 @@ pub struct Args {
     /// Unmeasured warm-up steps before the repeats.
     #[arg(long, default_value_t = 5)]
     pub warmup: usize,
-    /// Repeats; the median is reported.
-    #[arg(long, default_value_t = 3)]
+    /// Repeats; the median is reported (shared or virtual machines vary by
+    /// ±10 % from one window to the next).
+    #[arg(long, default_value_t = 5)]
     pub repeats: usize,
     /// Which training runs: `off`, `on` or `both` (without and with SSL).
     #[arg(long, default_value = "both")]
