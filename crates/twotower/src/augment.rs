@@ -88,6 +88,19 @@ pub struct AugmentConfig {
     pub seed_scope: SeedScope,
     /// Whether the item-id feature(s) may be masked. Default true.
     pub mask_id_feature: bool,
+    /// Whether an item-id feature may be chosen as a correlated-masking
+    /// partner. Default true (the paper: rank partners by MI alone). The id
+    /// determines every item feature, so MI(id, X) = H(X), the largest MI X
+    /// can have with anything: with `true` every CFM group pairs its seed
+    /// with the id. With `false` an id is never a partner (but still a
+    /// seed, whose partners are then the other features), so groups follow
+    /// the MI among the content features.
+    #[serde(default = "default_true")]
+    pub cfm_id_partner: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 impl Default for AugmentConfig {
@@ -98,6 +111,7 @@ impl Default for AugmentConfig {
             dropout_rate: 0.1,
             seed_scope: SeedScope::PerExample,
             mask_id_feature: true,
+            cfm_id_partner: true,
         }
     }
 }
@@ -286,7 +300,18 @@ impl Augmenter {
             let mi = mi.ok_or(AugmentError::MissingMutualInformation)?;
             let sub: Vec<Vec<f64>> = maskable
                 .iter()
-                .map(|&a| maskable.iter().map(|&b| mi[a][b]).collect())
+                .map(|&a| {
+                    maskable
+                        .iter()
+                        .map(|&b| {
+                            if a != b && is_id[b] && !config.cfm_id_partner {
+                                f64::NEG_INFINITY // ranked last: never a partner while others remain
+                            } else {
+                                mi[a][b]
+                            }
+                        })
+                        .collect()
+                })
                 .collect();
             for g in correlated_groups(&sub) {
                 let group: Vec<usize> = g.iter().map(|&i| maskable[i]).collect();

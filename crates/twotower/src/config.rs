@@ -166,6 +166,11 @@ pub struct SslSection {
     pub seed_scope: String,
     /// Whether the item-id feature may be masked (default true).
     pub mask_id: bool,
+    /// Correlated masking: whether the item id may be chosen as a seed's
+    /// partner (default true, the paper's MI ranking). MI(id, X) = H(X) for
+    /// every feature X, so with true every group pairs its seed with the id;
+    /// false groups the content features by their MI among themselves.
+    pub cfm_id_partner: bool,
     /// Mutual information counted once per item (`"items"`, default) or per click (`"clicks"`).
     pub mi_weighting: String,
 }
@@ -182,6 +187,7 @@ impl Default for SslSection {
             dropout_rate: 0.0,
             seed_scope: "per_example".into(),
             mask_id: true,
+            cfm_id_partner: true,
             mi_weighting: "items".into(),
         }
     }

@@ -365,6 +365,7 @@ pub fn augmenter(
             SeedScope::PerExample
         },
         mask_id_feature: s.mask_id,
+        cfm_id_partner: s.cfm_id_partner,
     };
     Ok(Some(Augmenter::new(acfg, is_multi, is_id, mi.as_deref())?))
 }

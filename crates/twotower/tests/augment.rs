@@ -50,6 +50,7 @@ fn cfg(pattern: MaskingPattern, mask_rate: f64, dropout_rate: f64) -> AugmentCon
         dropout_rate,
         seed_scope: SeedScope::PerExample,
         mask_id_feature: true,
+        cfm_id_partner: true,
     }
 }
 
@@ -271,6 +272,40 @@ fn cfm_with_odd_k_and_unmaskable_id() {
     };
     assert_eq!(sorted(&groups[1]), vec![1, 0, 2]);
     assert_eq!(sorted(&groups[3]), vec![3, 0, 4]);
+}
+
+#[test]
+fn cfm_without_id_partner_groups_the_content_features() {
+    // 4 features: id (is_id) + A, B, C. MI by hand: MI(id, X) = H(X) for every
+    // X (the id determines the item) — here H(A) = H(B) = ln 4 ≈ 1.386,
+    // H(C) = ln 2 ≈ 0.693; A and B are dependent, MI(A, B) = 1.0; C is
+    // independent of both. k = 4 → groups of ⌈4/2⌉ = 2.
+    let l4 = 4f64.ln();
+    let l2 = 2f64.ln();
+    let mi = vec![
+        vec![3.0, l4, l4, l2],
+        vec![l4, l4, 1.0, 0.0],
+        vec![l4, 1.0, l4, 0.0],
+        vec![l2, 0.0, 0.0, l2],
+    ];
+    let is_id = vec![true, false, false, false];
+    let build = |id_partner: bool| {
+        let mut c = cfg(MaskingPattern::Correlated, 0.5, 0.0);
+        c.cfm_id_partner = id_partner;
+        Augmenter::new(c, vec![false; 4], is_id.clone(), Some(&mi)).unwrap()
+    };
+    // the paper's ranking: every seed's partner is the id (MI = its entropy)
+    assert_eq!(
+        build(true).cfm_groups(),
+        &[vec![0, 1], vec![1, 0], vec![2, 0], vec![3, 0]]
+    );
+    // without the id as partner: A ↔ B (MI 1.0 > 0), C's best is A (tie 0
+    // with B, lower index); the id seed keeps its top partner A (ln 4, tie
+    // with B, lower index)
+    assert_eq!(
+        build(false).cfm_groups(),
+        &[vec![0, 1], vec![1, 2], vec![2, 1], vec![3, 1]]
+    );
 }
 
 #[test]

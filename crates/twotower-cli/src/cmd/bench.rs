@@ -20,62 +20,99 @@ use twotower::model::{LossConfig, TwoTower};
 use twotower::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
 use twotower::train;
 
-/// Arguments of `twotower bench`.
+/// Arguments of `twotower bench`. Options left out take the full run's
+/// defaults, or with `--quick` the quick run's (shown as full / quick).
 #[derive(clap::Args)]
 pub struct Args {
     /// Real-data config whose training throughput is measured (batch size,
-    /// features and model from the config). Skipped when the file is missing.
-    #[arg(long, default_value = "configs/ml-100k.toml")]
-    pub config: PathBuf,
-    /// Synthetic catalog sizes (suffixes k and M allowed).
-    #[arg(long, value_delimiter = ',', default_value = "10k,100k,1M,4M")]
-    pub items: Vec<String>,
-    /// Synthetic users (fixed, so that only the catalog grows).
-    #[arg(long, default_value_t = 100_000)]
-    pub users: usize,
+    /// features and model from the config). Default `configs/ml-100k.toml`,
+    /// skipped with a note when that default is missing; a path given here
+    /// must exist.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Skip the real-data config.
+    #[arg(long, conflicts_with = "config")]
+    pub no_config: bool,
+    /// Synthetic catalog sizes, comma-separated (suffixes k and M allowed).
+    /// Default 10k,100k,1M,4M / 10k,100k.
+    #[arg(long, value_delimiter = ',')]
+    pub items: Option<Vec<String>>,
+    /// Synthetic users (fixed, so that only the catalog grows). Default 100k.
+    #[arg(long, default_value = "100k")]
+    pub users: String,
     /// Synthetic main batch size B.
     #[arg(long, default_value_t = 1024)]
     pub batch_size: usize,
-    /// Synthetic embedding dimension of every feature.
+    /// Synthetic embedding dimension of every feature (towers are
+    /// 3 × dim → 128 → 64).
     #[arg(long, default_value_t = 64)]
     pub dim: usize,
-    /// Measured steps per repeat (synthetic; the real config runs 8× as many, its steps are small).
-    #[arg(long, default_value_t = 20)]
-    pub steps: usize,
-    /// Unmeasured warm-up steps before the repeats.
-    #[arg(long, default_value_t = 5)]
-    pub warmup: usize,
-    /// Repeats; the median is reported (shared or virtual machines vary by
-    /// ±10 % from one window to the next).
-    #[arg(long, default_value_t = 5)]
-    pub repeats: usize,
+    /// Measured steps per repeat. Default 20 / 8. The real config's steps are
+    /// small: it runs 8× as many measured and warm-up steps.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Unmeasured warm-up steps before the repeats. Default 5 / 2.
+    #[arg(long)]
+    pub warmup: Option<usize>,
+    /// Repeats; the median examples/s is reported (shared or virtual
+    /// machines vary by ±10 % from one window to the next). Default 5 / 3.
+    #[arg(long)]
+    pub repeats: Option<usize>,
     /// Which training runs: `off`, `on` or `both` (without and with SSL).
     #[arg(long, default_value = "both")]
     pub ssl: String,
-    /// Users × items of the evaluation benchmark (vectors of dimension 64).
-    #[arg(long, default_value_t = 2048)]
-    pub eval_users: usize,
-    /// Catalog size of the evaluation benchmark.
-    #[arg(long, default_value = "200k")]
-    pub eval_items: String,
-    /// Rows of the ingestion benchmark (0 = skip).
-    #[arg(long, default_value = "1M")]
-    pub ingest_rows: String,
-    /// Threads for rayon and the GEMM (default 2, the reference figures' setting).
+    /// Users of the evaluation benchmark (64-d vectors, exact top-100;
+    /// 0 = skip). Default 2048 / 1024.
+    #[arg(long)]
+    pub eval_users: Option<usize>,
+    /// Catalog size of the evaluation benchmark (0 = skip). Default 200k / 100k.
+    #[arg(long)]
+    pub eval_items: Option<String>,
+    /// Rows of the ingestion benchmark (0 = skip). Default 1M / 200k.
+    #[arg(long)]
+    pub ingest_rows: Option<String>,
+    /// Threads (rayon; each GEMM runs on one of them). 0 = all CPUs.
+    /// Default 2, the reference figures' setting.
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
-    /// A short run: catalogs 10k and 100k, fewer steps, smaller eval and ingest.
+    /// A short run: the quick defaults above.
     #[arg(long)]
     pub quick: bool,
-    /// Where the JSON report goes.
-    #[arg(long, default_value = "runs/bench.json")]
-    pub out: PathBuf,
+    /// Where the JSON report goes. Default runs/bench.json / runs/bench-quick.json.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
+
+/// The resolved settings, recorded in the report.
+#[derive(Serialize)]
+struct Settings {
+    quick: bool,
+    config: Option<PathBuf>,
+    items: Vec<usize>,
+    users: usize,
+    batch_size: usize,
+    dim: usize,
+    hidden: Vec<usize>,
+    out_dim: usize,
+    steps: usize,
+    warmup: usize,
+    repeats: usize,
+    ssl: String,
+    eval_users: usize,
+    eval_items: usize,
+    ingest_rows: usize,
+    threads: usize,
+}
+
+/// Largest catalog / user count accepted (ids are u32; far beyond any RAM here anyway).
+const MAX_ROWS: usize = 1 << 31;
 
 /// One training-throughput measurement.
 #[derive(Serialize)]
 struct TrainCase {
     name: String,
+    /// `config` (a real dataset) or `synthetic`.
+    kind: &'static str,
     items: usize,
     users: usize,
     ssl: bool,
@@ -111,6 +148,7 @@ struct Report {
     twotower_version: String,
     date_unix: u64,
     machine: Machine,
+    settings: Settings,
     train: Vec<TrainCase>,
     eval: Option<EvalReport>,
     ingest: Vec<IngestCase>,
@@ -123,13 +161,27 @@ fn parse_count(s: &str) -> anyhow::Result<usize> {
         Some('m' | 'M') => (&t[..t.len() - 1], 1_000_000usize),
         _ => (t, 1usize),
     };
-    let v: f64 = num
-        .parse()
-        .with_context(|| format!("`{s}` is not a count (e.g. 10000, 10k, 4M)"))?;
-    if !(v.is_finite() && v >= 0.0) {
-        bail!("`{s}` is not a count (e.g. 10000, 10k, 4M)");
+    let bad = || anyhow::anyhow!("`{s}` is not a count (e.g. 10000, 10k, 2.5M)");
+    let v: f64 = num.parse().map_err(|_| bad())?;
+    let n = v * mul as f64;
+    if !(n.is_finite() && n >= 0.0 && n.fract() == 0.0) {
+        return Err(bad());
     }
-    Ok((v * mul as f64).round() as usize)
+    if n > MAX_ROWS as f64 {
+        bail!("`{s}` is too large (at most {MAX_ROWS})");
+    }
+    Ok(n as usize)
+}
+
+/// Bytes of memory available to new allocations (Linux `MemAvailable`).
+fn mem_available() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = s.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    line.split_whitespace()
+        .nth(1)?
+        .parse::<u64>()
+        .ok()
+        .map(|k| k * 1024)
 }
 
 fn mib(b: u64) -> f64 {
@@ -161,8 +213,13 @@ fn machine(threads: usize) -> Machine {
 
 fn print_case(c: &TrainCase) {
     let p = &c.report.phases_ms;
+    let ssl = if c.ssl {
+        format!("ssl-aug {:.2} ssl {:.2} ", p.ssl_augment, p.ssl_compute)
+    } else {
+        String::new()
+    };
     println!(
-        "{:<26} {:>9.0} ex/s {:>8.2} ms/step | gather {:.2} fwd {:.2} loss {:.2} bwd {:.2} ssl-aug {:.2} ssl {:.2} sparse {:.2} dense {:.2} | allocs/step {:.1} | peak {} MiB (emb+opt {:.0} MiB)",
+        "{:<20} {:>8.0} ex/s {:>6.2} ms/step | ms: gather {:.2} fwd {:.2} loss {:.2} bwd {:.2} {}sparse {:.2} dense {:.2} | allocs/step {:.1} | peak {} MiB (emb+opt {:.0} MiB)",
         c.name,
         c.report.examples_per_second,
         c.report.ms_per_step,
@@ -170,8 +227,7 @@ fn print_case(c: &TrainCase) {
         p.forward,
         p.loss,
         p.backward,
-        p.ssl_augment,
-        p.ssl_compute,
+        ssl,
         p.sparse_update,
         p.dense_update,
         c.report.allocations_per_step,
@@ -184,44 +240,146 @@ fn print_case(c: &TrainCase) {
 
 /// Runs `twotower bench`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    super::set_threads(args.threads)?;
+    let q = args.quick;
+    let pick = |full: usize, quick: usize| if q { quick } else { full };
     let ssl_modes: Vec<bool> = match args.ssl.as_str() {
         "off" => vec![false],
         "on" => vec![true],
         "both" => vec![false, true],
         other => bail!("--ssl must be off, on or both, not `{other}`"),
     };
-    let mut sizes = args
-        .items
-        .iter()
-        .map(|s| parse_count(s))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let (mut steps, mut warmup, mut repeats) = (args.steps, args.warmup, args.repeats);
-    let mut eval_items = parse_count(&args.eval_items)?;
-    let mut eval_users = args.eval_users;
-    let mut ingest_rows = parse_count(&args.ingest_rows)?;
-    if args.quick {
-        sizes.retain(|&n| n <= 100_000);
-        steps = steps.min(8);
-        warmup = warmup.min(2);
-        repeats = repeats.min(3);
-        eval_items = eval_items.min(20_000);
-        eval_users = eval_users.min(1024);
-        ingest_rows = ingest_rows.min(200_000);
-    }
-    if steps == 0 || repeats == 0 || args.batch_size == 0 || args.dim == 0 || args.users == 0 {
+    let sizes = match &args.items {
+        Some(v) => v
+            .iter()
+            .map(|s| parse_count(s))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+        None if q => vec![10_000, 100_000],
+        None => vec![10_000, 100_000, 1_000_000, 4_000_000],
+    };
+    let users = parse_count(&args.users)?;
+    let steps = args.steps.unwrap_or(pick(20, 8));
+    let warmup = args.warmup.unwrap_or(pick(5, 2));
+    let repeats = args.repeats.unwrap_or(pick(5, 3));
+    let eval_users = args.eval_users.unwrap_or(pick(2048, 1024));
+    let eval_items = match &args.eval_items {
+        Some(s) => parse_count(s)?,
+        None => pick(200_000, 100_000),
+    };
+    let ingest_rows = match &args.ingest_rows {
+        Some(s) => parse_count(s)?,
+        None => pick(1_000_000, 200_000),
+    };
+    if steps == 0 || repeats == 0 || args.batch_size == 0 || args.dim == 0 || users == 0 {
         bail!("--steps, --repeats, --batch-size, --dim and --users must be > 0");
     }
     if sizes.contains(&0) {
         bail!("--items: a catalog needs at least one item");
     }
+    if let Some(&small) = sizes.iter().find(|&&n| n < args.batch_size) {
+        eprintln!(
+            "note: a catalog of {small} items is smaller than the batch ({}): most in-batch \
+             columns are accidental hits, and the SSL batch shrinks to the catalog",
+            args.batch_size
+        );
+    }
+    // Refuse sizes that cannot fit before spending minutes on the others.
+    if let Some(avail) = mem_available() {
+        let dim = args.dim as u64;
+        let largest = *sizes.iter().max().unwrap_or(&0) as u64;
+        // id tables + lazy Adam m, v (3 × 4 B) of both sides, plus columns
+        let train_need = 12 * (largest + users as u64) * dim + 16 * (largest + users as u64);
+        let eval_need = 4 * 64 * (eval_users as u64 + eval_items as u64);
+        for (what, need) in [
+            ("--items", train_need),
+            ("--eval-users/--eval-items", eval_need),
+        ] {
+            if need > avail {
+                bail!(
+                    "{what}: needs about {:.1} GiB, only {:.1} GiB of memory is available",
+                    need as f64 / (1u64 << 30) as f64,
+                    avail as f64 / (1u64 << 30) as f64
+                );
+            }
+        }
+    }
+    let out = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from(if q {
+            "runs/bench-quick.json"
+        } else {
+            "runs/bench.json"
+        })
+    });
+    // Check the output location now, not after minutes of measuring.
+    if out.is_dir() {
+        bail!("--out {} is a directory; give a file name", out.display());
+    }
+    if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("{} is not writable", dir.display()))?;
+    }
+    let config = if args.no_config {
+        None
+    } else {
+        match &args.config {
+            Some(p) => {
+                if !p.is_file() {
+                    bail!(
+                        "--config {}: no such file (use --no-config to skip the real-data case)",
+                        p.display()
+                    );
+                }
+                Some(p.clone())
+            }
+            None => {
+                let d = PathBuf::from("configs/ml-100k.toml");
+                if d.is_file() {
+                    Some(d)
+                } else {
+                    println!(
+                        "note: {} not found here: skipping the real-data throughput (run from the \
+                         repository root, or pass --config)",
+                        d.display()
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let threads = if args.threads == 0 {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    } else {
+        args.threads
+    };
+    super::set_threads(threads)?;
+    let settings = Settings {
+        quick: q,
+        config: config.clone(),
+        items: sizes.clone(),
+        users,
+        batch_size: args.batch_size,
+        dim: args.dim,
+        hidden: vec![128],
+        out_dim: 64,
+        steps,
+        warmup,
+        repeats,
+        ssl: args.ssl.clone(),
+        eval_users,
+        eval_items,
+        ingest_rows,
+        threads,
+    };
     let mut report = Report {
         twotower_version: env!("CARGO_PKG_VERSION").to_string(),
         date_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
             .unwrap_or(0),
-        machine: machine(args.threads),
+        machine: machine(threads),
+        settings,
         train: Vec::new(),
         eval: None,
         ingest: Vec::new(),
@@ -230,43 +388,43 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "machine: {} ({} logical CPUs), {} threads, load {}",
         report.machine.cpu,
         report.machine.logical_cpus,
-        args.threads,
+        threads,
         report
             .machine
             .load_average_at_start
             .as_deref()
             .unwrap_or("?")
     );
+    println!(
+        "training: examples/s = median over {repeats} windows of {steps} steps; ms per phase = mean \
+         over all measured steps (so they may not add up to the median's ms/step exactly)"
+    );
 
     // ---- the real config
-    if args.config.exists() {
+    if let Some(path) = &config {
         for &ssl in &ssl_modes {
-            let c = real_case(&args.config, ssl, warmup * 8, steps * 8, repeats)?;
+            let c = real_case(path, ssl, warmup * 8, steps * 8, repeats)?;
             print_case(&c);
             report.train.push(c);
         }
-    } else {
-        println!(
-            "{} not found: skipping the real-data throughput (pass --config)",
-            args.config.display()
-        );
     }
 
     // ---- synthetic catalogs
-    let users = synthetic_side(args.users, args.dim, 11);
+    let user_cols = synthetic_side(users, args.dim, 11);
     for &n in &sizes {
         for &ssl in &ssl_modes {
-            let c = synthetic_case(&users, n, &args, ssl, warmup, steps, repeats)?;
+            let c = synthetic_case(&user_cols, n, &args, ssl, warmup, steps, repeats)?;
             print_case(&c);
             report.train.push(c);
         }
     }
     for &ssl in &ssl_modes {
-        let cases: Vec<&TrainCase> = report
+        let mut cases: Vec<&TrainCase> = report
             .train
             .iter()
-            .filter(|c| c.name.starts_with("synthetic") && c.ssl == ssl)
+            .filter(|c| c.kind == "synthetic" && c.ssl == ssl)
             .collect();
+        cases.sort_by_key(|c| c.items);
         if let (Some(a), Some(b)) = (cases.first(), cases.last()) {
             if a.items != b.items {
                 println!(
@@ -308,13 +466,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     }
 
-    if let Some(dir) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
     let json = serde_json::to_string_pretty(&report)? + "\n";
-    twotower::util::atomic_write_bytes(&args.out, json.as_bytes())
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    println!("wrote {}", args.out.display());
+    if let Err(e) = twotower::util::atomic_write_bytes(&out, json.as_bytes()) {
+        // keep the minutes of measurements: print them instead
+        println!("{json}");
+        return Err(e)
+            .with_context(|| format!("writing {} (the report is printed above)", out.display()));
+    }
+    println!("wrote {}", out.display());
     Ok(())
 }
 
@@ -376,6 +535,7 @@ fn real_case(
         .unwrap_or_else(|| "config".into());
     Ok(TrainCase {
         name: format!("{name}{}", if ssl { " +SSL" } else { "" }),
+        kind: "config",
         items: setup.n_items,
         users: setup.n_users,
         ssl,
@@ -420,6 +580,7 @@ fn synthetic_case(
             dropout_rate: 0.0,
             seed_scope: SeedScope::PerExample,
             mask_id_feature: true,
+            cfm_id_partner: true,
         };
         Some((
             Augmenter::new(
@@ -428,7 +589,7 @@ fn synthetic_case(
                 vec![true, false, false],
                 None,
             )?,
-            args.batch_size,
+            args.batch_size.min(n_items),
         ))
     } else {
         None
@@ -461,10 +622,11 @@ fn synthetic_case(
             human(n_items),
             if ssl { " +SSL" } else { "" }
         ),
+        kind: "synthetic",
         items: n_items,
         users: setup.n_users,
         ssl,
-        ssl_batch: if ssl { args.batch_size } else { 0 },
+        ssl_batch: if ssl { args.batch_size.min(n_items) } else { 0 },
         report,
         peak_rss_mib: if rss_reset { peak } else { None },
         embedding_state_mib: mib(emb),
@@ -534,6 +696,10 @@ mod tests {
         assert_eq!(parse_count("123").unwrap(), 123);
         assert!(parse_count("ten").is_err());
         assert!(parse_count("-1k").is_err());
+        assert!(parse_count("1.5").is_err());
+        assert!(parse_count("1e30").is_err());
+        assert!(parse_count("k").is_err());
+        assert_eq!(parse_count("1e3").unwrap(), 1_000);
         assert_eq!(human(4_000_000), "4M");
         assert_eq!(human(10_000), "10k");
         assert_eq!(human(1234), "1234");

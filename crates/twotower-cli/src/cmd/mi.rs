@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use twotower::augment::{correlated_groups, mi_table, mutual_information, write_mi_heatmap};
+use twotower::augment::{
+    mi_table, mutual_information, write_mi_heatmap, AugmentConfig, Augmenter, MaskingPattern,
+};
 use twotower::config::Config;
 use twotower::train::columns;
 
@@ -51,8 +53,28 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ds.items.ids.len()
     );
     println!("{}", mi_table(&names, &mi));
-    println!("correlated-masking groups (seed first):");
-    for g in correlated_groups(&mi) {
+    // the groups training would use, with this config's ssl.mask_id and
+    // ssl.cfm_id_partner
+    let s = &cfg.raw.ssl;
+    let aug = Augmenter::new(
+        AugmentConfig {
+            pattern: MaskingPattern::Correlated,
+            mask_id_feature: s.mask_id,
+            cfm_id_partner: s.cfm_id_partner,
+            ..AugmentConfig::default()
+        },
+        feats
+            .iter()
+            .map(|f| matches!(f.kind, twotower_data::FeatureKind::MultiCategorical))
+            .collect(),
+        feats.iter().map(|f| f.is_id).collect(),
+        Some(&mi),
+    )?;
+    println!(
+        "correlated-masking groups (seed first; ssl.mask_id={}, ssl.cfm_id_partner={}):",
+        s.mask_id, s.cfm_id_partner
+    );
+    for g in aug.cfm_groups() {
         let n: Vec<&str> = g.iter().map(|&i| names[i].as_str()).collect();
         println!("  {}", n.join(", "));
     }
