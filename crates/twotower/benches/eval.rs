@@ -14,69 +14,15 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use ndarray::linalg::general_mat_mul;
-use ndarray::{s, Array2, ArrayViewMut2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use rayon::prelude::*;
+use twotower::bench::{gemm_only, synthetic_eval_set, unit_rows};
 use twotower::eval::{evaluate, top_k, DotScorer, EvalConfig, EvalSet};
 
 const DIM: usize = 64;
 
-/// Random unit rows `[n × d]`.
-fn unit_rows(n: usize, d: usize, seed: u64) -> Array2<f32> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let mut m = Array2::from_shape_fn((n, d), |_| rng.gen_range(-1.0f32..1.0));
-    m.rows_mut().into_iter().for_each(|mut r| {
-        let n = r.dot(&r).sqrt();
-        r /= n;
-    });
-    m
-}
-
-/// 20 train and 5 test items per user, uniform over the catalog.
 fn eval_set(n_users: usize, n_items: usize) -> EvalSet {
-    let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let mut train = Vec::with_capacity(n_users * 20);
-    let mut test = Vec::with_capacity(n_users * 5);
-    for u in 0..n_users as u32 {
-        for _ in 0..20 {
-            train.push((u, rng.gen_range(0..n_items as u32)));
-        }
-        for _ in 0..5 {
-            test.push((u, rng.gen_range(0..n_items as u32)));
-        }
-    }
-    let rank: Vec<u32> = (0..n_items as u32).collect();
-    EvalSet::new(n_users, n_items, &train, &test, &rank).unwrap()
-}
-
-/// The same tiled GEMM as `evaluate` (blocks of users × tiles of items,
-/// rayon over user blocks), without top-K or metrics: the floor.
-fn gemm_only(users: &Array2<f32>, items: &Array2<f32>, cfg: &EvalConfig) -> f32 {
-    let n_items = items.nrows();
-    let tile = cfg.item_tile.min(n_items);
-    let idx: Vec<u32> = (0..users.nrows() as u32).collect();
-    idx.par_chunks(cfg.block_users)
-        .map(|blk| {
-            let mut ub = Array2::<f32>::zeros((blk.len(), DIM));
-            for (mut r, &u) in ub.rows_mut().into_iter().zip(blk) {
-                r.assign(&users.row(u as usize));
-            }
-            let mut scratch = vec![0f32; blk.len() * tile];
-            let mut acc = 0f32;
-            let mut start = 0;
-            while start < n_items {
-                let end = (start + tile).min(n_items);
-                let buf = &mut scratch[..blk.len() * (end - start)];
-                let mut o = ArrayViewMut2::from_shape((blk.len(), end - start), buf).unwrap();
-                general_mat_mul(1.0, &ub, &items.slice(s![start..end, ..]).t(), 0.0, &mut o);
-                acc += o[[0, 0]];
-                start = end;
-            }
-            acc
-        })
-        .sum()
+    synthetic_eval_set(n_users, n_items).unwrap()
 }
 
 fn bench_eval(c: &mut Criterion) {
@@ -123,12 +69,9 @@ fn bench_top_k(c: &mut Criterion) {
     g.finish();
 }
 
-/// Peak resident memory of this process, from /proc (Linux), in MiB.
+/// Peak resident memory of this process (Linux), in MiB.
 fn peak_rss_mib() -> Option<f64> {
-    let s = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = s.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb / 1024.0)
+    twotower::bench::peak_rss_bytes().map(|b| b as f64 / (1024.0 * 1024.0))
 }
 
 /// 100k users × 1M items × d 64: one timed run, printed (too long for
