@@ -63,7 +63,29 @@ fn main() {
         Command::Bench(a) => cmd::bench::run(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+        eprintln!("error: {}", error_chain(&e));
+        // Ctrl-C during training: the conventional 128 + SIGINT
+        let interrupted = matches!(
+            e.downcast_ref::<twotower::train::TrainError>(),
+            Some(twotower::train::TrainError::Interrupted { .. })
+        );
+        std::process::exit(if interrupted { 130 } else { 1 });
     }
+}
+
+/// The error and its causes joined by ": ", skipping a cause whose text
+/// the message already ends with (errors that print their source too).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let m = cause.to_string();
+        if out.ends_with(&m) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&m);
+    }
+    out
 }

@@ -220,6 +220,41 @@ const PHASE_REFIT: u64 = 2;
 const STREAM_SHUFFLE: u64 = 1;
 const STREAM_STEP: u64 = 2;
 
+/// The first dotted key where two config documents differ, with both values
+/// (`checkpoint` = `a`, `now` = `b`), or `None` when they are equal.
+fn first_difference(a: &toml::Value, b: &toml::Value, prefix: &str) -> Option<String> {
+    use toml::Value;
+    match (a, b) {
+        (Value::Table(x), Value::Table(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let path = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(va), Some(vb)) => {
+                        if let Some(d) = first_difference(va, vb, &path) {
+                            return Some(d);
+                        }
+                    }
+                    (Some(va), None) => {
+                        return Some(format!("{path} = {va} in the checkpoint, unset now"))
+                    }
+                    (None, Some(vb)) => {
+                        return Some(format!("{path} unset in the checkpoint, {vb} now"))
+                    }
+                    (None, None) => {}
+                }
+            }
+            None
+        }
+        _ if a != b => Some(format!("{prefix} = {a} in the checkpoint, {b} now")),
+        _ => None,
+    }
+}
+
 /// (user, item) index pairs of interactions.
 pub fn pairs(x: &Interactions) -> Vec<(u32, u32)> {
     x.user.iter().copied().zip(x.item.iter().copied()).collect()
@@ -410,10 +445,13 @@ pub fn train(
         }
         let (meta, tensors) = checkpoint::load(&opts.run_dir)?;
         if meta.config != cfg.doc {
+            let what =
+                first_difference(&meta.config, &cfg.doc, "").unwrap_or_else(|| "the config".into());
             return Err(TrainError::Resume {
                 run_dir: opts.run_dir.clone(),
-                message: "the config differs from the checkpoint's (resume with the same --config and --set)"
-                    .into(),
+                message: format!(
+                    "the config differs from the checkpoint's: {what} (resume with the same --config and --set)"
+                ),
             });
         }
         resume_meta = Some((meta, tensors));
@@ -1094,4 +1132,29 @@ fn restore_streaming(
     copy_named(names, "freq", tensors, run_dir, |n, v| {
         s.state_mut(n).map(|t| t.copy_from_slice(v)).is_some()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_difference_names_the_key_and_both_values() {
+        let a: toml::Value =
+            toml::from_str("[loss]\ntemperature = 0.1\n[train]\nseed = 1\n").unwrap();
+        let same = a.clone();
+        assert_eq!(first_difference(&a, &same, ""), None);
+        let b: toml::Value =
+            toml::from_str("[loss]\ntemperature = 0.2\n[train]\nseed = 1\n").unwrap();
+        assert_eq!(
+            first_difference(&a, &b, "").as_deref(),
+            Some("loss.temperature = 0.1 in the checkpoint, 0.2 now")
+        );
+        let c: toml::Value =
+            toml::from_str("[loss]\ntemperature = 0.1\n[train]\nseed = 1\nepochs = 3\n").unwrap();
+        assert_eq!(
+            first_difference(&a, &c, "").as_deref(),
+            Some("train.epochs unset in the checkpoint, 3 now")
+        );
+    }
 }
