@@ -220,9 +220,9 @@ const PHASE_REFIT: u64 = 2;
 const STREAM_SHUFFLE: u64 = 1;
 const STREAM_STEP: u64 = 2;
 
-/// The first dotted key where two config documents differ, with both values
-/// (`checkpoint` = `a`, `now` = `b`), or `None` when they are equal.
-fn first_difference(a: &toml::Value, b: &toml::Value, prefix: &str) -> Option<String> {
+/// Every dotted key where two config documents differ, with both values
+/// (`checkpoint` = `a`, `now` = `b`), appended to `out` in key order.
+fn differences(a: &toml::Value, b: &toml::Value, prefix: &str, out: &mut Vec<String>) {
     use toml::Value;
     match (a, b) {
         (Value::Table(x), Value::Table(y)) => {
@@ -234,24 +234,19 @@ fn first_difference(a: &toml::Value, b: &toml::Value, prefix: &str) -> Option<St
                     format!("{prefix}.{k}")
                 };
                 match (x.get(k), y.get(k)) {
-                    (Some(va), Some(vb)) => {
-                        if let Some(d) = first_difference(va, vb, &path) {
-                            return Some(d);
-                        }
-                    }
+                    (Some(va), Some(vb)) => differences(va, vb, &path, out),
                     (Some(va), None) => {
-                        return Some(format!("{path} = {va} in the checkpoint, unset now"))
+                        out.push(format!("{path} = {va} in the checkpoint, unset now"))
                     }
                     (None, Some(vb)) => {
-                        return Some(format!("{path} unset in the checkpoint, {vb} now"))
+                        out.push(format!("{path} unset in the checkpoint, {vb} now"))
                     }
                     (None, None) => {}
                 }
             }
-            None
         }
-        _ if a != b => Some(format!("{prefix} = {a} in the checkpoint, {b} now")),
-        _ => None,
+        _ if a != b => out.push(format!("{prefix} = {a} in the checkpoint, {b} now")),
+        _ => {}
     }
 }
 
@@ -445,8 +440,13 @@ pub fn train(
         }
         let (meta, tensors) = checkpoint::load(&opts.run_dir)?;
         if meta.config != cfg.doc {
-            let what =
-                first_difference(&meta.config, &cfg.doc, "").unwrap_or_else(|| "the config".into());
+            let mut diffs = Vec::new();
+            differences(&meta.config, &cfg.doc, "", &mut diffs);
+            let what = if diffs.is_empty() {
+                "the config".to_string()
+            } else {
+                diffs.join("; ")
+            };
             return Err(TrainError::Resume {
                 run_dir: opts.run_dir.clone(),
                 message: format!(
@@ -1139,22 +1139,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn first_difference_names_the_key_and_both_values() {
-        let a: toml::Value =
-            toml::from_str("[loss]\ntemperature = 0.1\n[train]\nseed = 1\n").unwrap();
-        let same = a.clone();
-        assert_eq!(first_difference(&a, &same, ""), None);
-        let b: toml::Value =
-            toml::from_str("[loss]\ntemperature = 0.2\n[train]\nseed = 1\n").unwrap();
+    fn differences_name_every_key_and_both_values() {
+        let diff = |a: &str, b: &str| {
+            let (a, b): (toml::Value, toml::Value) =
+                (toml::from_str(a).unwrap(), toml::from_str(b).unwrap());
+            let mut out = Vec::new();
+            differences(&a, &b, "", &mut out);
+            out
+        };
+        let a = "[loss]\ntemperature = 0.1\n[train]\nseed = 1\n";
+        assert!(diff(a, a).is_empty());
         assert_eq!(
-            first_difference(&a, &b, "").as_deref(),
-            Some("loss.temperature = 0.1 in the checkpoint, 0.2 now")
-        );
-        let c: toml::Value =
-            toml::from_str("[loss]\ntemperature = 0.1\n[train]\nseed = 1\nepochs = 3\n").unwrap();
-        assert_eq!(
-            first_difference(&a, &c, "").as_deref(),
-            Some("train.epochs unset in the checkpoint, 3 now")
+            diff(
+                a,
+                "[loss]\ntemperature = 0.2\n[train]\nseed = 1\nepochs = 3\n"
+            ),
+            vec![
+                "loss.temperature = 0.1 in the checkpoint, 0.2 now".to_string(),
+                "train.epochs unset in the checkpoint, 3 now".to_string(),
+            ]
         );
     }
 }

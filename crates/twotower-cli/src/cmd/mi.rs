@@ -79,6 +79,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("  {}", n.join(", "));
     }
     write_mi_heatmap(&args.out, &names, &mi)?;
-    println!("heatmap: {}", args.out.display());
+    println!(
+        "heatmap: {} (labelled: {})",
+        args.out.display(),
+        args.out.with_extension("svg").display()
+    );
     Ok(())
 }

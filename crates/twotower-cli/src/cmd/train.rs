@@ -46,6 +46,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.resume && !out.join(twotower::checkpoint::META_FILE).exists() {
         bail!("--resume: {} holds no checkpoint", out.display());
     }
+    if args.resume && out.join(run::RUN_FILE).exists() {
+        // run.json is written only once training has finished
+        bail!(
+            "--resume: the run in {} has already finished (see its metrics.json; `twotower eval --run` \
+             re-evaluates it); use --force without --resume to train it again",
+            out.display()
+        );
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let ds = super::load_data(&cfg, args.quiet)?;
 
