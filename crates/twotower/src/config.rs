@@ -298,6 +298,49 @@ pub const DEFAULT_CONFIG: &str = r#"
 source = "synthetic"
 "#;
 
+/// Checks that a `--set` key names a section and, in the sections this crate
+/// owns (`model`, `loss`, `ssl`, `train`, `eval`), an existing key, so that a
+/// typo is reported against the `--set` flag rather than the config file.
+/// (`data` and `features` keys are checked by the data crate when parsed.)
+fn check_override_key(o: &str) -> Result<(), ConfigError> {
+    let Some((key, _)) = o.split_once('=') else {
+        return Ok(()); // apply_override reports the missing `=`
+    };
+    let mut parts = key.trim().split('.');
+    let section = parts.next().unwrap_or("");
+    let field = parts.next();
+    let defaults = match section {
+        "data" | "features" => return Ok(()),
+        "model" => toml::Value::try_from(ModelConfig::default()),
+        "loss" => toml::Value::try_from(LossSection::default()),
+        "ssl" => toml::Value::try_from(SslSection::default()),
+        "train" => toml::Value::try_from(TrainSection::default()),
+        "eval" => toml::Value::try_from(EvalSection::default()),
+        other => {
+            return Err(ConfigError::Invalid {
+                path: format!("--set {o}"),
+                message: format!(
+                    "unknown section `{other}`; the sections are data, features, model, loss, ssl, train, eval"
+                ),
+            })
+        }
+    };
+    let (Ok(toml::Value::Table(t)), Some(field)) = (defaults, field) else {
+        return Ok(());
+    };
+    if !t.contains_key(field) {
+        let valid: Vec<&str> = t.keys().map(String::as_str).collect();
+        return Err(ConfigError::Invalid {
+            path: format!("--set {o}"),
+            message: format!(
+                "unknown key `{field}` in [{section}]; the keys are {}",
+                valid.join(", ")
+            ),
+        });
+    }
+    Ok(())
+}
+
 impl Config {
     /// Reads a config file (or the built-in default when `path` is `None`),
     /// applies `key=value` overrides, and checks every section.
@@ -328,6 +371,7 @@ impl Config {
             }
         };
         for o in overrides {
+            check_override_key(o)?;
             twotower_data::apply_override(&mut doc, o)?;
         }
         if path.is_none() {
@@ -581,5 +625,32 @@ impl Config {
     /// The `[data]` section, or the built-in synthetic default when absent.
     pub fn data(&self) -> DataConfig {
         self.raw.data.clone().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_typos_are_blamed_on_the_flag_with_the_valid_keys() {
+        let err = Config::load(None, &["ssl.cfm_partner=false".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--set ssl.cfm_partner=false"), "{err}");
+        assert!(err.contains("unknown key `cfm_partner` in [ssl]"), "{err}");
+        assert!(err.contains("cfm_id_partner"), "{err}");
+        let err = Config::load(None, &["trian.seed=1".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown section `trian`"), "{err}");
+        // valid keys pass, and their values are applied
+        let c = Config::load(
+            None,
+            &["ssl.cfm_id_partner=false".into(), "train.seed=7".into()],
+        )
+        .unwrap();
+        assert!(!c.raw.ssl.cfm_id_partner);
+        assert_eq!(c.raw.train.seed, 7);
     }
 }

@@ -73,10 +73,15 @@ pub fn user_vector(
             }
         })
         .collect();
+    let mut given: Vec<&str> = Vec::new();
     for o in overrides {
         let (name, value) = o
             .split_once('=')
             .ok_or_else(|| anyhow!("--feature {o:?}: expected NAME=VALUE"))?;
+        if given.contains(&name) {
+            bail!("--feature {name} is given twice; give each feature once (a multi-valued one as A|B|C)");
+        }
+        given.push(name);
         let pos = feats.iter().position(|f| f.name == name).ok_or_else(|| {
             anyhow!(
                 "--feature {name}: not a user feature; user features: {}",
@@ -115,6 +120,15 @@ pub fn user_vector(
                 vec![b.partition_point(|&q| q <= x) as u32 + 1]
             }
         };
+        if f.kind != FeatureKind::Bucketized
+            && f.vocab.hash_buckets().is_none()
+            && (per_feature[pos].is_empty() || per_feature[pos].contains(&0))
+        {
+            eprintln!(
+                "warning: --feature {name}={value}: not (all) in the training vocabulary of {name}; \
+                 using its out-of-vocabulary embedding"
+            );
+        }
     }
     if idx.is_none() && overrides.is_empty() {
         bail!(
