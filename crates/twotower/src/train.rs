@@ -669,24 +669,21 @@ fn run_phase(
         best = meta.best;
         since_best = meta.epochs_without_improvement;
         finished = meta.finished;
-        let bt: Vec<_> = tensors
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("best.")
-                    .map(|n| (n.to_string(), v.shape.clone(), v.data.clone()))
-            })
-            .collect();
-        if !bt.is_empty() {
+        // the saved best and averaged weight sets, by name prefix
+        let saved_set = |prefix: &str| -> Option<NamedTensors> {
+            let set: NamedTensors = tensors
+                .iter()
+                .filter_map(|(k, v)| {
+                    k.strip_prefix(prefix)
+                        .map(|n| (n.to_string(), v.shape.clone(), v.data.clone()))
+                })
+                .collect();
+            (!set.is_empty()).then_some(set)
+        };
+        if let Some(bt) = saved_set("best.") {
             best_tensors = Some(bt);
         }
-        let et: Vec<_> = tensors
-            .iter()
-            .filter_map(|(k, v)| {
-                k.strip_prefix("ema.")
-                    .map(|n| (n.to_string(), v.shape.clone(), v.data.clone()))
-            })
-            .collect();
-        if !et.is_empty() {
+        if let Some(et) = saved_set("ema.") {
             ema = Some(et);
         }
     }
