@@ -6,7 +6,10 @@
 //! level up — the user and item towers run side by side, the loss splits its
 //! rows over the threads ([`crate::loss`]), evaluation splits users — so the
 //! cores are never oversubscribed. (The `gemm` crate measured no faster on
-//! these shapes and allocates more per call.)
+//! these shapes and allocates more per call.) A program using this library
+//! with a rayon pool of more than one thread should set
+//! `MATMUL_NUM_THREADS=1` before its first product, as the CLI does; without
+//! it results are the same, only the cores are oversubscribed.
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayBase, Data, DataMut, Ix2};
