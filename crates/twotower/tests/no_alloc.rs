@@ -10,38 +10,14 @@
 //! in-batch softmax, 3 for InfoNCE. The batch is small enough (B·C < 2^15
 //! cells) that the softmax rows run on the calling thread.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use twotower::model::{LossConfig, MainBatch, ModelGrads, SslBatch, TwoTower, Workspace};
 use twotower::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
 use twotower::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, TowerSpec};
 
-struct Counting;
-
-static ALLOCS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCS.fetch_add(1, Ordering::SeqCst);
-        // SAFETY: forwarded unchanged to the system allocator.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static GLOBAL: twotower::bench::CountingAlloc = twotower::bench::CountingAlloc;
 
 fn spec(mask: MaskEmbedding) -> TowerSpec {
     TowerSpec {
@@ -64,13 +40,13 @@ fn spec(mask: MaskEmbedding) -> TowerSpec {
 }
 
 /// Allocations made by one `general_mat_mul` into preallocated arrays.
-fn gemm_allocations() -> usize {
+fn gemm_allocations() -> u64 {
     let a = ndarray::Array2::<f32>::ones((32, 8));
     let b = ndarray::Array2::<f32>::ones((8, 16));
     let mut c = ndarray::Array2::<f32>::zeros((32, 16));
-    let before = ALLOCS.load(Ordering::SeqCst);
+    let before = twotower::bench::allocations();
     ndarray::linalg::general_mat_mul(1.0, &a, &b, 0.0, &mut c);
-    ALLOCS.load(Ordering::SeqCst) - before
+    twotower::bench::allocations() - before
 }
 
 #[test]
@@ -154,12 +130,12 @@ fn steady_state_step_does_not_allocate() {
         for k in 0..8 {
             step(k);
         }
-        let before = ALLOCS.load(Ordering::SeqCst);
+        let before = twotower::bench::allocations();
         let mut total = 0.0;
         for k in 8..24 {
             total += step(k);
         }
-        let after = ALLOCS.load(Ordering::SeqCst);
+        let after = twotower::bench::allocations();
         assert!(total.is_finite());
         let per_gemm = gemm_allocations();
         // Slack of 4 (< one per step, so any per-step allocation of ours still
