@@ -28,8 +28,11 @@ pub enum ConfigError {
         message: String,
     },
     /// A value is out of its valid range.
-    #[error("config key `{key}` = {got}: {expected}")]
+    #[error("{location}: `{key}` = {got}: {expected}")]
     OutOfRange {
+        /// Where the value came from: `FILE line N`, the `--set KEY=VALUE`
+        /// flag, or the config's name.
+        location: String,
         /// Dotted key, e.g. `loss.temperature`.
         key: &'static str,
         /// The value found.
@@ -298,6 +301,29 @@ pub const DEFAULT_CONFIG: &str = r#"
 source = "synthetic"
 "#;
 
+/// The 1-based line of `section.key = ...` in a TOML text (tracking
+/// `[section]` headers; also `key` inside `[section.sub]` is not matched),
+/// or `None`. A locator for error messages, not a parser.
+fn key_line(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = dotted.split_once('.')?;
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if let Some(h) = t.strip_prefix('[') {
+            current = h.trim_end_matches(']').trim().to_string();
+            continue;
+        }
+        if current == section {
+            if let Some((k, _)) = t.split_once('=') {
+                if k.trim() == key {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Checks that a `--set` key names a section and, in the sections this crate
 /// owns (`model`, `loss`, `ssl`, `train`, `eval`), an existing key, so that a
 /// typo is reported against the `--set` flag rather than the config file.
@@ -405,7 +431,38 @@ impl Config {
                 });
             }
         }
-        Self::from_doc(doc, base_dir, &name)
+        Self::from_doc(doc, base_dir, &name).map_err(|e| match e {
+            ConfigError::OutOfRange {
+                location,
+                key,
+                got,
+                expected,
+            } => {
+                // the last --set of this key wins; else the file's line
+                let flag = overrides
+                    .iter()
+                    .rev()
+                    .find(|o| o.split_once('=').is_some_and(|(k, _)| k.trim() == key));
+                let location = match (flag, path) {
+                    (Some(o), _) => format!("--set {o}"),
+                    (None, Some(p)) => match std::fs::read_to_string(p)
+                        .ok()
+                        .and_then(|text| key_line(&text, key))
+                    {
+                        Some(line) => format!("config {} line {line}", p.display()),
+                        None => format!("config {}", p.display()),
+                    },
+                    (None, None) => location,
+                };
+                ConfigError::OutOfRange {
+                    location,
+                    key,
+                    got,
+                    expected,
+                }
+            }
+            other => other,
+        })
     }
 
     /// Checks a TOML document (already overridden).
@@ -421,7 +478,17 @@ impl Config {
                     message: e.to_string().trim().to_string(),
                 })?;
         let c = Self { raw, doc, base_dir };
-        c.check()?;
+        c.check().map_err(|e| match e {
+            ConfigError::OutOfRange {
+                key, got, expected, ..
+            } => ConfigError::OutOfRange {
+                location: name.to_string(),
+                key,
+                got,
+                expected,
+            },
+            other => other,
+        })?;
         Ok(c)
     }
 
@@ -429,6 +496,7 @@ impl Config {
         let r = &self.raw;
         fn bad(key: &'static str, got: impl ToString, expected: &'static str) -> ConfigError {
             ConfigError::OutOfRange {
+                location: String::new(),
                 key,
                 got: got.to_string(),
                 expected,
@@ -652,5 +720,22 @@ mod tests {
         .unwrap();
         assert!(!c.raw.ssl.cfm_id_partner);
         assert_eq!(c.raw.train.seed, 7);
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_file_line_or_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "# comment\n[loss]\nlogq = true\ntemperature = -1\n").unwrap();
+        let err = Config::load(Some(&p), &[]).unwrap_err().to_string();
+        assert!(err.contains("c.toml line 4"), "{err}");
+        assert!(err.contains("`loss.temperature` = -1"), "{err}");
+        // the same value from a flag blames the flag
+        let err = Config::load(None, &["loss.temperature=0".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--set loss.temperature=0:"), "{err}");
+        assert_eq!(key_line("[a]\nx = 1\n[b]\nx = 2\n", "b.x"), Some(4));
+        assert_eq!(key_line("[a]\nx = 1\n", "b.x"), None);
     }
 }
