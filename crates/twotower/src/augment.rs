@@ -1005,17 +1005,7 @@ pub fn write_mi_heatmap(
         path: p.to_path_buf(),
         source,
     };
-    crate::util::atomic_write(path, |wr| {
-        let mut enc = png::Encoder::new(wr, w, h);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc.write_header().map_err(std::io::Error::other)?;
-        writer
-            .write_image_data(&buf)
-            .map_err(std::io::Error::other)?;
-        writer.finish().map_err(std::io::Error::other)
-    })
-    .map_err(|e| io(e, path))?;
+    crate::util::atomic_write_rgb_png(path, w, h, &buf).map_err(|e| io(e, path))?;
     let svg = mi_heatmap_svg(names, mi)?;
     let svg_path = path.with_extension("svg");
     crate::util::atomic_write_bytes(&svg_path, svg.as_bytes()).map_err(|e| io(e, &svg_path))?;

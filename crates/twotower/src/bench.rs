@@ -407,10 +407,15 @@ pub fn run_steps(
             main.item_ids.extend_from_slice(&items_idx);
             main.log_q.clear();
             if let Some(f) = &freq {
-                main.log_q.extend(
-                    items_idx
-                        .iter()
-                        .map(|&j| f.prob(j).clamp(crate::frequency::P_FLOOR, 1.0).ln() as f32),
+                // the training loop's own lookup (no mixed negatives, full strength)
+                crate::train::fill_log_q(
+                    &mut main.log_q,
+                    &items_idx,
+                    b,
+                    0,
+                    setup.n_items,
+                    1.0,
+                    |j| f.prob(j),
                 );
             }
             let t1 = Instant::now();

@@ -1691,17 +1691,7 @@ pub fn write_line_chart(path_png: &Path, chart: &LineChart) -> Result<(), Report
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         draw_chart(root, chart).map_err(|m| perr(path_png, m))?;
     }
-    atomic_write(path_png, |wr| {
-        let mut enc = png::Encoder::new(wr, w, h);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc.write_header().map_err(std::io::Error::other)?;
-        writer
-            .write_image_data(&buf)
-            .map_err(std::io::Error::other)?;
-        writer.finish().map_err(std::io::Error::other)
-    })
-    .map_err(io_err(path_png))?;
+    crate::util::atomic_write_rgb_png(path_png, w, h, &buf).map_err(io_err(path_png))?;
     let svg_path = path_png.with_extension("svg");
     let mut svg = String::new();
     {

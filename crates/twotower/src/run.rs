@@ -81,6 +81,21 @@ pub struct RunInfo {
     pub train_seconds: f64,
 }
 
+impl RunInfo {
+    /// The record of a run just trained with `cfg` (this version, this format).
+    pub fn new(cfg: &Config, outcome: &crate::train::TrainOutcome) -> Self {
+        Self {
+            format_version: RUN_FORMAT_VERSION,
+            twotower_version: env!("CARGO_PKG_VERSION").to_string(),
+            config: cfg.doc.clone(),
+            base_dir: cfg.base_dir.clone(),
+            best_validation: outcome.best,
+            examples_per_second: outcome.examples_per_second,
+            train_seconds: outcome.train_seconds,
+        }
+    }
+}
+
 /// Writes the final model and its [`RunInfo`].
 ///
 /// # Errors

@@ -811,31 +811,24 @@ fn run_phase(
             main.item_ids.extend_from_slice(&items_idx);
             main.log_q.clear();
             let bn = rows.len();
-            match &mut freq {
-                Frequency::Off => {}
-                Frequency::Counts(c) => {
-                    fill_log_q(
-                        &mut main.log_q,
-                        &items_idx,
-                        bn,
-                        l.mixed_negatives,
-                        n_items,
-                        logq_weight,
-                        |j| c.prob(j),
-                    );
-                }
+            let estimator: Option<&dyn FrequencyEstimator> = match &mut freq {
+                Frequency::Off => None,
+                Frequency::Counts(c) => Some(c),
                 Frequency::Streaming(s) => {
                     s.observe_batch(&items_idx[..bn]);
-                    fill_log_q(
-                        &mut main.log_q,
-                        &items_idx,
-                        bn,
-                        l.mixed_negatives,
-                        n_items,
-                        logq_weight,
-                        |j| s.prob(j),
-                    );
+                    Some(&**s)
                 }
+            };
+            if let Some(f) = estimator {
+                fill_log_q(
+                    &mut main.log_q,
+                    &items_idx,
+                    bn,
+                    l.mixed_negatives,
+                    n_items,
+                    logq_weight,
+                    |j| f.prob(j),
+                );
             }
             main.weights.clear();
             if let Some(w) = weights_col {
@@ -1036,7 +1029,7 @@ fn run_phase(
 /// factor would not change the softmax). Clamped to [`P_FLOOR`], then
 /// multiplied by the correction strength β (`loss.logq_weight`).
 #[allow(clippy::too_many_arguments)]
-fn fill_log_q(
+pub(crate) fn fill_log_q(
     out: &mut Vec<f32>,
     items: &[u32],
     b: usize,

@@ -43,6 +43,22 @@ where
     fs::rename(&tmp, path)
 }
 
+/// Writes an 8-bit RGB image (`rgb`: `width × height × 3` bytes, row-major)
+/// as a PNG, atomically (see [`atomic_write`]).
+///
+/// # Errors
+/// The I/O error, or the encoder's error wrapped as [`io::Error::other`].
+pub fn atomic_write_rgb_png(path: &Path, width: u32, height: u32, rgb: &[u8]) -> io::Result<()> {
+    atomic_write(path, |wr| {
+        let mut enc = png::Encoder::new(wr, width, height);
+        enc.set_color(png::ColorType::Rgb);
+        enc.set_depth(png::BitDepth::Eight);
+        let mut writer = enc.write_header().map_err(io::Error::other)?;
+        writer.write_image_data(rgb).map_err(io::Error::other)?;
+        writer.finish().map_err(io::Error::other)
+    })
+}
+
 /// [`atomic_write`] of a byte slice.
 pub fn atomic_write_bytes<P: AsRef<Path>>(path: P, bytes: &[u8]) -> io::Result<()> {
     atomic_write(path, |w| w.write_all(bytes))

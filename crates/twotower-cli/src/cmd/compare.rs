@@ -18,7 +18,7 @@ use anyhow::{bail, Context};
 use twotower::config::Config;
 use twotower::eval::{DotScorer, PopularityScorer};
 use twotower::report::{self, ReportInput, RunBins, VariantSpec, REPORT_FORMAT_VERSION};
-use twotower::run::{self, RunInfo, RUN_FORMAT_VERSION};
+use twotower::run::{self, RunInfo};
 use twotower::train::{encode_all, eval_set, train, TrainOptions};
 
 /// Arguments of `twotower compare`.
@@ -220,15 +220,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     }
                     Err(e) => return Err(anyhow::Error::new(e).context(label)),
                 };
-                let info = prior.unwrap_or_else(|| RunInfo {
-                    format_version: RUN_FORMAT_VERSION,
-                    twotower_version: env!("CARGO_PKG_VERSION").to_string(),
-                    config: cfg.doc.clone(),
-                    base_dir: cfg.base_dir.clone(),
-                    best_validation: outcome.best,
-                    examples_per_second: outcome.examples_per_second,
-                    train_seconds: outcome.train_seconds,
-                });
+                let info = prior.unwrap_or_else(|| RunInfo::new(cfg, &outcome));
                 run::save_model(&dir, &outcome.model, &info)?;
                 let metrics = run::evaluate_test(cfg, &ds, &outcome.model, &info)?;
                 let (uv, iv) = encode_all(&outcome.model, &ds);

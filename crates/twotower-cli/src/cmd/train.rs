@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context};
 use twotower::config::Config;
-use twotower::run::{self, RunInfo, RUN_FORMAT_VERSION};
+use twotower::run::{self, RunInfo};
 use twotower::train::{train, TrainOptions};
 
 /// Arguments of `twotower train`.
@@ -75,15 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop_after_steps: None,
     };
     let outcome = train(&cfg_run, &ds, &opts)?;
-    let info = RunInfo {
-        format_version: RUN_FORMAT_VERSION,
-        twotower_version: env!("CARGO_PKG_VERSION").to_string(),
-        config: cfg.doc.clone(),
-        base_dir: cfg.base_dir.clone(),
-        best_validation: outcome.best,
-        examples_per_second: outcome.examples_per_second,
-        train_seconds: outcome.train_seconds,
-    };
+    let info = RunInfo::new(&cfg, &outcome);
     run::save_model(out, &outcome.model, &info)?;
     if !args.quiet {
         eprintln!(
