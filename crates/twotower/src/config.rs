@@ -123,6 +123,12 @@ pub struct LossSection {
     pub streaming_hashes: usize,
     /// Mask accidental hits (the same item at another column of the row) (default true).
     pub mask_accidental_hits: bool,
+    /// Mask false negatives: in-batch candidates that the row's user has
+    /// interacted with in the training data (another of the user's clicks in
+    /// the batch, or any item of the user's history) are set to −∞ before
+    /// the softmax, like accidental hits (default false). See
+    /// [`crate::history`].
+    pub mask_false_negatives: bool,
     /// Mixed negative sampling (Yang et al. 2020): extra uniformly sampled items
     /// per batch, shared by all rows (default 0 = off).
     pub mixed_negatives: usize,
@@ -141,6 +147,7 @@ impl Default for LossSection {
             streaming_buckets: 1 << 20,
             streaming_hashes: 2,
             mask_accidental_hits: true,
+            mask_false_negatives: false,
             mixed_negatives: 0,
             use_weights: true,
         }
@@ -213,6 +220,12 @@ pub struct TrainSection {
     pub lr_dense: f64,
     /// Decoupled (AdamW) weight decay of the dense weights (default 0.0).
     pub weight_decay: f64,
+    /// Recency weighting λ of each user's training interactions (time-decayed
+    /// sample weights): the k-th of a user's n interactions in time order
+    /// weighs `exp(−λ·(n−1−k)/(n−1))` in the loss — newest 1, oldest `e^−λ`
+    /// (default 0.0 = off, every interaction 1). See
+    /// [`crate::history::recency_weights`].
+    pub recency_decay: f64,
     /// Epoch-level weight averaging: after each epoch the evaluated (and
     /// final) weights are `avg ← γ·avg + (1 − γ)·w` with γ = `epoch_average`
     /// (default 0.0 = off, the raw weights). O(parameters) once per epoch,
@@ -250,6 +263,7 @@ impl Default for TrainSection {
             lr_sparse: 0.01,
             lr_dense: 0.001,
             weight_decay: 0.0,
+            recency_decay: 0.0,
             lr_decay: 1.0,
             epoch_average: 0.0,
             clip_grad_norm: 0.0,
@@ -663,6 +677,13 @@ impl Config {
                 "a finite number >= 0",
             ));
         }
+        if !(r.train.recency_decay.is_finite() && r.train.recency_decay >= 0.0) {
+            return Err(bad(
+                "train.recency_decay",
+                r.train.recency_decay,
+                "a finite number >= 0 (0 = off)",
+            ));
+        }
         if !(r.train.clip_grad_norm.is_finite() && r.train.clip_grad_norm >= 0.0) {
             return Err(bad(
                 "train.clip_grad_norm",
@@ -735,6 +756,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.starts_with("--set loss.temperature=0:"), "{err}");
+        let err = Config::load(None, &["train.recency_decay=-0.5".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("--set train.recency_decay=-0.5:") && err.contains(">= 0"),
+            "{err}"
+        );
+        let ok = Config::load(None, &["train.recency_decay=3".into()]).unwrap();
+        assert_eq!(ok.raw.train.recency_decay, 3.0);
         assert_eq!(key_line("[a]\nx = 1\n[b]\nx = 2\n", "b.x"), Some(4));
         assert_eq!(key_line("[a]\nx = 1\n", "b.x"), None);
     }

@@ -16,6 +16,7 @@
 //! - [`loss`]: in-batch sampled softmax with logQ correction, accidental-hit masking, mixed negatives; InfoNCE.
 //! - [`optim`]: sparse row-wise optimizers (Adagrad, lazy Adam) and dense Adam/AdamW.
 //! - [`frequency`]: item sampling-probability estimators (train counts; streaming, Yi et al. 2019).
+//! - [`history`]: users' training histories, for masking false negatives in the in-batch softmax.
 //! - [`model`]: the two-tower model, its joint loss and gradients.
 //! - [`eval`]: the evaluation protocol (EVALUATION.md), exact top-K.
 //! - [`index`]: exact and approximate nearest-neighbour indexes behind one trait.
@@ -36,6 +37,7 @@ pub mod embedding;
 pub mod eval;
 pub mod export;
 pub mod frequency;
+pub mod history;
 pub mod index;
 pub mod layers;
 pub mod linalg;

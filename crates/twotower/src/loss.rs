@@ -53,6 +53,41 @@ impl<F: Real> SoftmaxWorkspace<F> {
     }
 }
 
+/// Extra cells of the main score matrix to mask (set to −∞ before the
+/// softmax), one list of columns per row in CSR form: row i masks the columns
+/// `cols[offsets[i] .. offsets[i + 1]]`. Used for **false negatives**: in-batch
+/// candidates the row's user is known to have interacted with (see
+/// [`crate::history::UserHistory`]). The positive column `j = i` is never
+/// masked, even if listed.
+///
+/// # Shapes
+/// `offsets`: `B + 1` non-decreasing, starting at 0 and ending at
+/// `cols.len()`, or empty (no extra mask); `cols`: column indices `< C`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CellMask<'a> {
+    /// Row offsets into `cols`, `B + 1`, or empty for none.
+    pub offsets: &'a [u32],
+    /// Masked column indices, row after row.
+    pub cols: &'a [u32],
+}
+
+impl<'a> CellMask<'a> {
+    /// No extra mask.
+    pub const NONE: CellMask<'static> = CellMask {
+        offsets: &[],
+        cols: &[],
+    };
+
+    /// The columns row `i` masks (empty without a mask).
+    fn row(&self, i: usize) -> &'a [u32] {
+        if self.offsets.is_empty() {
+            &[]
+        } else {
+            &self.cols[self.offsets[i] as usize..self.offsets[i + 1] as usize]
+        }
+    }
+}
+
 /// Grows `buf` to at least `n` elements (never shrinks) and returns the prefix.
 pub(crate) fn ensure_len<F: Copy + Default>(buf: &mut Vec<F>, n: usize) -> &mut [F] {
     if buf.len() < n {
@@ -80,6 +115,8 @@ struct Ctx<'a, F> {
     /// i's item id (accidental hits), or an empty range.
     groups: &'a [(u32, u32)],
     order: &'a [u32],
+    /// Extra masked cells (false negatives).
+    mask: CellMask<'a>,
     inv_t: F,
     inv_w: f64,
 }
@@ -97,6 +134,7 @@ fn softmax_xent<F: Real>(
     u: ArrayView2<F>,
     v: ArrayView2<F>,
     item_ids: Option<&[u32]>,
+    mask: CellMask<'_>,
     log_q: &[F],
     weights: &[F],
     temperature: F,
@@ -132,6 +170,23 @@ fn softmax_xent<F: Real>(
         "softmax: weights len {} != B = {b}",
         weights.len()
     );
+    if !mask.offsets.is_empty() {
+        assert_eq!(mask.offsets.len(), b + 1, "softmax: mask offsets len");
+        assert_eq!(mask.offsets[0], 0, "softmax: mask offsets[0]");
+        assert_eq!(
+            mask.offsets[b] as usize,
+            mask.cols.len(),
+            "softmax: mask offsets end"
+        );
+        assert!(
+            mask.offsets.windows(2).all(|w| w[0] <= w[1]),
+            "softmax: mask offsets not sorted"
+        );
+        assert!(
+            mask.cols.iter().all(|&j| (j as usize) < c),
+            "softmax: mask column out of range"
+        );
+    }
     assert_eq!(du.dim(), (b, d), "softmax: du shape");
     assert_eq!(dv.dim(), (c, d), "softmax: dv shape");
     assert!(temperature > F::zero(), "softmax: temperature must be > 0");
@@ -191,6 +246,7 @@ fn softmax_xent<F: Real>(
         weights,
         groups: &groups[..],
         order: &order[..],
+        mask,
         inv_t,
         inv_w,
     };
@@ -296,6 +352,11 @@ fn softmax_row<F: Real>(ctx: &Ctx<'_, F>, i: usize, row: &mut [F]) -> f64 {
             row[j as usize] = F::neg_infinity();
         }
     }
+    for &j in ctx.mask.row(i) {
+        if j as usize != i {
+            row[j as usize] = F::neg_infinity();
+        }
+    }
     if !ctx.log_q.is_empty() {
         for (s, &lq) in row.iter_mut().zip(ctx.log_q) {
             *s -= lq;
@@ -326,7 +387,9 @@ fn softmax_row<F: Real>(ctx: &Ctx<'_, F>, i: usize, row: &mut [F]) -> f64 {
 /// by τ) subtracted from every column, the positive included. With
 /// `mask_accidental_hits`, every cell with `item_ids[j] == item_ids[i]` and
 /// `j ≠ i` is set to −∞ (this includes a mixed-negative column equal to row
-/// i's positive). Row i's positive is column i.
+/// i's positive). Every cell listed in `mask` (false negatives: candidates
+/// the row's user has interacted with) is set to −∞ too, except the
+/// positive. Row i's positive is column i.
 /// `ℓ_i = −S_ii + log Σ_j exp(S_ij)` (stable log-sum-exp),
 /// `L = Σ_i w_i ℓ_i / Σ_i w_i`.
 ///
@@ -337,10 +400,12 @@ fn softmax_row<F: Real>(ctx: &Ctx<'_, F>, i: usize, row: &mut [F]) -> f64 {
 /// `u`: `[B × d]` user vectors; `v`: `[C × d]` candidates, `C ≥ B` (the B
 /// positives, then M mixed negatives); `item_ids`: `C` (catalog index of each
 /// candidate, only read when masking); `log_q`: `C` or empty (no correction);
-/// `weights`: `B` or empty (all 1); `du`: `[B × d]`; `dv`: `[C × d]`.
+/// `weights`: `B` or empty (all 1); `mask`: see [`CellMask`]; `du`: `[B × d]`;
+/// `dv`: `[C × d]`.
 ///
 /// # Panics
-/// On a shape mismatch, `C < B`, `B = 0`, `temperature ≤ 0` or `Σ w ≤ 0`.
+/// On a shape mismatch, `C < B`, `B = 0`, `temperature ≤ 0`, `Σ w ≤ 0` or a
+/// malformed `mask`.
 #[allow(clippy::too_many_arguments)]
 pub fn in_batch_softmax<F: Real>(
     u: ArrayView2<F>,
@@ -350,6 +415,7 @@ pub fn in_batch_softmax<F: Real>(
     weights: &[F],
     temperature: F,
     mask_accidental_hits: bool,
+    mask: CellMask<'_>,
     du: ArrayViewMut2<F>,
     dv: ArrayViewMut2<F>,
     ws: &mut SoftmaxWorkspace<F>,
@@ -366,6 +432,7 @@ pub fn in_batch_softmax<F: Real>(
         u,
         v,
         ids,
+        mask,
         log_q,
         weights,
         temperature,
@@ -398,6 +465,7 @@ pub fn info_nce<F: Real>(
         z1,
         z2,
         None,
+        CellMask::NONE,
         &[],
         &[],
         temperature,
@@ -427,6 +495,7 @@ pub fn info_nce_symmetric<F: Real>(
         z1,
         z2,
         None,
+        CellMask::NONE,
         &[],
         &[],
         temperature,
@@ -440,7 +509,18 @@ pub fn info_nce_symmetric<F: Real>(
     let g2 = ArrayViewMut2::from_shape(z1.dim(), ensure_len(&mut t2, n)).expect("shape");
     let g1 = ArrayViewMut2::from_shape(z1.dim(), ensure_len(&mut t1, n)).expect("shape");
     // Second direction: rows are view 2, columns view 1 (scores Sᵀ).
-    let l2 = softmax_xent(z2, z1, None, &[], &[], temperature, g2, g1, &mut ws.core);
+    let l2 = softmax_xent(
+        z2,
+        z1,
+        None,
+        CellMask::NONE,
+        &[],
+        &[],
+        temperature,
+        g2,
+        g1,
+        &mut ws.core,
+    );
     let half = F::lit(0.5);
     for (a, &b) in dz1.iter_mut().zip(&t1[..n]) {
         *a = (*a + b) * half;
@@ -478,6 +558,7 @@ mod tests {
             w,
             t,
             mask,
+            CellMask::NONE,
             du.view_mut(),
             dv.view_mut(),
             &mut ws,
@@ -565,6 +646,50 @@ mod tests {
     }
 
     #[test]
+    fn false_negatives_masked_by_hand() {
+        // The three() batch, distinct items [0, 1, 2] (no accidental hits),
+        // S = [[1,0,0],[0,1,1],[1,0,0]].
+        // Unmasked: ℓ_0 = −1 + ln(e + 2) = 0.551444714, ℓ_1 = −1 + ln(1 + 2e) =
+        // 0.861994804, ℓ_2 = −0 + ln(e + 2) = 1.551444714 → L = 0.988294744.
+        // Mask row 1's column 2 (its user also clicked item 2) and row 2's
+        // column 0; row 0 lists its own column 0 (never masked):
+        // ℓ_1 = −1 + ln(1 + e) = 0.313261687, ℓ_2 = ln(1 + 1) = 0.693147181
+        // (both remaining scores 0) → L = (0.551444714 + 0.313261687 +
+        // 0.693147181)/3 = 1.557853582/3 = 0.519284527.
+        let (u, v) = three();
+        let mut du = Array2::zeros((3, 2));
+        let mut dv = Array2::zeros((3, 2));
+        let offsets = [0u32, 1, 2, 3];
+        let cols = [0u32, 2, 0];
+        let l = in_batch_softmax(
+            u.view(),
+            v.view(),
+            &[0, 1, 2],
+            &[],
+            &[],
+            1.0,
+            true,
+            CellMask {
+                offsets: &offsets,
+                cols: &cols,
+            },
+            du.view_mut(),
+            dv.view_mut(),
+            &mut SoftmaxWorkspace::new(),
+        );
+        assert!((l - 0.519284527).abs() < 1e-8, "{l}");
+        let (l0, _, _) = run(&u, &v, &[0, 1, 2], &[], &[], 1.0, true);
+        assert!((l0 - 0.988294744).abs() < 1e-8, "{l0}");
+        // Masked cells pass no gradient: dv_2 = dS_02 u_0 + dS_12 u_1 + dS_22 u_2
+        // with dS_12 = 0: dS_02 = (1/(e+2))/3; row 2 keeps columns 1 and 2 at
+        // score 0 → softmax ½ each, dS_22 = (½ − 1)/3; u_0 = u_2 = e1
+        // → dv_2 = [(1/(e+2) − ½)/3, 0].
+        let e = std::f64::consts::E;
+        assert!((dv[[2, 0]] - (1.0 / (e + 2.0) - 0.5) / 3.0).abs() < 1e-12);
+        assert!(dv[[2, 1]].abs() < 1e-12, "{}", dv[[2, 1]]);
+    }
+
+    #[test]
     fn mixed_negative_equal_to_positive_is_masked() {
         // Add a 4th (mixed-negative) column v_3 = e2 with item 9 = row 2's positive.
         // Row 2 (u = e1): columns [1, 0, 0, masked] → unchanged ℓ_2 = 1.551444714.
@@ -606,6 +731,7 @@ mod tests {
             &[1.0, 0.0],
             1.0,
             true,
+            CellMask::NONE,
             du2.view_mut(),
             dv2.view_mut(),
             &mut ws,
@@ -698,6 +824,7 @@ mod tests {
             &w32,
             0.2,
             true,
+            CellMask::NONE,
             du.view_mut(),
             dv.view_mut(),
             &mut ws,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand::Rng;
 
-use crate::loss::{ensure_len, in_batch_softmax, info_nce, SoftmaxWorkspace};
+use crate::loss::{ensure_len, in_batch_softmax, info_nce, CellMask, SoftmaxWorkspace};
 use crate::real::Real;
 use crate::tower::{SpecError, Tower, TowerBatch, TowerCache, TowerGrads, TowerSpec};
 
@@ -35,7 +35,9 @@ pub struct TwoTower<F> {
 /// `users`: `B` rows; `items`: `C = B + M` rows — row i's positive is item row
 /// i, followed by `M` mixed negatives; `item_ids`: `C` (catalog index of each
 /// candidate, for the accidental-hit test); `log_q`: `C` (`log p_j`) or empty
-/// (no logQ correction); `weights`: `B` or empty (all 1).
+/// (no logQ correction); `weights`: `B` or empty (all 1); `mask_offsets`:
+/// `B + 1` or empty, `mask_cols`: the false-negative cells of each row (see
+/// [`CellMask`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct MainBatch<F> {
     /// User-tower input, `B` rows.
@@ -48,6 +50,10 @@ pub struct MainBatch<F> {
     pub log_q: Vec<F>,
     /// Example weights, `B`, or empty.
     pub weights: Vec<F>,
+    /// False-negative mask, CSR row offsets (`B + 1`), or empty for none.
+    pub mask_offsets: Vec<u32>,
+    /// False-negative mask: the masked columns of each row.
+    pub mask_cols: Vec<u32>,
 }
 
 /// The self-supervised batch: two augmented views of the same `m` items
@@ -231,6 +237,10 @@ impl<F: Real> TwoTower<F> {
             &main.weights,
             cfg.temperature,
             cfg.mask_accidental_hits,
+            CellMask {
+                offsets: &main.mask_offsets,
+                cols: &main.mask_cols,
+            },
             du,
             dv,
             &mut ws.softmax,

@@ -39,6 +39,7 @@ use crate::checkpoint::{self, CheckpointMeta, CHECKPOINT_FORMAT_VERSION};
 use crate::config::Config;
 use crate::eval::{evaluate, DotScorer, EvalConfig, EvalSet, Metrics, PopularityScorer};
 use crate::frequency::{CountFrequency, FrequencyEstimator, StreamingFrequency, P_FLOOR};
+use crate::history::{recency_weights, UserHistory};
 use crate::model::{LossConfig, MainBatch, ModelGrads, SslBatch, TwoTower, Workspace};
 use crate::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
 use crate::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, Tower, TowerSpec};
@@ -640,11 +641,22 @@ fn run_phase(
         ssl_temperature: cfg.raw.ssl.temperature as f32,
         ssl_weight: cfg.raw.ssl.weight as f32,
     };
-    let weights_col = if l.use_weights {
+    // per-example loss weights: the data's weight column and/or recency
+    let data_weights = if l.use_weights {
         fit.weight.as_ref()
     } else {
         None
     };
+    let combined: Option<Vec<f32>> = (t.recency_decay > 0.0).then(|| {
+        let mut w = recency_weights(fit, &ds.items.id_rank, t.recency_decay);
+        if let Some(d) = data_weights {
+            for (a, &b) in w.iter_mut().zip(d) {
+                *a *= b;
+            }
+        }
+        w
+    });
+    let weights_col = combined.as_ref().or(data_weights);
 
     // training position
     let mut epoch = 0usize;
@@ -696,6 +708,10 @@ fn run_phase(
     let mut users_idx: Vec<u32> = Vec::with_capacity(bsz);
     let mut items_idx: Vec<u32> = Vec::with_capacity(bsz + l.mixed_negatives);
     let mut main = MainBatch::<f32>::default();
+    // false-negative masking: each user's items in this phase's train data
+    let user_history = l
+        .mask_false_negatives
+        .then(|| UserHistory::from_pairs(ds.users.ids.len(), &fit.user, &fit.item));
     let mut ssl = SslBatch::default();
     let mut ssl_items: Vec<u32> = Vec::with_capacity(m_ssl);
     let mut ws = Workspace::default();
@@ -828,6 +844,14 @@ fn run_phase(
                     n_items,
                     logq_weight,
                     |j| f.prob(j),
+                );
+            }
+            if let Some(h) = &user_history {
+                h.fill_mask(
+                    &users_idx,
+                    &items_idx,
+                    &mut main.mask_offsets,
+                    &mut main.mask_cols,
                 );
             }
             main.weights.clear();

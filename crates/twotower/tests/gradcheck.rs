@@ -18,7 +18,7 @@ use twotower::embedding::{
 use twotower::layers::{
     l2_normalize_backward, l2_normalize_forward, relu_backward, relu_forward, Linear, LinearGrad,
 };
-use twotower::loss::{in_batch_softmax, info_nce, info_nce_symmetric, SoftmaxWorkspace};
+use twotower::loss::{in_batch_softmax, info_nce, info_nce_symmetric, CellMask, SoftmaxWorkspace};
 use twotower::model::{LossConfig, MainBatch, ModelGrads, SslBatch, TwoTower, Workspace};
 use twotower::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, TowerBatch, TowerSpec};
 
@@ -254,10 +254,19 @@ fn in_batch_softmax_gradient() {
         .map(|p: &f64| p.ln())
         .collect();
     let weights = [1.0, 0.5, 2.0, 1.0];
-    for (mask, lq, w, tau) in [
-        (true, &log_q[..], &weights[..], 0.5),
-        (false, &log_q[..], &[][..], 1.0),
-        (true, &[][..], &weights[..], 0.2),
+    // False negatives: row 0 masks column 3, row 2 masks columns 1 and 5, row
+    // 3 lists its own positive (ignored: the positive is never masked).
+    let fn_offsets = [0u32, 1, 1, 3, 4];
+    let fn_cols = [3u32, 1, 5, 3];
+    let fneg = CellMask {
+        offsets: &fn_offsets,
+        cols: &fn_cols,
+    };
+    for (mask, lq, w, tau, cells) in [
+        (true, &log_q[..], &weights[..], 0.5, CellMask::NONE),
+        (false, &log_q[..], &[][..], 1.0, CellMask::NONE),
+        (true, &[][..], &weights[..], 0.2, CellMask::NONE),
+        (true, &log_q[..], &weights[..], 0.5, fneg),
     ] {
         let mut u = random(&mut rng, (4, 3));
         let mut v = random(&mut rng, (6, 3));
@@ -272,12 +281,14 @@ fn in_batch_softmax_gradient() {
             w,
             tau,
             mask,
+            cells,
             du.view_mut(),
             dv.view_mut(),
             &mut ws,
         );
         let label = format!(
-            "softmax (mask {mask}, logq {}, weights {}, τ {tau})",
+            "softmax (mask {mask}, false negatives {}, logq {}, weights {}, τ {tau})",
+            !cells.offsets.is_empty(),
             !lq.is_empty(),
             !w.is_empty()
         );
@@ -297,6 +308,7 @@ fn in_batch_softmax_gradient() {
                     w,
                     tau,
                     mask,
+                    cells,
                     a.view_mut(),
                     b.view_mut(),
                     &mut SoftmaxWorkspace::new(),
@@ -319,6 +331,7 @@ fn in_batch_softmax_gradient() {
                     w,
                     tau,
                     mask,
+                    cells,
                     a.view_mut(),
                     b.view_mut(),
                     &mut SoftmaxWorkspace::new(),

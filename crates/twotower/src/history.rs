@@ -1,0 +1,251 @@
+//! Users' training histories, for masking **false negatives** in the
+//! in-batch softmax.
+//!
+//! With in-batch negatives, row i's negatives are the other rows' positives.
+//! When one of them is an item that row i's user has also interacted with
+//! (another of that user's clicks in the same batch, or any item of the
+//! user's training history), it is a *false negative*: the loss pushes the
+//! user away from an item the user chose. On dense data this is common — on
+//! ML-100K a random in-batch item is in the user's history about one time in
+//! twelve. Masking those cells (−∞ before the softmax, like accidental hits)
+//! is the usual remedy (e.g. Zhou et al. 2021, "Contrastive learning for
+//! debiased candidate generation"; the "remove false negatives" step of
+//! contrastive recommenders). At evaluation the user's train items are
+//! removed from the ranking anyway (EVALUATION.md), so nothing is lost by
+//! not pushing them down.
+//!
+//! Memory is O(training interactions), built once; a step costs
+//! O(B · C · log h) binary searches (h = a user's history length) and
+//! touches nothing O(vocabulary).
+//!
+//! [`recency_weights`] gives each training interaction a weight that decays
+//! with its age within its user's history (time-decayed sample weights).
+
+use twotower_data::Interactions;
+
+/// Each user's distinct training items, sorted (CSR).
+///
+/// # Shapes
+/// `offsets`: `users + 1`; `items`: the distinct items of user u at
+/// `items[offsets[u] .. offsets[u + 1]]`, ascending.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UserHistory {
+    offsets: Vec<u64>,
+    items: Vec<u32>,
+}
+
+impl UserHistory {
+    /// Builds the histories of `n_users` users from interaction pairs
+    /// (`users[k]`, `items[k]`); duplicates are kept once.
+    ///
+    /// # Panics
+    /// If `users` and `items` differ in length or a user index is `≥ n_users`.
+    pub fn from_pairs(n_users: usize, users: &[u32], items: &[u32]) -> Self {
+        assert_eq!(users.len(), items.len(), "history: users/items lengths");
+        let mut counts = vec![0u64; n_users + 1];
+        for &u in users {
+            assert!((u as usize) < n_users, "history: user {u} ≥ {n_users}");
+            counts[u as usize + 1] += 1;
+        }
+        for k in 1..=n_users {
+            counts[k] += counts[k - 1];
+        }
+        let mut fill = counts.clone();
+        let mut raw = vec![0u32; users.len()];
+        for (&u, &i) in users.iter().zip(items) {
+            let at = &mut fill[u as usize];
+            raw[*at as usize] = i;
+            *at += 1;
+        }
+        // sort and deduplicate each user's slice, compacting as we go
+        let mut offsets = Vec::with_capacity(n_users + 1);
+        offsets.push(0u64);
+        let mut out = Vec::with_capacity(raw.len());
+        for u in 0..n_users {
+            let s = &mut raw[counts[u] as usize..counts[u + 1] as usize];
+            s.sort_unstable();
+            let start = out.len();
+            for &i in s.iter() {
+                if out.len() == start || *out.last().expect("non-empty") != i {
+                    out.push(i);
+                }
+            }
+            offsets.push(out.len() as u64);
+        }
+        out.shrink_to_fit();
+        Self {
+            offsets,
+            items: out,
+        }
+    }
+
+    /// Number of users.
+    pub fn users(&self) -> usize {
+        self.offsets.len().saturating_sub(1)
+    }
+
+    /// User `u`'s distinct training items, ascending (empty for an unknown user).
+    pub fn of(&self, u: u32) -> &[u32] {
+        let u = u as usize;
+        if u + 1 >= self.offsets.len() {
+            return &[];
+        }
+        &self.items[self.offsets[u] as usize..self.offsets[u + 1] as usize]
+    }
+
+    /// Whether user `u` has item `i` in its training history.
+    pub fn contains(&self, u: u32, i: u32) -> bool {
+        self.of(u).binary_search(&i).is_ok()
+    }
+
+    /// The false-negative mask of a batch, in the CSR form of
+    /// [`crate::loss::CellMask`]: row i lists every candidate column
+    /// `j ≠ i` whose item is in the history of row i's user. Overwrites
+    /// `offsets` (`B + 1`) and `cols`; allocates nothing once they have
+    /// grown to the largest batch.
+    ///
+    /// # Shapes
+    /// `users`: `B` (row i's user); `items`: `C ≥ B` (candidate j's item,
+    /// the B positives first).
+    pub fn fill_mask(
+        &self,
+        users: &[u32],
+        items: &[u32],
+        offsets: &mut Vec<u32>,
+        cols: &mut Vec<u32>,
+    ) {
+        offsets.clear();
+        cols.clear();
+        offsets.push(0);
+        for (i, &u) in users.iter().enumerate() {
+            let h = self.of(u);
+            if !h.is_empty() {
+                for (j, it) in items.iter().enumerate() {
+                    if j != i && h.binary_search(it).is_ok() {
+                        cols.push(j as u32);
+                    }
+                }
+            }
+            offsets.push(cols.len() as u32);
+        }
+    }
+}
+
+/// Recency weights (time-decayed sample weights): each user's interactions
+/// are put in time order — by (timestamp, item id rank), ties kept in input
+/// order, the order of EVALUATION.md's temporal split — and the k-th of the
+/// user's n (k = 0 the oldest) gets
+///
+/// `w = exp(−λ · (n − 1 − k) / (n − 1))`
+///
+/// so the user's newest interaction weighs 1 and the oldest `e^−λ`
+/// whatever the history length (a user with one interaction: 1). The age is
+/// relative to the user's own history, not to the clock: in data where a
+/// user rates many items in one sitting, timestamps barely differ but the
+/// order still says what came last. With a temporal test split, the recent
+/// part of a history predicts the next interactions best; λ is chosen on
+/// the validation split (`train.recency_decay`). The weights multiply the
+/// per-row loss of the in-batch softmax (and any weight column of the
+/// data); batches are still sampled uniformly, so logQ's `p_j` is unchanged.
+///
+/// # Shapes
+/// Returns one weight per interaction of `x`, in `x`'s order; `item_rank`:
+/// the catalog's id rank ([`twotower_data::EntityTable::id_rank`]).
+///
+/// # Panics
+/// If an item index of `x` is outside `item_rank`, or `lambda` is negative
+/// or not finite.
+pub fn recency_weights(x: &Interactions, item_rank: &[u32], lambda: f64) -> Vec<f32> {
+    assert!(
+        lambda.is_finite() && lambda >= 0.0,
+        "recency_weights: lambda {lambda} must be finite and >= 0"
+    );
+    let n = x.user.len();
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    // stable: equal (user, timestamp, item rank) keep their input order
+    order.sort_by_key(|&k| {
+        let k = k as usize;
+        (x.user[k], x.timestamp[k], item_rank[x.item[k] as usize])
+    });
+    let mut w = vec![1.0f32; n];
+    let mut a = 0;
+    while a < n {
+        let u = x.user[order[a] as usize];
+        let mut b = a + 1;
+        while b < n && x.user[order[b] as usize] == u {
+            b += 1;
+        }
+        let m = b - a;
+        if m > 1 {
+            let span = (m - 1) as f64;
+            for (k, &r) in order[a..b].iter().enumerate() {
+                let age = (m - 1 - k) as f64 / span;
+                w[r as usize] = (-lambda * age).exp() as f32;
+            }
+        }
+        a = b;
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recency_weights_by_hand() {
+        // λ = ln 4. User 0: timestamps 10, 30, 20 → order rows 0, 2, 1 →
+        // ages 1, ½, 0 → weights 4^−1 = 0.25, 4^−½ = 0.5, 1 → row 0: 0.25,
+        // row 1 (t 30): 1, row 2 (t 20): 0.5.
+        // User 1: a single interaction → 1.
+        // User 2: rows 4, 5 both at t 7 — tie broken by item id rank: item 9
+        // has rank 0, item 3 rank 1 → row 5 (item 9) older (0.25), row 4
+        // (item 3) newest (1).
+        let mut item_rank = vec![0u32; 10];
+        item_rank[9] = 0;
+        item_rank[3] = 1;
+        let x = Interactions {
+            user: vec![0, 0, 0, 1, 2, 2],
+            item: vec![1, 2, 3, 4, 3, 9],
+            timestamp: vec![10, 30, 20, 5, 7, 7],
+            weight: None,
+        };
+        let w = recency_weights(&x, &item_rank, 4f64.ln());
+        let want = [0.25f32, 1.0, 0.5, 1.0, 1.0, 0.25];
+        for (g, e) in w.iter().zip(want) {
+            assert!((g - e).abs() < 1e-6, "{w:?} vs {want:?}");
+        }
+        // λ = 0: every weight 1
+        assert!(recency_weights(&x, &item_rank, 0.0)
+            .iter()
+            .all(|&v| v == 1.0));
+    }
+
+    #[test]
+    fn histories_are_sorted_distinct_per_user() {
+        // user 0: items 5, 2, 5 → [2, 5]; user 1: none; user 2: 7, 1 → [1, 7]
+        let h = UserHistory::from_pairs(3, &[0, 2, 0, 0, 2], &[5, 7, 2, 5, 1]);
+        assert_eq!(h.users(), 3);
+        assert_eq!(h.of(0), &[2, 5]);
+        assert_eq!(h.of(1), &[] as &[u32]);
+        assert_eq!(h.of(2), &[1, 7]);
+        assert_eq!(h.of(9), &[] as &[u32]);
+        assert!(h.contains(0, 5) && !h.contains(0, 7) && h.contains(2, 7));
+    }
+
+    #[test]
+    fn mask_lists_history_items_of_other_columns() {
+        // user 0 has {2, 5}, user 1 has {3}.
+        let h = UserHistory::from_pairs(2, &[0, 0, 1], &[2, 5, 3]);
+        // batch rows: (u0, 2), (u1, 3), (u0, 5); one extra negative, item 3.
+        let users = [0, 1, 0];
+        let items = [2, 3, 5, 3];
+        let (mut off, mut cols) = (Vec::new(), Vec::new());
+        h.fill_mask(&users, &items, &mut off, &mut cols);
+        // row 0 (u0): column 2 (item 5) is u0's → masked; columns 1, 3 (item 3) are not.
+        // row 1 (u1): column 3 (item 3, a duplicate of its positive) → masked.
+        // row 2 (u0): column 0 (item 2) → masked.
+        assert_eq!(off, vec![0, 1, 2, 3]);
+        assert_eq!(cols, vec![2, 3, 0]);
+    }
+}
