@@ -111,6 +111,48 @@ fn resume_with_ssl_and_mixed_negatives_is_bit_identical() {
 }
 
 #[test]
+fn resume_with_recency_false_negatives_and_averaging_is_bit_identical() {
+    check_resume(
+        &[
+            "train.recency_decay=3",
+            "loss.mask_false_negatives=true",
+            "train.epoch_average=0.5",
+            "train.epochs=2",
+        ],
+        &[45],
+    );
+}
+
+#[test]
+fn recency_weighting_and_false_negative_masking_reach_the_loss() {
+    // Each option, switched on alone, must change the trained model (a
+    // config key that is parsed but not wired would leave it bit-identical).
+    let run = |extra: &[&str]| {
+        let mut all = vec!["train.epochs=1", "train.validation=false"];
+        all.extend_from_slice(extra);
+        let cfg = config(&all);
+        let ds =
+            twotower_data::load_dataset(&cfg.data(), &cfg.raw.features, &cfg.base_dir).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        tensors(
+            &train(&cfg, &ds, &opts(d.path(), false, None))
+                .unwrap()
+                .model,
+        )
+    };
+    let base = run(&[]);
+    assert!(base == run(&[]), "training is not deterministic");
+    assert!(
+        base != run(&["train.recency_decay=3"]),
+        "recency_decay had no effect"
+    );
+    assert!(
+        base != run(&["loss.mask_false_negatives=true"]),
+        "mask_false_negatives had no effect"
+    );
+}
+
+#[test]
 fn saved_run_loads_back_bit_identical_and_evaluates_the_same() {
     use twotower::run::{evaluate_test, load_run, save_model, RunInfo, RUN_FORMAT_VERSION};
     let cfg = config(&["train.epochs=1"]);
