@@ -151,3 +151,35 @@ fn generate_writes_tables_and_a_config_that_stats_reads() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("affinity"));
 }
+
+#[test]
+fn batches_whose_loss_weights_are_all_zero_are_skipped_not_a_panic() {
+    // Regression: a batch whose weights were all 0 panicked in the loss
+    // (Σ w = 0). Users 1-2 have weight 0 on every row, user 3 weight 1; with
+    // batch size 2 some batches are all-zero. Training must finish.
+    let dir = tempfile::tempdir().unwrap();
+    let mut csv = String::from("u,i,t,w\n");
+    for u in 1..=3 {
+        for i in 1..=8 {
+            let w = if u == 3 { 1 } else { 0 };
+            csv.push_str(&format!("{u},{i},{},{w}\n", u * 100 + i));
+        }
+    }
+    std::fs::write(dir.path().join("i.csv"), csv).unwrap();
+    let cfg = "[data.interactions]\nfile = \"i.csv\"\nuser = \"u\"\nitem = \"i\"\ntimestamp = \"t\"\nweight = \"w\"\n\
+               [features.user_id]\nside = \"user\"\nkind = \"categorical\"\ncolumn = \"u\"\n\
+               [features.item_id]\nside = \"item\"\nkind = \"categorical\"\ncolumn = \"i\"\n\
+               [train]\nbatch_size = 2\nepochs = 2\nvalidation = false\nprogress = false\n";
+    std::fs::write(dir.path().join("c.toml"), cfg).unwrap();
+    let out = bin()
+        .args(["train", "-q", "--config"])
+        .arg(dir.path().join("c.toml"))
+        .arg("--out")
+        .arg(dir.path().join("run"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(dir.path().join("run/metrics.json").exists());
+}

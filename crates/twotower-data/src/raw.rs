@@ -133,10 +133,20 @@ pub fn read_interactions(
             None => out.user.len() as i64,
         };
         let w = match w_pos {
+            // a loss weight: finite and >= 0 (a negative one would turn the
+            // row's update into gradient ascent), and finite as f32
             Some(p) => Some(
                 parse_f64(f[p])
-                    .ok_or_else(|| parse_err(&path, line, &h.names[p], "a number", f[p]))?
-                    as f32,
+                    .filter(|w| *w >= 0.0 && (*w as f32).is_finite())
+                    .ok_or_else(|| {
+                        parse_err(
+                            &path,
+                            line,
+                            &h.names[p],
+                            "a finite weight >= 0 (at most 3.4e38)",
+                            f[p],
+                        )
+                    })? as f32,
             ),
             None => None,
         };

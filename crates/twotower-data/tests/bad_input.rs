@@ -397,6 +397,31 @@ fn crlf_and_bom_free_tsv_with_weights() {
 }
 
 #[test]
+fn negative_or_overflowing_weights_name_line_and_column() {
+    // A negative loss weight would turn its row into gradient ascent, 1e40
+    // overflows f32 to inf: both rejected with file, line and column.
+    let cfg = "[data.interactions]\nfile = \"i.csv\"\nuser = \"u\"\nitem = \"i\"\ntimestamp = \"t\"\nweight = \"w\"\n";
+    for (bad, line) in [("-0.5", 3), ("1e40", 3), ("inf", 3)] {
+        let body = format!("u,i,t,w\n1,2,3,1\n1,3,4,{bad}\n");
+        let d = Dir::new(&[("i.csv", body.as_bytes())]);
+        match d.load(cfg) {
+            Err(DataError::Parse {
+                line: l,
+                column,
+                got,
+                ..
+            }) => {
+                assert_eq!((l, column.as_str(), got.as_str()), (line, "w", bad));
+            }
+            other => panic!("{bad}: expected Parse, got {other:?}"),
+        }
+    }
+    // zero is a valid weight
+    let d = Dir::new(&[("i.csv", b"u,i,t,w\n1,2,3,0\n1,3,4,1\n")]);
+    assert_eq!(d.load(cfg).unwrap().train.weight, Some(vec![0.0, 1.0]));
+}
+
+#[test]
 fn line_numbers_count_quoted_line_breaks_and_blank_lines() {
     // Line 1 header, 2 a record spanning lines 2-3, 4 blank, 5 bad timestamp.
     let d = Dir::new(&[(

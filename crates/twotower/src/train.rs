@@ -221,6 +221,32 @@ const PHASE_REFIT: u64 = 2;
 const STREAM_SHUFFLE: u64 = 1;
 const STREAM_STEP: u64 = 2;
 
+/// A config document with its `[model]`, `[loss]`, `[ssl]`, `[train]` and
+/// `[eval]` sections replaced by their resolved values (every default filled
+/// in), so that an unset key and its default compare equal. A document that
+/// does not parse is returned as it is.
+fn resolved_doc(doc: &toml::Value) -> toml::Value {
+    let mut v = doc.clone();
+    let Ok(c) = Config::from_doc(doc.clone(), PathBuf::new(), "checkpoint") else {
+        return v;
+    };
+    if let toml::Value::Table(t) = &mut v {
+        let sections = [
+            ("model", toml::Value::try_from(&c.raw.model)),
+            ("loss", toml::Value::try_from(&c.raw.loss)),
+            ("ssl", toml::Value::try_from(&c.raw.ssl)),
+            ("train", toml::Value::try_from(&c.raw.train)),
+            ("eval", toml::Value::try_from(&c.raw.eval)),
+        ];
+        for (k, s) in sections {
+            if let Ok(s) = s {
+                t.insert(k.to_string(), s);
+            }
+        }
+    }
+    v
+}
+
 /// Every dotted key where two config documents differ, with both values
 /// (`checkpoint` = `a`, `now` = `b`), appended to `out` in key order.
 fn differences(a: &toml::Value, b: &toml::Value, prefix: &str, out: &mut Vec<String>) {
@@ -246,6 +272,9 @@ fn differences(a: &toml::Value, b: &toml::Value, prefix: &str, out: &mut Vec<Str
                 }
             }
         }
+        // an integer and a float of the same value are the same setting
+        (Value::Integer(i), Value::Float(f)) | (Value::Float(f), Value::Integer(i))
+            if *i as f64 == *f => {}
         _ if a != b => out.push(format!("{prefix} = {a} in the checkpoint, {b} now")),
         _ => {}
     }
@@ -440,14 +469,16 @@ pub fn train(
             });
         }
         let (meta, tensors) = checkpoint::load(&opts.run_dir)?;
-        if meta.config != cfg.doc {
-            let mut diffs = Vec::new();
-            differences(&meta.config, &cfg.doc, "", &mut diffs);
-            let what = if diffs.is_empty() {
-                "the config".to_string()
-            } else {
-                diffs.join("; ")
-            };
+        // compare what the configs mean: defaults filled in, 3 = 3.0
+        let mut diffs = Vec::new();
+        differences(
+            &resolved_doc(&meta.config),
+            &resolved_doc(&cfg.doc),
+            "",
+            &mut diffs,
+        );
+        if !diffs.is_empty() {
+            let what = diffs.join("; ");
             return Err(TrainError::Resume {
                 run_dir: opts.run_dir.clone(),
                 message: format!(
@@ -681,21 +712,36 @@ fn run_phase(
         best = meta.best;
         since_best = meta.epochs_without_improvement;
         finished = meta.finished;
-        // the saved best and averaged weight sets, by name prefix
-        let saved_set = |prefix: &str| -> Option<NamedTensors> {
-            let set: NamedTensors = tensors
-                .iter()
-                .filter_map(|(k, v)| {
-                    k.strip_prefix(prefix)
-                        .map(|n| (n.to_string(), v.shape.clone(), v.data.clone()))
-                })
-                .collect();
-            (!set.is_empty()).then_some(set)
+        // the saved best and averaged weight sets, by name prefix, in the
+        // model's tensor order (the averaging pairs them with
+        // `model.named_tensors()` by position; the checkpoint's map is sorted
+        // by name, which is not that order)
+        let order: Vec<(String, usize)> = names_of(model.named_tensors());
+        let saved_set = |prefix: &str| -> Result<Option<NamedTensors>, TrainError> {
+            if !tensors.keys().any(|k| k.starts_with(prefix)) {
+                return Ok(None);
+            }
+            let mut set = NamedTensors::with_capacity(order.len());
+            for (name, len) in &order {
+                let key = format!("{prefix}{name}");
+                match tensors.get(&key) {
+                    Some(v) if v.data.len() == *len => {
+                        set.push((name.clone(), v.shape.clone(), v.data.clone()))
+                    }
+                    _ => {
+                        return Err(TrainError::Resume {
+                            run_dir: opts.run_dir.clone(),
+                            message: format!("tensor {key} missing or of the wrong size"),
+                        })
+                    }
+                }
+            }
+            Ok(Some(set))
         };
-        if let Some(bt) = saved_set("best.") {
+        if let Some(bt) = saved_set("best.")? {
             best_tensors = Some(bt);
         }
-        if let Some(et) = saved_set("ema.") {
+        if let Some(et) = saved_set("ema.")? {
             ema = Some(et);
         }
     }
@@ -858,38 +904,45 @@ fn run_phase(
             if let Some(w) = weights_col {
                 main.weights.extend(rows.iter().map(|&r| w[r as usize]));
             }
-            let ssl_ref = if let Some(a) = &aug {
+            // every loss weight of the batch 0 (weight column, or recency
+            // weights underflowing): nothing to learn from it, skip the update
+            let skip = !main.weights.is_empty() && main.weights.iter().all(|&w| w <= 0.0);
+            let ssl_ref = if skip {
+                None
+            } else if let Some(a) = &aug {
                 a.sample_items(n_items, m_ssl, &mut step_rng, &mut ssl_items);
                 a.build_views(&icols, &ssl_items, &mut step_rng, &mut ssl)?;
                 Some(&ssl)
             } else {
                 None
             };
-            let parts = model.loss_and_grads(&main, ssl_ref, &loss_cfg, &mut ws, &mut grads);
-            if !parts.total.is_finite() {
-                pb.abandon();
-                if !checkpoint::exists(&opts.run_dir) {
-                    return Err(TrainError::NonFiniteLossNoCheckpoint {
+            if !skip {
+                let parts = model.loss_and_grads(&main, ssl_ref, &loss_cfg, &mut ws, &mut grads);
+                if !parts.total.is_finite() {
+                    pb.abandon();
+                    if !checkpoint::exists(&opts.run_dir) {
+                        return Err(TrainError::NonFiniteLossNoCheckpoint {
+                            value: parts.total,
+                            epoch: epoch + 1,
+                            batch: b + 1,
+                            phase: phase.to_string(),
+                        });
+                    }
+                    return Err(TrainError::NonFiniteLoss {
                         value: parts.total,
                         epoch: epoch + 1,
-                        batch: b + 1,
+                        step,
                         phase: phase.to_string(),
+                        run_dir: opts.run_dir.clone(),
                     });
                 }
-                return Err(TrainError::NonFiniteLoss {
-                    value: parts.total,
-                    epoch: epoch + 1,
-                    step,
-                    phase: phase.to_string(),
-                    run_dir: opts.run_dir.clone(),
-                });
+                opt.step(&mut model, &grads);
+                step += 1;
+                sum_main += parts.main;
+                sum_ssl += parts.ssl;
+                sum_total += parts.total;
+                n_steps += 1;
             }
-            opt.step(&mut model, &grads);
-            step += 1;
-            sum_main += parts.main;
-            sum_ssl += parts.ssl;
-            sum_total += parts.total;
-            n_steps += 1;
             ep_examples += bn as u64;
             *examples_total += bn as u64;
             if b % 16 == 0 || b + 1 == n_batches {
@@ -950,7 +1003,8 @@ fn run_phase(
                     )
                 }
                 Some(e) => {
-                    for ((_, _, avg), (_, _, cur)) in e.iter_mut().zip(model.named_tensors()) {
+                    for ((an, _, avg), (cn, _, cur)) in e.iter_mut().zip(model.named_tensors()) {
+                        assert_eq!(*an, cn, "weight average out of order");
                         for (a, c) in avg.iter_mut().zip(cur) {
                             *a = g * *a + (1.0 - g) * c;
                         }
@@ -1172,6 +1226,26 @@ mod tests {
                 "loss.temperature = 0.1 in the checkpoint, 0.2 now".to_string(),
                 "train.epochs unset in the checkpoint, 3 now".to_string(),
             ]
+        );
+        // resolved: 3 and 3.0 are the same setting, an unset key equals its
+        // default, a real change is still named
+        let resolved = |a: &str, b: &str| {
+            let (a, b): (toml::Value, toml::Value) =
+                (toml::from_str(a).unwrap(), toml::from_str(b).unwrap());
+            let mut out = Vec::new();
+            differences(&resolved_doc(&a), &resolved_doc(&b), "", &mut out);
+            out
+        };
+        let a = "[train]\nrecency_decay = 3.0\n";
+        assert!(resolved(a, "[train]\nrecency_decay = 3\n").is_empty());
+        assert!(resolved(
+            a,
+            "[train]\nrecency_decay = 3\n[loss]\nmask_false_negatives = false\n"
+        )
+        .is_empty());
+        assert_eq!(
+            resolved(a, "[train]\nrecency_decay = 1\n"),
+            vec!["train.recency_decay = 3.0 in the checkpoint, 1.0 now".to_string()]
         );
     }
 }
