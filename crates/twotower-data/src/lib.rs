@@ -34,7 +34,7 @@ pub use dataset::{
 };
 pub use error::DataError;
 pub use raw::{read_interactions, RawInteractions};
-pub use split::{n_test, random_split, temporal_split, Interactions};
+pub use split::{n_test, random_split, temporal_split, user_time_order, Interactions};
 pub use stats::{stats, HistBucket, Stats};
 pub use synth::{
     dataset_toml, generate_dataset, synthetic_features, write_dataset, Generator, OutFormat,

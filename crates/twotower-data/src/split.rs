@@ -104,6 +104,27 @@ fn by_user(all: &Interactions) -> (Vec<usize>, Vec<u32>) {
     (offsets, rows)
 }
 
+/// Each user's interactions in time order, the order of EVALUATION.md's
+/// temporal split: by `(timestamp, item_rank[item])`, stable (exact
+/// duplicates keep file order).
+///
+/// # Shapes
+/// Returns `(offsets, rows)`: user u's row indices into `all`, oldest first,
+/// are `rows[offsets[u] .. offsets[u + 1]]`; `offsets` has one entry per user
+/// index up to the largest one seen, plus one.
+pub fn user_time_order(all: &Interactions, item_rank: &[u32]) -> (Vec<usize>, Vec<u32>) {
+    let (offsets, mut rows) = by_user(all);
+    for u in 0..offsets.len().saturating_sub(1) {
+        rows[offsets[u]..offsets[u + 1]].sort_by_key(|&r| {
+            (
+                all.timestamp[r as usize],
+                item_rank[all.item[r as usize] as usize],
+            )
+        });
+    }
+    (offsets, rows)
+}
+
 /// The temporal per-user split of EVALUATION.md.
 ///
 /// For each user, sort their interactions by `(timestamp, item_rank[item])`
@@ -120,20 +141,11 @@ pub fn temporal_split(
     test_fraction: f64,
     min_interactions: usize,
 ) -> (Interactions, Interactions) {
-    let (offsets, mut rows) = by_user(all);
+    let (offsets, rows) = user_time_order(all, item_rank);
     let mut is_test = vec![false; all.len()];
     for u in 0..offsets.len().saturating_sub(1) {
-        let seg = &mut rows[offsets[u]..offsets[u + 1]];
+        let seg = &rows[offsets[u]..offsets[u + 1]];
         let t = n_test(seg.len(), test_fraction, min_interactions);
-        if t == 0 {
-            continue;
-        }
-        seg.sort_by_key(|&r| {
-            (
-                all.timestamp[r as usize],
-                item_rank[all.item[r as usize] as usize],
-            )
-        });
         for &r in &seg[seg.len() - t..] {
             is_test[r as usize] = true;
         }

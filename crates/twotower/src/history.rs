@@ -21,7 +21,7 @@
 //! [`recency_weights`] gives each training interaction a weight that decays
 //! with its age within its user's history (time-decayed sample weights).
 
-use twotower_data::Interactions;
+use twotower_data::{user_time_order, Interactions};
 
 /// Each user's distinct training items, sorted (CSR).
 ///
@@ -160,30 +160,18 @@ pub fn recency_weights(x: &Interactions, item_rank: &[u32], lambda: f64) -> Vec<
         lambda.is_finite() && lambda >= 0.0,
         "recency_weights: lambda {lambda} must be finite and >= 0"
     );
-    let n = x.user.len();
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    // stable: equal (user, timestamp, item rank) keep their input order
-    order.sort_by_key(|&k| {
-        let k = k as usize;
-        (x.user[k], x.timestamp[k], item_rank[x.item[k] as usize])
-    });
-    let mut w = vec![1.0f32; n];
-    let mut a = 0;
-    while a < n {
-        let u = x.user[order[a] as usize];
-        let mut b = a + 1;
-        while b < n && x.user[order[b] as usize] == u {
-            b += 1;
-        }
-        let m = b - a;
+    let (offsets, order) = user_time_order(x, item_rank);
+    let mut w = vec![1.0f32; x.user.len()];
+    for u in 0..offsets.len().saturating_sub(1) {
+        let seg = &order[offsets[u]..offsets[u + 1]];
+        let m = seg.len();
         if m > 1 {
             let span = (m - 1) as f64;
-            for (k, &r) in order[a..b].iter().enumerate() {
+            for (k, &r) in seg.iter().enumerate() {
                 let age = (m - 1 - k) as f64 / span;
                 w[r as usize] = (-lambda * age).exp() as f32;
             }
         }
-        a = b;
     }
     w
 }
