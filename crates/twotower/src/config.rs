@@ -329,6 +329,8 @@ fn key_line(text: &str, dotted: &str) -> Option<usize> {
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();
         if let Some(h) = t.strip_prefix('[') {
+            // `[section]  # comment`
+            let h = h.split('#').next().unwrap_or("").trim();
             current = h.trim_end_matches(']').trim().to_string();
             continue;
         }
@@ -383,7 +385,25 @@ fn check_override_key(o: &str) -> Result<(), ConfigError> {
             ),
         });
     }
-    Ok(())
+    // the value's type, checked on the flag alone so that a wrong type is
+    // blamed on the flag, not on the config file it overrides
+    let mut probe = toml::Value::Table(Default::default());
+    twotower_data::apply_override(&mut probe, o)?;
+    let sec = probe
+        .get(section)
+        .cloned()
+        .unwrap_or(toml::Value::Table(Default::default()));
+    let typed = match section {
+        "model" => sec.try_into::<ModelConfig>().map(drop),
+        "loss" => sec.try_into::<LossSection>().map(drop),
+        "ssl" => sec.try_into::<SslSection>().map(drop),
+        "train" => sec.try_into::<TrainSection>().map(drop),
+        _ => sec.try_into::<EvalSection>().map(drop),
+    };
+    typed.map_err(|e| ConfigError::Invalid {
+        path: format!("--set {o}"),
+        message: format!("{} (in [{section}])", e.to_string().trim()),
+    })
 }
 
 impl Config {
@@ -478,6 +498,23 @@ impl Config {
                     key,
                     got,
                     expected,
+                }
+            }
+            // serde names the key as "in `section.key`": add the file's line
+            ConfigError::Invalid {
+                path: p_name,
+                message,
+            } => {
+                let line = path.and_then(|p| {
+                    let key = message.split("in `").nth(1)?.split('`').next()?;
+                    key_line(&std::fs::read_to_string(p).ok()?, key)
+                });
+                ConfigError::Invalid {
+                    path: match line {
+                        Some(l) => format!("{p_name} line {l}"),
+                        None => p_name,
+                    },
+                    message,
                 }
             }
             other => other,
@@ -788,6 +825,21 @@ mod tests {
                 .to_string();
             assert!(err.starts_with(&format!("--set {bad_set}:")), "{err}");
         }
+        // a wrong type from a flag blames the flag; from a file, its line
+        let err = Config::load(None, &["train.recency_decay=abc".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--set train.recency_decay=abc") && err.contains("f64"),
+            "{err}"
+        );
+        std::fs::write(
+            &p,
+            "[train]  # trailing comment\nseed = 1\nrecency_decay = \"abc\"\n",
+        )
+        .unwrap();
+        let err = Config::load(Some(&p), &[]).unwrap_err().to_string();
+        assert!(err.contains("c.toml line 3"), "{err}");
         let ok = Config::load(None, &["train.recency_decay=3".into()]).unwrap();
         assert_eq!(ok.raw.train.recency_decay, 3.0);
         assert_eq!(key_line("[a]\nx = 1\n[b]\nx = 2\n", "b.x"), Some(4));
