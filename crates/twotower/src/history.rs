@@ -99,33 +99,77 @@ impl UserHistory {
     }
 
     /// The false-negative mask of a batch, in the CSR form of
-    /// [`crate::loss::CellMask`]: row i lists every candidate column
-    /// `j ≠ i` whose item is in the history of row i's user. Overwrites
-    /// `offsets` (`B + 1`) and `cols`; allocates nothing once they have
-    /// grown to the largest batch.
+    /// [`crate::loss::CellMask`]: row i lists, ascending, every candidate
+    /// column `j ≠ i` whose item is in the history of row i's user.
+    /// Overwrites `offsets` (`B + 1`), `cols` and the scratch buffer
+    /// `sorted`; allocates nothing once they have grown to the largest batch.
+    ///
+    /// Cost: the candidates are sorted by item once (`C log C`); then each
+    /// row intersects its user's history (h items, sorted) with them by the
+    /// cheaper of a linear merge, `O(h + C)`, and binary searches of the
+    /// shorter list in the longer, `O(min(h, C) · log max(h, C))`.
     ///
     /// # Shapes
     /// `users`: `B` (row i's user); `items`: `C ≥ B` (candidate j's item,
-    /// the B positives first).
+    /// the B positives first); `sorted`: scratch, any length.
     pub fn fill_mask(
         &self,
         users: &[u32],
         items: &[u32],
         offsets: &mut Vec<u32>,
         cols: &mut Vec<u32>,
+        sorted: &mut Vec<(u32, u32)>,
     ) {
         offsets.clear();
         cols.clear();
         offsets.push(0);
+        sorted.clear();
+        sorted.extend(items.iter().enumerate().map(|(j, &it)| (it, j as u32)));
+        sorted.sort_unstable();
+        let c = items.len();
         for (i, &u) in users.iter().enumerate() {
             let h = self.of(u);
-            if !h.is_empty() {
-                for (j, it) in items.iter().enumerate() {
-                    if j != i && h.binary_search(it).is_ok() {
-                        cols.push(j as u32);
+            let start = cols.len();
+            let (short, long) = (h.len().min(c), h.len().max(c));
+            let log_long = (usize::BITS - long.leading_zeros()) as usize;
+            if short * log_long < h.len() + c {
+                if h.len() <= c {
+                    // few history items: find each one's run of candidates
+                    for &it in h {
+                        let lo = sorted.partition_point(|&(x, _)| x < it);
+                        for &(x, j) in &sorted[lo..] {
+                            if x != it {
+                                break;
+                            }
+                            if j as usize != i {
+                                cols.push(j);
+                            }
+                        }
+                    }
+                } else {
+                    // a long history: look each candidate up in it
+                    for (j, it) in items.iter().enumerate() {
+                        if j != i && h.binary_search(it).is_ok() {
+                            cols.push(j as u32);
+                        }
+                    }
+                }
+            } else {
+                // comparable lengths: one merge of the two sorted lists
+                let mut k = 0;
+                for &(x, j) in sorted.iter() {
+                    while k < h.len() && h[k] < x {
+                        k += 1;
+                    }
+                    if k == h.len() {
+                        break;
+                    }
+                    if h[k] == x && j as usize != i {
+                        cols.push(j);
                     }
                 }
             }
+            cols[start..].sort_unstable();
             offsets.push(cols.len() as u32);
         }
     }
@@ -228,12 +272,43 @@ mod tests {
         // batch rows: (u0, 2), (u1, 3), (u0, 5); one extra negative, item 3.
         let users = [0, 1, 0];
         let items = [2, 3, 5, 3];
-        let (mut off, mut cols) = (Vec::new(), Vec::new());
-        h.fill_mask(&users, &items, &mut off, &mut cols);
+        let (mut off, mut cols, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        h.fill_mask(&users, &items, &mut off, &mut cols, &mut scratch);
         // row 0 (u0): column 2 (item 5) is u0's → masked; columns 1, 3 (item 3) are not.
         // row 1 (u1): column 3 (item 3, a duplicate of its positive) → masked.
         // row 2 (u0): column 0 (item 2) → masked.
         assert_eq!(off, vec![0, 1, 2, 3]);
         assert_eq!(cols, vec![2, 3, 0]);
+    }
+
+    #[test]
+    fn mask_matches_brute_force_for_short_and_long_histories() {
+        // C = 12 candidates (with duplicates). User 0: 3 items (binary
+        // searches of its history in the candidates), user 1: 400 items
+        // (candidates searched in the history), user 2: 12 items (merge).
+        let (mut us, mut its) = (vec![0u32, 0, 0], vec![4u32, 9, 17]);
+        for k in 0..400 {
+            us.push(1);
+            its.push(k * 2);
+        }
+        for k in 0..12 {
+            us.push(2);
+            its.push(k * 7);
+        }
+        let h = UserHistory::from_pairs(3, &us, &its);
+        let users = [0u32, 1, 2, 1, 1, 0, 2, 0];
+        let items = [4u32, 6, 9, 9, 81, 17, 2, 3, 4, 40, 14, 77];
+        let (mut off, mut cols, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        h.fill_mask(&users, &items, &mut off, &mut cols, &mut scratch);
+        let (mut want_off, mut want) = (vec![0u32], Vec::new());
+        for (i, &u) in users.iter().enumerate() {
+            for (j, &it) in items.iter().enumerate() {
+                if j != i && h.contains(u, it) {
+                    want.push(j as u32);
+                }
+            }
+            want_off.push(want.len() as u32);
+        }
+        assert_eq!((off, cols), (want_off, want));
     }
 }
