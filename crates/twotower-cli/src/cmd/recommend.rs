@@ -51,14 +51,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .to_owned();
     let index = super::serve::item_index(&run, &items, args.ann, &probe, args.k, exclude.len())?;
     let hits = index.search(&query, args.k, &exclude)?;
-    println!("rank\titem\tscore");
-    for (r, (i, s)) in hits.iter().enumerate() {
-        println!(
-            "{}\t{}\t{:.4}",
-            r + 1,
-            run.dataset.items.ids[*i as usize],
-            s
-        );
-    }
+    super::serve::print_items(&run, &hits);
     Ok(())
 }

@@ -153,3 +153,39 @@ pub fn user_vector(
     run.model.user.encode(&cols, &[0], &mut out);
     Ok((out.row(0).to_vec(), idx))
 }
+
+/// Prints ranked items as TSV: `rank`, `item` (id as written in the data),
+/// `score` (cosine), `train_clicks` (the item's train interactions: its
+/// popularity, 0 = cold) and one column per non-id item feature with the
+/// item's values as the model saw them (multi-valued joined by `|`; `-` =
+/// missing or out of vocabulary).
+pub fn print_items(run: &LoadedRun, hits: &[(u32, f32)]) {
+    let items = &run.dataset.items;
+    let feats: Vec<_> = items.features.iter().filter(|f| !f.is_id).collect();
+    let mut clicks = vec![0u64; items.ids.len()];
+    for &i in &run.dataset.train.item {
+        clicks[i as usize] += 1;
+    }
+    let mut header = String::from("rank\titem\tscore\ttrain_clicks");
+    for f in &feats {
+        header.push('\t');
+        header.push_str(&f.name);
+    }
+    println!("{header}");
+    for (r, &(i, s)) in hits.iter().enumerate() {
+        let i = i as usize;
+        let mut line = format!("{}\t{}\t{s:.4}\t{}", r + 1, items.ids[i], clicks[i]);
+        for f in &feats {
+            let vals: Vec<&str> = f
+                .row(i)
+                .iter()
+                .filter(|&&v| v != 0)
+                .filter_map(|&v| f.vocab.token(v))
+                .collect();
+            line.push('\t');
+            line.push_str(if vals.is_empty() { "-" } else { "" });
+            line.push_str(&vals.join("|"));
+        }
+        println!("{line}");
+    }
+}

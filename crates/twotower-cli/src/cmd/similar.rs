@@ -42,14 +42,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let index = super::serve::item_index(&run, &items, args.ann, &probe, args.k, 1)?;
     let q = items.row(i as usize).to_vec();
     let hits = index.search(&q, args.k, &[i])?;
-    println!("rank\titem\tscore");
-    for (r, (j, s)) in hits.iter().enumerate() {
-        println!(
-            "{}\t{}\t{:.4}",
-            r + 1,
-            run.dataset.items.ids[*j as usize],
-            s
-        );
-    }
+    super::serve::print_items(&run, &hits);
     Ok(())
 }
