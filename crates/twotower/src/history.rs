@@ -21,6 +21,7 @@
 //! [`recency_weights`] gives each training interaction a weight that decays
 //! with its age within its user's history (time-decayed sample weights).
 
+use rayon::prelude::*;
 use twotower_data::{user_time_order, Interactions};
 
 /// Each user's distinct training items, sorted (CSR).
@@ -101,78 +102,130 @@ impl UserHistory {
     /// The false-negative mask of a batch, in the CSR form of
     /// [`crate::loss::CellMask`]: row i lists, ascending, every candidate
     /// column `j ≠ i` whose item is in the history of row i's user.
-    /// Overwrites `offsets` (`B + 1`), `cols` and the scratch buffer
-    /// `sorted`; allocates nothing once they have grown to the largest batch.
+    /// Overwrites `offsets` (`B + 1`) and `cols`; `scratch` is reused across
+    /// calls: nothing is allocated once the buffers have grown to the largest
+    /// batch.
     ///
     /// Cost: the candidates are sorted by item once (`C log C`); then each
     /// row intersects its user's history (h items, sorted) with them by the
     /// cheaper of a linear merge, `O(h + C)`, and binary searches of the
-    /// shorter list in the longer, `O(min(h, C) · log max(h, C))`.
+    /// shorter list in the longer, `O(min(h, C) · log max(h, C))`. Rows are
+    /// split into blocks of [`MASK_ROWS_PER_TASK`] run on rayon's pool and
+    /// joined in row order, so the result does not depend on the threads.
     ///
     /// # Shapes
     /// `users`: `B` (row i's user); `items`: `C ≥ B` (candidate j's item,
-    /// the B positives first); `sorted`: scratch, any length.
+    /// the B positives first).
     pub fn fill_mask(
         &self,
         users: &[u32],
         items: &[u32],
         offsets: &mut Vec<u32>,
         cols: &mut Vec<u32>,
-        sorted: &mut Vec<(u32, u32)>,
+        scratch: &mut MaskScratch,
     ) {
-        offsets.clear();
-        cols.clear();
-        offsets.push(0);
+        let MaskScratch { sorted, parts } = scratch;
         sorted.clear();
         sorted.extend(items.iter().enumerate().map(|(j, &it)| (it, j as u32)));
         sorted.sort_unstable();
+        let n_parts = users.len().div_ceil(MASK_ROWS_PER_TASK);
+        if parts.len() < n_parts {
+            parts.resize_with(n_parts, MaskPart::default);
+        }
+        let sorted = &*sorted;
+        users
+            .par_chunks(MASK_ROWS_PER_TASK)
+            .zip(parts[..n_parts].par_iter_mut())
+            .enumerate()
+            .for_each(|(p, (rows, part))| {
+                part.lens.clear();
+                part.cols.clear();
+                for (k, &u) in rows.iter().enumerate() {
+                    let before = part.cols.len();
+                    self.row_mask(p * MASK_ROWS_PER_TASK + k, u, items, sorted, &mut part.cols);
+                    part.lens.push((part.cols.len() - before) as u32);
+                }
+            });
+        offsets.clear();
+        cols.clear();
+        offsets.push(0);
+        for part in &parts[..n_parts] {
+            let mut end = cols.len() as u32;
+            for &n in &part.lens {
+                end += n;
+                offsets.push(end);
+            }
+            cols.extend_from_slice(&part.cols);
+        }
+    }
+
+    /// Appends row `i`'s masked columns (ascending) to `out`: the
+    /// candidates `j ≠ i` whose item (`sorted` = (item, j) ascending) is in
+    /// user `u`'s history.
+    fn row_mask(&self, i: usize, u: u32, items: &[u32], sorted: &[(u32, u32)], out: &mut Vec<u32>) {
+        let h = self.of(u);
         let c = items.len();
-        for (i, &u) in users.iter().enumerate() {
-            let h = self.of(u);
-            let start = cols.len();
-            let (short, long) = (h.len().min(c), h.len().max(c));
-            let log_long = (usize::BITS - long.leading_zeros()) as usize;
-            if short * log_long < h.len() + c {
-                if h.len() <= c {
-                    // few history items: find each one's run of candidates
-                    for &it in h {
-                        let lo = sorted.partition_point(|&(x, _)| x < it);
-                        for &(x, j) in &sorted[lo..] {
-                            if x != it {
-                                break;
-                            }
-                            if j as usize != i {
-                                cols.push(j);
-                            }
+        let start = out.len();
+        let (short, long) = (h.len().min(c), h.len().max(c));
+        let log_long = (usize::BITS - long.leading_zeros()) as usize;
+        if short * log_long < h.len() + c {
+            if h.len() <= c {
+                // few history items: find each one's run of candidates
+                for &it in h {
+                    let lo = sorted.partition_point(|&(x, _)| x < it);
+                    for &(x, j) in &sorted[lo..] {
+                        if x != it {
+                            break;
                         }
-                    }
-                } else {
-                    // a long history: look each candidate up in it
-                    for (j, it) in items.iter().enumerate() {
-                        if j != i && h.binary_search(it).is_ok() {
-                            cols.push(j as u32);
+                        if j as usize != i {
+                            out.push(j);
                         }
                     }
                 }
             } else {
-                // comparable lengths: one merge of the two sorted lists
-                let mut k = 0;
-                for &(x, j) in sorted.iter() {
-                    while k < h.len() && h[k] < x {
-                        k += 1;
-                    }
-                    if k == h.len() {
-                        break;
-                    }
-                    if h[k] == x && j as usize != i {
-                        cols.push(j);
+                // a long history: look each candidate up in it
+                for (j, it) in items.iter().enumerate() {
+                    if j != i && h.binary_search(it).is_ok() {
+                        out.push(j as u32);
                     }
                 }
             }
-            cols[start..].sort_unstable();
-            offsets.push(cols.len() as u32);
+        } else {
+            // comparable lengths: one merge of the two sorted lists
+            let mut k = 0;
+            for &(x, j) in sorted.iter() {
+                while k < h.len() && h[k] < x {
+                    k += 1;
+                }
+                if k == h.len() {
+                    break;
+                }
+                if h[k] == x && j as usize != i {
+                    out.push(j);
+                }
+            }
         }
+        out[start..].sort_unstable();
     }
+}
+
+/// Rows of a batch per rayon task in [`UserHistory::fill_mask`].
+pub const MASK_ROWS_PER_TASK: usize = 64;
+
+/// Reusable buffers of [`UserHistory::fill_mask`]: the candidates sorted by
+/// item and one partial mask per block of rows.
+#[derive(Debug, Default)]
+pub struct MaskScratch {
+    sorted: Vec<(u32, u32)>,
+    parts: Vec<MaskPart>,
+}
+
+/// The masked columns of one block of rows: per row its count, then all
+/// columns in row order.
+#[derive(Debug, Default)]
+struct MaskPart {
+    lens: Vec<u32>,
+    cols: Vec<u32>,
 }
 
 /// Recency weights (time-decayed sample weights): each user's interactions
@@ -272,7 +325,7 @@ mod tests {
         // batch rows: (u0, 2), (u1, 3), (u0, 5); one extra negative, item 3.
         let users = [0, 1, 0];
         let items = [2, 3, 5, 3];
-        let (mut off, mut cols, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut off, mut cols, mut scratch) = (Vec::new(), Vec::new(), MaskScratch::default());
         h.fill_mask(&users, &items, &mut off, &mut cols, &mut scratch);
         // row 0 (u0): column 2 (item 5) is u0's → masked; columns 1, 3 (item 3) are not.
         // row 1 (u1): column 3 (item 3, a duplicate of its positive) → masked.
@@ -298,7 +351,7 @@ mod tests {
         let h = UserHistory::from_pairs(3, &us, &its);
         let users = [0u32, 1, 2, 1, 1, 0, 2, 0];
         let items = [4u32, 6, 9, 9, 81, 17, 2, 3, 4, 40, 14, 77];
-        let (mut off, mut cols, mut scratch) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut off, mut cols, mut scratch) = (Vec::new(), Vec::new(), MaskScratch::default());
         h.fill_mask(&users, &items, &mut off, &mut cols, &mut scratch);
         let (mut want_off, mut want) = (vec![0u32], Vec::new());
         for (i, &u) in users.iter().enumerate() {
@@ -310,5 +363,38 @@ mod tests {
             want_off.push(want.len() as u32);
         }
         assert_eq!((off, cols), (want_off, want));
+    }
+
+    #[test]
+    fn blocked_mask_matches_brute_force_and_reuses_scratch() {
+        // B = 200 rows = 4 blocks of 64 (the last partial), C = 260 candidates;
+        // then a smaller batch through the same scratch (stale blocks ignored).
+        let n_users = 30u32;
+        let (mut us, mut its) = (Vec::new(), Vec::new());
+        for u in 0..n_users {
+            for k in 0..(u * 3 + 1) {
+                us.push(u);
+                its.push((k * 7 + u * 13) % 97);
+            }
+        }
+        let h = UserHistory::from_pairs(n_users as usize, &us, &its);
+        let mut scratch = MaskScratch::default();
+        for (b, c) in [(200usize, 260usize), (70, 90)] {
+            let users: Vec<u32> = (0..b as u32).map(|i| (i * 11) % n_users).collect();
+            let items: Vec<u32> = (0..c as u32).map(|j| (j * 31 + 5) % 97).collect();
+            let (mut off, mut cols) = (Vec::new(), Vec::new());
+            h.fill_mask(&users, &items, &mut off, &mut cols, &mut scratch);
+            let (mut want_off, mut want) = (vec![0u32], Vec::new());
+            for (i, &u) in users.iter().enumerate() {
+                for (j, &it) in items.iter().enumerate() {
+                    if j != i && h.contains(u, it) {
+                        want.push(j as u32);
+                    }
+                }
+                want_off.push(want.len() as u32);
+            }
+            assert!(want.len() > b, "the case must mask many cells");
+            assert_eq!((off, cols), (want_off, want), "B = {b}");
+        }
     }
 }

@@ -758,7 +758,7 @@ fn run_phase(
     let user_history = l
         .mask_false_negatives
         .then(|| UserHistory::from_pairs(ds.users.ids.len(), &fit.user, &fit.item));
-    let mut mask_scratch: Vec<(u32, u32)> = Vec::new();
+    let mut mask_scratch = crate::history::MaskScratch::default();
     let mut ssl = SslBatch::default();
     let mut ssl_items: Vec<u32> = Vec::with_capacity(m_ssl);
     let mut ws = Workspace::default();
