@@ -164,6 +164,52 @@ pub struct Dataset {
     pub report: IngestReport,
 }
 
+impl Dataset {
+    /// A 64-bit content fingerprint (streaming FNV-1a, as 16 hex digits) of
+    /// everything a model trained on this dataset depends on: the user and
+    /// item ids in order, every encoded feature (name, vocabulary, values)
+    /// and the train and test interactions (user, item, timestamp, weight).
+    /// Independent of file formatting (delimiter, quoting, column order);
+    /// any change that could change a model or a metric changes it. Stored
+    /// in a run so that serving commands can tell when the data changed.
+    pub fn fingerprint(&self) -> String {
+        let mut h = crate::hash::Fnv1a64::default();
+        for side in [&self.users, &self.items] {
+            h.write(&(side.ids.len() as u64).to_le_bytes());
+            for id in &side.ids {
+                h.write_str(id);
+            }
+            for f in &side.features {
+                h.write_str(&f.name);
+                h.write(&(f.vocab.len() as u64).to_le_bytes());
+                for t in f.vocab.tokens() {
+                    h.write_str(t);
+                }
+                for &o in &f.offsets {
+                    h.write(&o.to_le_bytes());
+                }
+                for &v in &f.values {
+                    h.write(&v.to_le_bytes());
+                }
+            }
+        }
+        for split in [&self.train, &self.test] {
+            h.write(&(split.len() as u64).to_le_bytes());
+            for k in 0..split.len() {
+                h.write(&split.user[k].to_le_bytes());
+                h.write(&split.item[k].to_le_bytes());
+                h.write(&split.timestamp[k].to_le_bytes());
+            }
+            if let Some(w) = &split.weight {
+                for x in w {
+                    h.write(&x.to_bits().to_le_bytes());
+                }
+            }
+        }
+        format!("{:016x}", h.finish())
+    }
+}
+
 /// Everything read before encoding.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct RawData {

@@ -79,6 +79,40 @@ pub fn fnv1a64(bytes: &[u8]) -> u64 {
     h
 }
 
+/// Streaming 64-bit FNV-1a: `write` calls in sequence hash like one
+/// [`fnv1a64`] of the concatenated bytes. Used for content fingerprints
+/// (stable across versions and machines; not collision-resistant against an
+/// adversary, which a change detector does not need).
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv1a64(u64);
+
+impl Default for Fnv1a64 {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Fnv1a64 {
+    /// Feeds `bytes`.
+    pub fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 ^= b as u64;
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// Feeds a length-prefixed byte string (so `["ab", "c"]` ≠ `["a", "bc"]`).
+    pub fn write_str(&mut self, s: &str) {
+        self.write(&(s.len() as u64).to_le_bytes());
+        self.write(s.as_bytes());
+    }
+
+    /// The hash so far.
+    pub fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// Interns byte strings to dense `u32` codes in first-seen order without
 /// allocating for keys already seen.
 ///
@@ -216,6 +250,10 @@ mod tests {
     fn fnv_reference_values() {
         // Published FNV-1a 64 test vectors.
         assert_eq!(fnv1a64(b""), 0xcbf29ce484222325);
+        let mut h = Fnv1a64::default();
+        h.write(b"foo");
+        h.write(b"bar");
+        assert_eq!(h.finish(), fnv1a64(b"foobar"));
         assert_eq!(fnv1a64(b"a"), 0xaf63dc4c8601ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x85944171f73967e8);
     }

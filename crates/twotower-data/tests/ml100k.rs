@@ -183,6 +183,28 @@ fn generic_config_encodes_exactly_like_the_preset() {
     }
     // And everything else (split, report) too.
     assert_eq!(a, b);
+    // The fingerprint depends on content, not on how the files are described;
+    // one moved timestamp, one dropped test row or one feature value changes it.
+    let fp = a.fingerprint();
+    assert_eq!(fp.len(), 16);
+    assert_eq!(fp, b.fingerprint());
+    let mut c = a.clone();
+    c.train.timestamp[0] += 1;
+    assert_ne!(c.fingerprint(), fp);
+    let mut c = a.clone();
+    c.test.user.pop();
+    c.test.item.pop();
+    c.test.timestamp.pop();
+    assert_ne!(c.fingerprint(), fp);
+    let mut c = a.clone();
+    let genres = c
+        .items
+        .features
+        .iter_mut()
+        .find(|f| f.name == "genres")
+        .unwrap();
+    genres.values[0] += 1;
+    assert_ne!(c.fingerprint(), fp);
 }
 
 #[test]

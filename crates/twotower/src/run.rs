@@ -79,11 +79,17 @@ pub struct RunInfo {
     pub examples_per_second: f64,
     /// Training wall time, seconds.
     pub train_seconds: f64,
+    /// [`Dataset::fingerprint`] of the data trained on (absent in runs
+    /// written before it existed). [`load_run`] refuses a run whose data
+    /// files now encode to a different dataset.
+    #[serde(default)]
+    pub data_fingerprint: Option<String>,
 }
 
 impl RunInfo {
-    /// The record of a run just trained with `cfg` (this version, this format).
-    pub fn new(cfg: &Config, outcome: &crate::train::TrainOutcome) -> Self {
+    /// The record of a run just trained with `cfg` on `dataset` (this
+    /// version, this format).
+    pub fn new(cfg: &Config, dataset: &Dataset, outcome: &crate::train::TrainOutcome) -> Self {
         Self {
             format_version: RUN_FORMAT_VERSION,
             twotower_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -92,6 +98,7 @@ impl RunInfo {
             best_validation: outcome.best,
             examples_per_second: outcome.examples_per_second,
             train_seconds: outcome.train_seconds,
+            data_fingerprint: Some(dataset.fingerprint()),
         }
     }
 }
@@ -147,7 +154,8 @@ pub struct LoadedRun {
 ///
 /// # Errors
 /// [`RunError`] if a file is missing or malformed, the data no longer loads,
-/// or its vocabularies no longer match the model's tables.
+/// its content changed since training (data fingerprint), or its
+/// vocabularies no longer match the model's tables.
 pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
     let rpath = dir.join(RUN_FILE);
     let text = std::fs::read_to_string(&rpath).map_err(|source| RunError::Io {
@@ -174,6 +182,21 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
     )?;
     let dataset =
         twotower_data::load_dataset(&config.data(), &config.raw.features, &config.base_dir)?;
+    if let Some(want) = &info.data_fingerprint {
+        let now = dataset.fingerprint();
+        if &now != want {
+            return Err(RunError::Format {
+                path: rpath,
+                message: format!(
+                    "the data this run was trained on has changed since training (data \
+                     fingerprint {want} at training, {now} now): its metrics and \
+                     recommendations would not match; restore the data files the config \
+                     names (base dir {}) or retrain",
+                    info.base_dir.display()
+                ),
+            });
+        }
+    }
     let mut model = new_model(&config, &dataset, 0);
     let mpath = dir.join(MODEL_FILE);
     let bytes = std::fs::read(&mpath).map_err(|source| RunError::Io {

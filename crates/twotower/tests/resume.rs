@@ -171,6 +171,7 @@ fn saved_run_loads_back_bit_identical_and_evaluates_the_same() {
         best_validation: out.best,
         examples_per_second: 1.0,
         train_seconds: 1.0,
+        data_fingerprint: Some(ds.fingerprint()),
     };
     save_model(dir.path(), &out.model, &info).unwrap();
     let loaded = load_run(dir.path()).unwrap();
@@ -179,4 +180,34 @@ fn saved_run_loads_back_bit_identical_and_evaluates_the_same() {
     let b = evaluate_test(&loaded.config, &loaded.dataset, &loaded.model, &loaded.info).unwrap();
     assert_eq!(a["recall@50"], b["recall@50"]);
     assert!(a["recall@50"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn a_run_whose_data_changed_since_training_is_refused() {
+    use twotower::run::{load_run, save_model, RunInfo};
+    let cfg = config(&["train.epochs=1"]);
+    let ds = twotower_data::load_dataset(&cfg.data(), &cfg.raw.features, &cfg.base_dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(&cfg, &ds, &opts(dir.path(), false, None)).unwrap();
+    let mut info = RunInfo::new(&cfg, &ds, &out);
+    assert_eq!(
+        info.data_fingerprint.as_deref(),
+        Some(ds.fingerprint().as_str())
+    );
+    // the same data loads; a fingerprint that no longer matches is an error
+    save_model(dir.path(), &out.model, &info).unwrap();
+    load_run(dir.path()).unwrap();
+    info.data_fingerprint = Some("0123456789abcdef".into());
+    save_model(dir.path(), &out.model, &info).unwrap();
+    let err = load_run(dir.path())
+        .err()
+        .expect("changed data must be refused")
+        .to_string();
+    assert!(err.contains("run.json"), "{err}");
+    assert!(err.contains("has changed since training"), "{err}");
+    assert!(err.contains("0123456789abcdef"), "{err}");
+    // runs written before the fingerprint existed still load
+    info.data_fingerprint = None;
+    save_model(dir.path(), &out.model, &info).unwrap();
+    load_run(dir.path()).unwrap();
 }

@@ -220,7 +220,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     }
                     Err(e) => return Err(anyhow::Error::new(e).context(label)),
                 };
-                let info = prior.unwrap_or_else(|| RunInfo::new(cfg, &outcome));
+                let info = prior.unwrap_or_else(|| RunInfo::new(cfg, &ds, &outcome));
                 run::save_model(&dir, &outcome.model, &info)?;
                 let metrics = run::evaluate_test(cfg, &ds, &outcome.model, &info)?;
                 let (uv, iv) = encode_all(&outcome.model, &ds);
