@@ -184,6 +184,9 @@ pub struct Generator {
     topic_users: Vec<Option<Alias>>,
 }
 
+/// Largest number of users or of items the generator accepts.
+pub const MAX_ENTITIES: usize = 100_000_000;
+
 impl Generator {
     /// Checks `cfg` and builds the topics and alias tables.
     ///
@@ -192,11 +195,16 @@ impl Generator {
     /// a negative/non-finite exponent.
     pub fn new(cfg: &SyntheticConfig) -> Result<Generator, DataError> {
         let f = |k: &str| format!("data.synthetic.{k}");
-        if cfg.users == 0 || cfg.items == 0 {
-            return Err(DataError::config(f("users"), "users and items must be ≥ 1"));
-        }
-        if cfg.users > u32::MAX as usize / 2 || cfg.items > u32::MAX as usize / 2 {
-            return Err(DataError::config(f("items"), "at most 2^31 users/items"));
+        for (key, n) in [("users", cfg.users), ("items", cfg.items)] {
+            if n == 0 {
+                return Err(DataError::config(f(key), "must be ≥ 1"));
+            }
+            if n > MAX_ENTITIES {
+                return Err(DataError::config(
+                    f(key),
+                    format!("{n} is more than {MAX_ENTITIES} (the generator keeps O(users + items) tables in memory)"),
+                ));
+            }
         }
         if cfg.topics == 0 || cfg.topics > 1 << 20 || cfg.tags_per_topic == 0 {
             return Err(DataError::config(
@@ -534,7 +542,7 @@ struct Csv {
 
 impl Csv {
     fn create(path: PathBuf, header: &str) -> Result<Csv, DataError> {
-        let f = File::create(&path).map_err(|e| DataError::io(&path, e))?;
+        let f = File::create(tmp_of(&path)).map_err(|e| DataError::io(&path, e))?;
         let mut c = Csv {
             w: BufWriter::with_capacity(1 << 20, f),
             path,
@@ -543,8 +551,14 @@ impl Csv {
             .map_err(|e| DataError::io(&c.path, e))?;
         Ok(c)
     }
+    /// Flushes and syncs the temporary file; returns the final path (the
+    /// rename happens once every table is written).
     fn finish(mut self) -> Result<PathBuf, DataError> {
         self.w.flush().map_err(|e| DataError::io(&self.path, e))?;
+        self.w
+            .get_ref()
+            .sync_all()
+            .map_err(|e| DataError::io(&self.path, e))?;
         Ok(self.path)
     }
 }
@@ -566,7 +580,7 @@ impl Pq {
                 .map(|(n, t)| Field::new(*n, t.clone(), false))
                 .collect::<Vec<_>>(),
         ));
-        let f = File::create(&path).map_err(|e| DataError::io(&path, e))?;
+        let f = File::create(tmp_of(&path)).map_err(|e| DataError::io(&path, e))?;
         let props = parquet::file::properties::WriterProperties::builder()
             .set_compression(parquet::basic::Compression::SNAPPY)
             .set_max_row_group_size(1 << 20)
@@ -601,6 +615,16 @@ impl Pq {
     }
 }
 
+/// The temporary file a table is streamed to before [`write_dataset`]
+/// renames every table into place: `dir/.name.tmp<pid>`.
+fn tmp_of(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp{}", std::process::id()))
+}
+
 fn ioe(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
     move |e| DataError::io(path, e)
 }
@@ -608,6 +632,11 @@ fn ioe(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
 /// Writes `users`, `items` and `interactions` tables (CSV or Parquet) and a
 /// ready-to-use `dataset.toml` describing them into `out` (created if
 /// needed). Interactions are streamed: memory is O(users + items).
+///
+/// Nothing is replaced until everything is written: the tables stream to
+/// hidden temporary files that are renamed into place at the end,
+/// `dataset.toml` last, so an interrupted or failed run leaves a previous
+/// dataset in `out` whole (on an error the temporaries are removed).
 ///
 /// # Errors
 /// [`DataError::Config`] for an invalid `cfg`, [`DataError::Io`] /
@@ -617,19 +646,55 @@ pub fn write_dataset(
     out: &Path,
     format: OutFormat,
 ) -> Result<WriteSummary, DataError> {
-    use arrow_array::builder::{Int64Builder, StringBuilder};
-    use arrow_schema::DataType::{Int64, Utf8};
     let g = Generator::new(cfg)?;
     std::fs::create_dir_all(out).map_err(|e| DataError::io(out, e))?;
     let ext = match format {
         OutFormat::Csv => "csv",
         OutFormat::Parquet => "parquet",
     };
-    let (up, ip, xp) = (
+    let paths = [
         out.join(format!("users.{ext}")),
         out.join(format!("items.{ext}")),
         out.join(format!("interactions.{ext}")),
-    );
+        out.join("dataset.toml"),
+    ];
+    for p in &paths {
+        if p.is_dir() {
+            return Err(DataError::io(
+                p,
+                std::io::Error::other("is a directory; the dataset would be written here"),
+            ));
+        }
+    }
+    let result = write_tables(&g, cfg, format, &paths).and_then(|()| {
+        for p in &paths {
+            std::fs::rename(tmp_of(p), p).map_err(|e| DataError::io(p, e))?;
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        for p in &paths {
+            let _ = std::fs::remove_file(tmp_of(p));
+        }
+        return Err(e);
+    }
+    Ok(WriteSummary {
+        files: paths.to_vec(),
+        rows: [cfg.users, cfg.items, cfg.interactions],
+    })
+}
+
+/// Streams the three tables and `dataset.toml` of [`write_dataset`] to
+/// the temporary files of `paths` (users, items, interactions, toml).
+fn write_tables(
+    g: &Generator,
+    cfg: &SyntheticConfig,
+    format: OutFormat,
+    paths: &[PathBuf; 4],
+) -> Result<(), DataError> {
+    use arrow_array::builder::{Int64Builder, StringBuilder};
+    use arrow_schema::DataType::{Int64, Utf8};
+    let [up, ip, xp, toml_path] = paths.clone();
     let mut files = Vec::new();
     let mut tag_buf = String::new();
     match format {
@@ -798,14 +863,10 @@ pub fn write_dataset(
             files.push(p.finish()?);
         }
     }
-    let toml_path = out.join("dataset.toml");
-    std::fs::write(&toml_path, dataset_toml(cfg, format)?)
+    std::fs::write(tmp_of(&toml_path), dataset_toml(cfg, format)?)
         .map_err(|e| DataError::io(&toml_path, e))?;
     files.push(toml_path);
-    Ok(WriteSummary {
-        files,
-        rows: [cfg.users, cfg.items, cfg.interactions],
-    })
+    Ok(())
 }
 
 /// The `dataset.toml` describing the files of [`write_dataset`].
@@ -873,6 +934,45 @@ pub fn dataset_toml(cfg: &SyntheticConfig, format: OutFormat) -> Result<String, 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn write_dataset_replaces_a_dataset_whole_or_not_at_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let small = |users, seed| SyntheticConfig {
+            users,
+            items: 20,
+            interactions: 300,
+            seed,
+            ..SyntheticConfig::default()
+        };
+        let listing = || {
+            let mut v: Vec<String> = std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        write_dataset(&small(30, 1), dir.path(), OutFormat::Csv).unwrap();
+        let want = ["dataset.toml", "interactions.csv", "items.csv", "users.csv"];
+        assert_eq!(listing(), want, "no temporary file is left");
+        let users = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+        assert_eq!(users.lines().count(), 1 + 30);
+        // a second write that cannot finish changes nothing and leaves nothing
+        std::fs::remove_file(dir.path().join("interactions.csv")).unwrap();
+        std::fs::create_dir(dir.path().join("interactions.csv")).unwrap();
+        let err = write_dataset(&small(40, 2), dir.path(), OutFormat::Csv).unwrap_err();
+        assert!(err.to_string().contains("interactions.csv"), "{err}");
+        assert_eq!(listing(), want);
+        let after = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+        assert_eq!(after, users);
+        // once writable, the whole new dataset replaces the old one
+        std::fs::remove_dir(dir.path().join("interactions.csv")).unwrap();
+        write_dataset(&small(40, 2), dir.path(), OutFormat::Csv).unwrap();
+        assert_eq!(listing(), want);
+        let users = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();
+        assert_eq!(users.lines().count(), 1 + 40);
+    }
 
     #[test]
     fn alias_table_matches_weights() {

@@ -205,25 +205,30 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
     })?;
     let st = SafeTensors::deserialize(&bytes).map_err(|e| RunError::Format {
         path: mpath.clone(),
-        message: e.to_string(),
+        message: format!("not a readable safetensors file (truncated or corrupt?): {e}"),
     })?;
-    let names: Vec<(String, usize)> = model
+    let names: Vec<(String, Vec<usize>)> = model
         .named_tensors()
         .into_iter()
-        .map(|(n, _, d)| (n, d.len()))
+        .map(|(n, shape, _)| (n, shape))
         .collect();
-    for (name, len) in names {
+    for (name, shape) in names {
         let view = st.tensor(&name).map_err(|_| RunError::Format {
             path: mpath.clone(),
             message: format!("tensor {name} missing"),
         })?;
-        if view.dtype() != Dtype::F32 || view.data().len() != len * 4 {
+        if view.dtype() != Dtype::F32 {
+            return Err(RunError::Format {
+                path: mpath.clone(),
+                message: format!("tensor {name} has dtype {:?}, expected F32", view.dtype()),
+            });
+        }
+        if view.shape() != shape.as_slice() {
             return Err(RunError::Format {
                 path: mpath.clone(),
                 message: format!(
-                    "tensor {name} does not fit the model built from the data ({} bytes, expected {}): did the data change?",
-                    view.data().len(),
-                    len * 4
+                    "tensor {name} has shape {:?}, the model built from the config and data needs {shape:?}: a model of another run, or did the data change?",
+                    view.shape()
                 ),
             });
         }

@@ -36,11 +36,12 @@ where
         w.get_ref().sync_all()?;
         Ok(())
     })();
-    if let Err(e) = result {
+    let result = result.and_then(|()| fs::rename(&tmp, path));
+    if result.is_err() {
+        // never leave the temporary behind (a rename onto a directory fails)
         let _ = fs::remove_file(&tmp);
-        return Err(e);
     }
-    fs::rename(&tmp, path)
+    result
 }
 
 /// Writes an 8-bit RGB image (`rgb`: `width × height × 3` bytes, row-major)
@@ -80,6 +81,19 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn failed_rename_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("metrics.json");
+        std::fs::create_dir(&target).unwrap();
+        assert!(atomic_write(&target, |w| w.write_all(b"{}")).is_err());
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["metrics.json"]);
     }
 
     #[test]

@@ -211,3 +211,40 @@ fn a_run_whose_data_changed_since_training_is_refused() {
     save_model(dir.path(), &out.model, &info).unwrap();
     load_run(dir.path()).unwrap();
 }
+
+#[test]
+fn a_model_file_with_a_transposed_tensor_is_refused() {
+    // Same byte count, wrong shape: was accepted and silently scrambled the weights.
+    use twotower::checkpoint::encode_f32_safetensors;
+    use twotower::run::{load_run, save_model, RunInfo, MODEL_FILE};
+    let cfg = config(&["train.epochs=1"]);
+    let ds = twotower_data::load_dataset(&cfg.data(), &cfg.raw.features, &cfg.base_dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = train(&cfg, &ds, &opts(dir.path(), false, None)).unwrap();
+    save_model(dir.path(), &out.model, &RunInfo::new(&cfg, &ds, &out)).unwrap();
+    let mut tensors = out.model.named_tensors();
+    let k = tensors
+        .iter()
+        .position(|(_, s, _)| s.len() == 2 && s[0] != s[1])
+        .unwrap();
+    tensors[k].1.reverse();
+    let name = tensors[k].0.clone();
+    std::fs::write(
+        dir.path().join(MODEL_FILE),
+        encode_f32_safetensors(&tensors).unwrap(),
+    )
+    .unwrap();
+    let err = load_run(dir.path())
+        .err()
+        .expect("a transposed tensor must be refused")
+        .to_string();
+    assert!(
+        err.contains(MODEL_FILE) && err.contains(&name) && err.contains("has shape"),
+        "{err}"
+    );
+    // a truncated file names the file and says what is wrong
+    let bytes = std::fs::read(dir.path().join(MODEL_FILE)).unwrap();
+    std::fs::write(dir.path().join(MODEL_FILE), &bytes[..bytes.len() / 2]).unwrap();
+    let err = load_run(dir.path()).err().unwrap().to_string();
+    assert!(err.contains("truncated or corrupt"), "{err}");
+}

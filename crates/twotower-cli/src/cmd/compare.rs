@@ -21,6 +21,9 @@ use twotower::report::{self, ReportInput, RunBins, VariantSpec, REPORT_FORMAT_VE
 use twotower::run::{self, RunInfo};
 use twotower::train::{encode_all, eval_set, train, TrainOptions};
 
+/// Largest `--seeds`: a report of more seeds than this is a mistake, not a study.
+pub const MAX_SEEDS: usize = 1000;
+
 /// Arguments of `twotower compare`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -68,6 +71,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let t0 = Instant::now();
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");
+    }
+    if args.seeds > MAX_SEEDS {
+        bail!(
+            "--seeds {}: at most {MAX_SEEDS} (each seed trains every variant once)",
+            args.seeds
+        );
     }
     if args.decile_k == 0 {
         bail!("--decile-k must be at least 1");

@@ -28,6 +28,24 @@ pub struct Args {
 
 /// Runs `twotower mi`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    // checked before the work: the SVG goes beside the PNG (same stem), so a
+    // non-.png name would be overwritten by the SVG
+    let is_png = args
+        .out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+    if !is_png {
+        anyhow::bail!(
+            "--out {}: must name a .png file (the labelled SVG is written beside it, same stem)",
+            args.out.display()
+        );
+    }
+    if args.out.is_dir() {
+        anyhow::bail!(
+            "--out {}: is a directory, expected a .png file name",
+            args.out.display()
+        );
+    }
     let cfg = Config::load(args.config.as_deref(), &args.set)?;
     let ds = super::load_data(&cfg, false)?;
     let feats = &ds.items.features;
