@@ -136,6 +136,20 @@ pub fn user_vector(
             feats.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
         );
     }
+    if idx.is_none() {
+        let missing: Vec<&str> = feats
+            .iter()
+            .filter(|f| !f.is_id && !given.contains(&f.name.as_str()))
+            .map(|f| f.name.as_str())
+            .collect();
+        if !missing.is_empty() {
+            eprintln!(
+                "note: user {user:?} is not in the data; features not given ({}) use their \
+                 out-of-vocabulary (missing) embedding",
+                missing.join(", ")
+            );
+        }
+    }
     let offsets: Vec<Vec<u32>> = per_feature
         .iter()
         .map(|v| vec![0, v.len() as u32])
