@@ -650,6 +650,16 @@ impl ColText {
                 })?;
                 ColText::I64(c.as_primitive::<Int64Type>().clone())
             }
+            other if other.is_nested() => {
+                return Err(DataError::Parquet {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "column `{col}` has nested type {other}: store a multi-valued feature as \
+                         one string joined by its separator (default `|`), or as a long (key, value) \
+                         table (`table = ...`)"
+                    ),
+                })
+            }
             other => {
                 let c = arrow_cast::cast(a, &DataType::Utf8).map_err(|_| DataError::Parquet {
                     path: path.to_path_buf(),
@@ -804,6 +814,30 @@ pub(crate) fn parse_err(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_parquet_columns_are_rejected_not_stringified() {
+        // A list<string> column used to be cast to text ("[a, b]") and
+        // silently became one odd vocabulary token per list.
+        use arrow_array::builder::{ListBuilder, StringBuilder};
+        let mut b = ListBuilder::new(StringBuilder::new());
+        b.values().append_value("a");
+        b.values().append_value("b");
+        b.append(true);
+        let a: ArrayRef = std::sync::Arc::new(b.finish());
+        let err = ColText::new(&a, Path::new("items.parquet"), "tags")
+            .err()
+            .expect("a list column must be an error")
+            .to_string();
+        assert!(
+            err.contains("items.parquet") && err.contains("`tags`"),
+            "{err}"
+        );
+        assert!(
+            err.contains("nested type") && err.contains("separator"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn splitter_handles_multibyte_delimiters_and_empty_fields() {
