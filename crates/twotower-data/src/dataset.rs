@@ -149,6 +149,73 @@ pub struct IngestReport {
     pub features: Vec<FeatureReport>,
 }
 
+impl IngestReport {
+    /// Problems worth a warning even when loading succeeded, one sentence
+    /// each: a feature with no value for any entity of its side (it carries
+    /// no information: wrong column, transform or type?), values that could
+    /// not be parsed, entities without a feature row (a key mismatch between
+    /// tables, e.g. `1` vs `1.0`), and skipped bad rows. `n_users`,
+    /// `n_items`: the dataset's entity counts.
+    pub fn warnings(&self, n_users: usize, n_items: usize) -> Vec<String> {
+        let mut w = Vec::new();
+        for f in &self.features {
+            let (n, side) = match f.side {
+                Side::User => (n_users, "user"),
+                Side::Item => (n_items, "item"),
+            };
+            if !f.is_id && n > 0 && f.missing >= n {
+                w.push(format!(
+                    "feature {}: no {side} has a value ({} unparsable): it carries no \
+                     information; check its column, transform and type",
+                    f.name, f.unparsable
+                ));
+            } else if f.unparsable > 0 {
+                w.push(format!(
+                    "feature {}: {} values could not be parsed and count as missing",
+                    f.name, f.unparsable
+                ));
+            }
+        }
+        for (rows, without, unused, n, side) in [
+            (
+                self.user_table_rows,
+                self.users_without_feature_row,
+                self.users_without_interactions,
+                n_users,
+                "users",
+            ),
+            (
+                self.item_table_rows,
+                self.items_without_feature_row,
+                self.items_without_interactions,
+                n_items,
+                "items",
+            ),
+        ] {
+            let table = side;
+            if rows > 0 && without > 0 {
+                // every table row unused by the interactions: the keys never meet
+                let all = if unused >= rows {
+                    " — none matches a key of the table: do the key columns agree (type, format)?"
+                } else {
+                    ""
+                };
+                w.push(format!(
+                    "{without} of {n} {side} have no row in the {table} table (their features \
+                     count as missing){all}"
+                ));
+            }
+        }
+        if self.skipped_rows > 0 {
+            w.push(format!(
+                "{} bad rows were skipped (on_bad_row = \"skip\")",
+                self.skipped_rows
+            ));
+        }
+        w
+    }
+}
+
 /// A loaded, encoded, split dataset.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Dataset {
@@ -1077,6 +1144,51 @@ pub fn data_dir(data: &DataConfig, base_dir: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ingest_warnings_name_unusable_features_and_unmatched_keys() {
+        let feat = |name: &str, side, is_id, missing, unparsable| FeatureReport {
+            name: name.into(),
+            side,
+            kind: FeatureKind::Categorical,
+            is_id,
+            vocab_len: 3,
+            missing,
+            unparsable,
+        };
+        let mut r = IngestReport {
+            user_table_rows: 10,
+            users_without_feature_row: 4,
+            users_without_interactions: 2,
+            features: vec![
+                feat("user_id", Side::User, true, 14, 0),
+                feat("age", Side::User, false, 14, 10),
+                feat("gender", Side::User, false, 5, 3),
+                feat("genre", Side::Item, false, 0, 0),
+            ],
+            ..IngestReport::default()
+        };
+        let w = r.warnings(14, 7);
+        assert_eq!(w.len(), 3, "{w:?}");
+        assert!(
+            w[0].starts_with("feature age: no user has a value (10 unparsable)"),
+            "{w:?}"
+        );
+        assert_eq!(
+            w[1],
+            "feature gender: 3 values could not be parsed and count as missing"
+        );
+        assert!(
+            w[2].starts_with("4 of 14 users have no row in the users table"),
+            "{w:?}"
+        );
+        assert!(!w[2].contains("none matches"), "{w:?}");
+        // no table row is used by an interaction: the keys never meet
+        r.users_without_interactions = 10;
+        assert!(r.warnings(14, 7)[2].contains("none matches a key of the table"));
+        // a clean report says nothing
+        assert!(IngestReport::default().warnings(14, 7).is_empty());
+    }
 
     #[test]
     fn year_and_first_char_transforms() {

@@ -50,6 +50,10 @@ pub fn load_data(cfg: &Config, quiet: bool) -> anyhow::Result<Dataset> {
             t.elapsed().as_secs_f64()
         );
     }
+    // printed even with -q: these change what the model can learn
+    for w in ds.report.warnings(ds.users.ids.len(), ds.items.ids.len()) {
+        eprintln!("warning: {w}");
+    }
     Ok(ds)
 }
 
