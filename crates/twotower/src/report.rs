@@ -502,19 +502,24 @@ fn metric_map(
         }
         let val = match v {
             serde_json::Value::Null => None,
-            serde_json::Value::Number(x) => Some(x.as_f64().ok_or_else(|| ReportError::Field {
-                path: path.to_path_buf(),
-                line: None,
-                field: format!("{field_prefix}{k}"),
-                expected: "a number or null",
-                got: x.to_string(),
-            })?),
+            // every EVALUATION.md metric is a fraction
+            serde_json::Value::Number(x) => Some(
+                x.as_f64()
+                    .filter(|v| (0.0..=1.0).contains(v))
+                    .ok_or_else(|| ReportError::Field {
+                        path: path.to_path_buf(),
+                        line: None,
+                        field: format!("{field_prefix}{k}"),
+                        expected: "a number in [0, 1] or null",
+                        got: x.to_string(),
+                    })?,
+            ),
             other => {
                 return Err(ReportError::Field {
                     path: path.to_path_buf(),
                     line: None,
                     field: format!("{field_prefix}{k}"),
-                    expected: "a number or null",
+                    expected: "a number in [0, 1] or null",
                     got: other.to_string(),
                 })
             }
@@ -580,6 +585,20 @@ pub fn read_run(dir: &Path) -> Result<RunResult, ReportError> {
     };
     let train_seconds = num("train_seconds")?;
     let examples_per_second = num("examples_per_second")?;
+    for (field, v) in [
+        ("train_seconds", train_seconds),
+        ("examples_per_second", examples_per_second),
+    ] {
+        if !(v.is_finite() && v >= 0.0) {
+            return Err(ReportError::Field {
+                path: mpath.clone(),
+                line: None,
+                field: field.into(),
+                expected: "a finite number >= 0",
+                got: v.to_string(),
+            });
+        }
+    }
     let epath = dir.join("epochs.jsonl");
     let epochs = if epath.exists() {
         read_epochs(&epath)?
@@ -709,9 +728,16 @@ pub fn parse_variant(spec: &str) -> Result<VariantSpec, ReportError> {
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty())
         .collect();
+    let mut keys: Vec<&str> = Vec::new();
     for o in &overrides {
         match o.split_once('=') {
-            Some((k, _)) if !k.trim().is_empty() => {}
+            Some((k, _)) if !k.trim().is_empty() => {
+                let k = k.trim();
+                if keys.contains(&k) {
+                    return Err(bad(&format!("key `{k}` is set twice; give each key once")));
+                }
+                keys.push(k);
+            }
             _ => return Err(bad(&format!("override `{o}` is not KEY=VALUE"))),
         }
     }

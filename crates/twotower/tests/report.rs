@@ -252,6 +252,8 @@ fn variants_parse() {
         "a=loss.logq",
         "a=x=[1,2",
         "a=x=\"open",
+        "a=train.epochs=1,train.epochs=2",
+        "a=train.epochs=1, train.epochs =2",
     ] {
         assert!(
             matches!(parse_variant(bad), Err(ReportError::Variant { .. })),
@@ -612,9 +614,27 @@ fn read_run_reads_and_rejects() {
             field, expected, ..
         }) => {
             assert_eq!(field, "recall@50");
-            assert_eq!(expected, "a number or null");
+            assert_eq!(expected, "a number in [0, 1] or null");
         }
         other => panic!("expected a field error, got {other:?}"),
+    }
+    // a metric outside [0, 1] (hand-edited or corrupt) is refused, not reported
+    for (text, want) in [
+        (r#"{"recall@50": 7.5, "most_popular": {}}"#, "recall@50"),
+        (
+            r#"{"recall@50": 0.3, "most_popular": {"recall@50": -1}}"#,
+            "most_popular.recall@50",
+        ),
+        (
+            r#"{"recall@50": 0.3, "most_popular": {}, "train_seconds": -2, "examples_per_second": 1}"#,
+            "train_seconds",
+        ),
+    ] {
+        std::fs::write(d.join("metrics.json"), text).unwrap();
+        match report::read_run(d) {
+            Err(ReportError::Field { field, .. }) => assert_eq!(field, want),
+            other => panic!("{text}: expected a field error, got {other:?}"),
+        }
     }
     std::fs::write(
         d.join("metrics.json"),
