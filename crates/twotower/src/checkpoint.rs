@@ -90,6 +90,13 @@ pub struct CheckpointMeta {
     pub table_rows: BTreeMap<String, usize>,
     /// A hash of the tensor file's bytes.
     pub tensors_hash: String,
+    /// Training wall seconds up to this checkpoint, earlier processes
+    /// included (0 in checkpoints written before it existed).
+    #[serde(default)]
+    pub train_seconds: f64,
+    /// Main-batch training examples up to this checkpoint (as above).
+    #[serde(default)]
+    pub examples: u64,
 }
 
 /// Stable 64-bit FNV-1a hash of bytes, hex.
@@ -240,6 +247,8 @@ mod tests {
             history: vec![],
             table_rows: BTreeMap::new(),
             tensors_hash: String::new(),
+            train_seconds: 1.5,
+            examples: 640,
         }
     }
 

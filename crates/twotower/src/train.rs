@@ -456,8 +456,11 @@ pub fn train(
         return Err(TrainError::Data("the catalog has no items".into()));
     }
     let t = &cfg.raw.train;
-    let start = Instant::now();
-    let mut examples = 0u64;
+    let mut cost = Cost {
+        start: Instant::now(),
+        prior_seconds: 0.0,
+        examples: 0,
+    };
     let mut steps_this_process = 0u64;
 
     let mut resume_meta: Option<(CheckpointMeta, BTreeMap<String, checkpoint::Tensor>)> = None;
@@ -486,6 +489,8 @@ pub fn train(
                 ),
             });
         }
+        cost.prior_seconds = meta.train_seconds;
+        cost.examples = meta.examples;
         resume_meta = Some((meta, tensors));
     }
 
@@ -528,7 +533,7 @@ pub fn train(
             resume_meta.take(),
             &mut history,
             opts,
-            &mut examples,
+            &mut cost,
             &mut steps_this_process,
             None,
         )?;
@@ -574,7 +579,7 @@ pub fn train(
             resume,
             &mut history,
             opts,
-            &mut examples,
+            &mut cost,
             &mut steps_this_process,
             best,
         )
@@ -584,14 +589,29 @@ pub fn train(
         })?;
         final_model = Some(r.model);
     }
-    let secs = start.elapsed().as_secs_f64();
+    let secs = cost.seconds();
     Ok(TrainOutcome {
         model: final_model.expect("set above"),
         history,
         best,
-        examples_per_second: examples as f64 / secs.max(1e-9),
+        examples_per_second: cost.examples as f64 / secs.max(1e-9),
         train_seconds: secs,
     })
+}
+
+/// What training has cost so far, across processes: a resumed run starts
+/// from the checkpoint's figures, so `run.json` reports the whole run.
+struct Cost {
+    start: Instant,
+    prior_seconds: f64,
+    examples: u64,
+}
+
+impl Cost {
+    /// Wall seconds of training so far (earlier processes included).
+    fn seconds(&self) -> f64 {
+        self.prior_seconds + self.start.elapsed().as_secs_f64()
+    }
 }
 
 /// Owned named tensors: (name, shape, values).
@@ -627,7 +647,7 @@ fn run_phase(
     resume: Option<(CheckpointMeta, BTreeMap<String, checkpoint::Tensor>)>,
     history: &mut Vec<serde_json::Value>,
     opts: &TrainOptions<'_>,
-    examples_total: &mut u64,
+    cost: &mut Cost,
     steps_this_process: &mut u64,
     initial_best: Option<(f64, usize)>,
 ) -> Result<PhaseResult, TrainError> {
@@ -775,7 +795,8 @@ fn run_phase(
                 best: Option<(f64, usize)>,
                 since_best: usize,
                 finished: bool,
-                history: &Vec<serde_json::Value>|
+                history: &Vec<serde_json::Value>,
+                cost: &Cost|
      -> Result<(), TrainError> {
         let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
         for (name, shape, data) in model.named_tensors() {
@@ -817,6 +838,8 @@ fn run_phase(
             history: history.clone(),
             table_rows,
             tensors_hash: String::new(),
+            train_seconds: cost.seconds(),
+            examples: cost.examples,
         };
         checkpoint::save(&opts.run_dir, &tensors, &mut meta)?;
         Ok(())
@@ -946,7 +969,7 @@ fn run_phase(
                 n_steps += 1;
             }
             ep_examples += bn as u64;
-            *examples_total += bn as u64;
+            cost.examples += bn as u64;
             if b % 16 == 0 || b + 1 == n_batches {
                 pb.set_position(b as u64 + 1);
                 let eps = ep_examples as f64 / ep_start.elapsed().as_secs_f64().max(1e-9);
@@ -976,6 +999,7 @@ fn run_phase(
                         since_best,
                         false,
                         history,
+                        cost,
                     )?;
                     return Err(TrainError::Interrupted {
                         run_dir: opts.run_dir.clone(),
@@ -1086,6 +1110,7 @@ fn run_phase(
             since_best,
             finished,
             history,
+            cost,
         )?;
     }
     // the search phase returns its best model; the refit phase its last

@@ -77,6 +77,24 @@ fn check_resume(extra: &[&str], stops: &[u64]) {
         tensors(&full.model) == tensors(&resumed.model),
         "resumed model differs from the uninterrupted one"
     );
+    // the reported cost covers every process, not only the last one:
+    // examples = examples/s × seconds, the same count as the uninterrupted run
+    let examples = |o: &twotower::train::TrainOutcome| o.examples_per_second * o.train_seconds;
+    assert!(
+        (examples(&full) - examples(&resumed)).abs() < 0.5,
+        "{} examples reported after resuming, {} uninterrupted",
+        examples(&resumed),
+        examples(&full)
+    );
+    // resuming a finished run trains nothing and still reports the run's cost
+    let again = train(&cfg, &ds, &opts(b.path(), true, None)).unwrap();
+    assert!((examples(&again) - examples(&full)).abs() < 0.5);
+    assert!(
+        again.train_seconds > 0.5 * resumed.train_seconds,
+        "{} s reported for the finished run, {} s when it finished",
+        again.train_seconds,
+        resumed.train_seconds
+    );
 }
 
 #[test]
