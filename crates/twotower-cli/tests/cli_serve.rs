@@ -17,14 +17,15 @@ const INTERACTIONS: &str = "u,i,t\n\
 2,1,5\n2,2,6\n2,5,7\n2,6,8\n\
 3,1,9\n3,3,10\n3,5,11\n3,6,12\n\
 4,1,13\n4,2,14\n4,3,15\n4,4,16\n";
-const ITEMS: &str = "item,genres,year\n1,Drama|Comedy,1995\n2,Action,1980\n3,Drama,1994\n\
-4,Comedy,\n5,Action|Drama,1971\n6,Horror,1999\n7,Drama,1990\n";
+const ITEMS: &str = "item,genres,year,name\n1,Drama|Comedy,1995,One\n2,Action,1980,Two\n\
+3,Drama,1994,Three\n4,Comedy,,Four\n5,Action|Drama,1971,\"Five, the\"\n6,Horror,1999,Six\n\
+7,Drama,1990,Seven\n";
 
 fn train(dir: &Path) {
     std::fs::write(dir.join("i.csv"), INTERACTIONS).unwrap();
     std::fs::write(dir.join("items.csv"), ITEMS).unwrap();
     let cfg = "[data.interactions]\nfile = \"i.csv\"\nuser = \"u\"\nitem = \"i\"\ntimestamp = \"t\"\n\
-               [data.items]\nfile = \"items.csv\"\nkey = \"item\"\n\
+               [data.items]\nfile = \"items.csv\"\nkey = \"item\"\nlabel = \"name\"\n\
                [features.user_id]\nside = \"user\"\nkind = \"categorical\"\ncolumn = \"u\"\n\
                [features.item_id]\nside = \"item\"\nkind = \"categorical\"\ncolumn = \"item\"\n\
                [features.genres]\nside = \"item\"\nkind = \"multi_categorical\"\ncolumn = \"genres\"\n\
@@ -65,29 +66,29 @@ fn recommend_and_similar_print_ranked_items_with_popularity_and_features() {
 
     // user 1 has items 1-4 in train: only 5, 6, 7 are left
     let rows = tsv(&["recommend", "--user", "1", "-k", "5"], &run);
-    assert_eq!(
-        rows[0],
-        ["rank", "item", "score", "train_clicks", "decade", "genres"]
-    );
+    let header = [
+        "rank",
+        "item",
+        "name",
+        "score",
+        "train_clicks",
+        "decade",
+        "genres",
+    ];
+    assert_eq!(rows[0], header);
     assert_eq!(rows.len(), 1 + 3, "{rows:?}");
-    let mut seen: Vec<&str> = rows[1..].iter().map(|r| r[1].as_str()).collect();
-    seen.sort_unstable();
-    assert_eq!(seen, ["5", "6", "7"]);
-    let scores: Vec<f64> = rows[1..].iter().map(|r| r[2].parse().unwrap()).collect();
+    let scores: Vec<f64> = rows[1..].iter().map(|r| r[3].parse().unwrap()).collect();
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "{scores:?}");
     for (r, row) in rows[1..].iter().enumerate() {
         assert_eq!(row[0], (r + 1).to_string());
-        // hand-counted clicks, decade bucket and genres of each item
-        let (clicks, decade, genres) = match row[1].as_str() {
-            "5" => ("2", "<1980", "Action|Drama"),
-            "6" => ("2", ">=1990", "Horror"),
-            "7" => ("0", ">=1990", "Drama"),
+        // the label column, hand-counted clicks, decade bucket and genres
+        let want = match row[1].as_str() {
+            "5" => ["Five, the", "2", "<1980", "Action|Drama"],
+            "6" => ["Six", "2", ">=1990", "Horror"],
+            "7" => ["Seven", "0", ">=1990", "Drama"],
             other => panic!("unexpected item {other}"),
         };
-        assert_eq!(
-            (row[3].as_str(), row[4].as_str(), row[5].as_str()),
-            (clicks, decade, genres)
-        );
+        assert_eq!([&row[2], &row[4], &row[5], &row[6]], want);
     }
 
     // --include-seen ranks the whole catalog; item 4 has no year: "-"
@@ -98,15 +99,15 @@ fn recommend_and_similar_print_ranked_items_with_popularity_and_features() {
     assert_eq!(rows.len(), 1 + 7);
     let four = rows.iter().find(|r| r[1] == "4").unwrap();
     assert_eq!(
-        (four[3].as_str(), four[4].as_str(), four[5].as_str()),
-        ("2", "-", "Comedy")
+        [&four[2], &four[4], &four[5], &four[6]],
+        ["Four", "2", "-", "Comedy"]
     );
     let one = rows.iter().find(|r| r[1] == "1").unwrap();
-    assert_eq!((one[3].as_str(), one[4].as_str()), ("4", ">=1990"));
+    assert_eq!([&one[4], &one[5]], ["4", ">=1990"]);
 
     // similar never returns the query item; the neighbours of item 1 are the other 6
     let rows = tsv(&["similar", "--item", "1", "-k", "10"], &run);
-    assert_eq!(rows[0][..4], ["rank", "item", "score", "train_clicks"]);
+    assert_eq!(rows[0], header);
     assert_eq!(rows.len(), 1 + 6);
     assert!(rows[1..].iter().all(|r| r[1] != "1"));
 }

@@ -245,6 +245,11 @@ pub struct EntityTableSpec {
     pub columns: Option<Vec<String>>,
     /// The entity key column (matches the interactions' user/item column).
     pub key: ColumnRef,
+    /// A column shown beside each entity by `recommend` and `similar` (a
+    /// title, a name); read as text, not a model feature. Default none (the
+    /// MovieLens presets: the item title).
+    #[serde(default)]
+    pub label: Option<ColumnRef>,
 }
 
 /// A long (key, value) table for a multi-categorical feature: one row per

@@ -84,6 +84,10 @@ pub struct EntityTable {
     pub features: Vec<EncodedFeature>,
     /// Entities without a row in this side's feature table (0 when there is no table).
     pub missing_feature_rows: usize,
+    /// The table's `label` column, for display: (column name, one text per
+    /// entity, empty without a table row); `None` without a label column.
+    #[serde(default)]
+    pub labels: Option<(String, Vec<String>)>,
 }
 
 impl EntityTable {
@@ -286,6 +290,8 @@ pub(crate) struct RawData {
     pub item_key_refs: Vec<ColumnRef>,
     pub users: Option<RawEntityTable>,
     pub items: Option<RawEntityTable>,
+    /// The `label` column of the user / item table, if any (display only).
+    pub labels: [Option<ColumnRef>; 2],
     /// Long tables by feature name.
     pub long: BTreeMap<String, RawLongTable>,
     pub skipped_rows: usize,
@@ -927,7 +933,12 @@ fn read_raw(data: &DataConfig, feats: &FeaturesConfig, dir: &Path) -> Result<Raw
                      skipped: &mut usize|
      -> Result<Option<RawEntityTable>, DataError> {
         let fs = side_feats(feats, side);
-        let cols = needed_columns(&fs, keys);
+        let mut cols = needed_columns(&fs, keys);
+        if let Some(l) = spec.as_ref().and_then(|s| s.label.as_ref()) {
+            if !cols.contains(l) {
+                cols.push(l.clone());
+            }
+        }
         let field = match side {
             Side::User => "data.users",
             Side::Item => "data.items",
@@ -980,6 +991,10 @@ fn read_raw(data: &DataConfig, feats: &FeaturesConfig, dir: &Path) -> Result<Raw
         item_key_refs,
         users,
         items,
+        labels: [
+            uspec.as_ref().and_then(|s| s.label.clone()),
+            tspec.as_ref().and_then(|s| s.label.clone()),
+        ],
         long,
         skipped_rows: skipped,
     })
@@ -1047,7 +1062,7 @@ pub(crate) fn encode(
     };
     let mut orphan = 0usize;
     let mut sides = Vec::new();
-    for (side, ids, index, table, maps, key_refs, counts) in [
+    for (side, ids, index, table, maps, key_refs, counts, label) in [
         (
             Side::User,
             uids,
@@ -1056,6 +1071,7 @@ pub(crate) fn encode(
             &umaps,
             &raw.user_key_refs,
             train.user_counts(n_users),
+            &raw.labels[0],
         ),
         (
             Side::Item,
@@ -1065,6 +1081,7 @@ pub(crate) fn encode(
             &imaps,
             &raw.item_key_refs,
             train.item_counts(n_items),
+            &raw.labels[1],
         ),
     ] {
         let ctx = SideCtx {
@@ -1091,6 +1108,21 @@ pub(crate) fn encode(
             Side::User => report.users_without_feature_row = missing_rows,
             Side::Item => report.items_without_feature_row = missing_rows,
         }
+        let labels = match (label, table) {
+            (Some(c), Some(t)) => {
+                let col = t.column(c).expect("the label column was read");
+                let text = ctx
+                    .ent_row
+                    .iter()
+                    .map(|r| match r {
+                        Some(r) => col.dict[col.codes[*r as usize] as usize].clone(),
+                        None => String::new(),
+                    })
+                    .collect();
+                Some((col.name.clone(), text))
+            }
+            _ => None,
+        };
         drop(ctx);
         sides.push(EntityTable {
             id_rank: (0..ids.len() as u32).collect(),
@@ -1098,6 +1130,7 @@ pub(crate) fn encode(
             index,
             features: encoded,
             missing_feature_rows: missing_rows,
+            labels,
         });
     }
     report.orphan_long_rows = orphan;

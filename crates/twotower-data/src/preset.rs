@@ -75,6 +75,7 @@ fn table(file: &str, delim: &str, enc: Encoding, cols: &[&str], key: &str) -> En
         encoding: enc,
         columns: names(cols),
         key: key.into(),
+        label: None,
     }
 }
 
@@ -105,7 +106,10 @@ pub fn preset_tables(preset: Preset) -> PresetTables {
                     &["user", "age", "gender", "occupation", "zip"],
                     "user",
                 ),
-                items: table("u.item", "|", Encoding::Latin1, &item_cols, "item"),
+                items: EntityTableSpec {
+                    label: Some("title".into()),
+                    ..table("u.item", "|", Encoding::Latin1, &item_cols, "item")
+                },
             }
         }
         Preset::MovieLens1m => PresetTables {
@@ -129,13 +133,16 @@ pub fn preset_tables(preset: Preset) -> PresetTables {
                 &["user", "gender", "age", "occupation", "zip"],
                 "user",
             ),
-            items: table(
-                "movies.dat",
-                "::",
-                Encoding::Latin1,
-                &["item", "title", "genres"],
-                "item",
-            ),
+            items: EntityTableSpec {
+                label: Some("title".into()),
+                ..table(
+                    "movies.dat",
+                    "::",
+                    Encoding::Latin1,
+                    &["item", "title", "genres"],
+                    "item",
+                )
+            },
         },
     }
 }

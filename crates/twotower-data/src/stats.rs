@@ -164,6 +164,7 @@ mod tests {
             id_rank: (0..n as u32).collect(),
             features: vec![],
             missing_feature_rows: 0,
+            labels: None,
         }
     }
 

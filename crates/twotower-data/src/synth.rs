@@ -479,6 +479,7 @@ pub(crate) fn generate_raw(cfg: &SyntheticConfig) -> Result<RawData, DataError> 
         interactions: inter,
         user_key_refs: vec![ColumnRef::Name("user".into())],
         item_key_refs: vec![ColumnRef::Name("item".into())],
+        labels: [None, None],
         users: Some(RawEntityTable {
             keys: ukeys,
             columns: vec![
@@ -884,6 +885,7 @@ pub fn dataset_toml(cfg: &SyntheticConfig, format: OutFormat) -> Result<String, 
         encoding: Encoding::Utf8,
         columns: None,
         key: key.into(),
+        label: None,
     };
     #[derive(Serialize)]
     struct Data {

@@ -183,6 +183,11 @@ fn generic_config_encodes_exactly_like_the_preset() {
     }
     // And everything else (split, report) too.
     assert_eq!(a, b);
+    // the title is kept for display (Latin-1 decoded), not as a feature
+    let (col, titles) = a.items.labels.as_ref().expect("the preset labels items");
+    assert_eq!((col.as_str(), titles.len()), ("title", 1682));
+    assert_eq!(titles[0], "Toy Story (1995)");
+    assert!(a.items.feature("title").is_none());
     // The fingerprint depends on content, not on how the files are described;
     // one moved timestamp, one dropped test row or one feature value changes it.
     let fp = a.fingerprint();

@@ -169,7 +169,8 @@ pub fn user_vector(
 }
 
 /// Prints ranked items as TSV: `rank`, `item` (id as written in the data),
-/// `score` (cosine), `train_clicks` (the item's train interactions: its
+/// the item table's `label` column when the config names one (the title for
+/// the MovieLens presets), `score` (cosine), `train_clicks` (the item's train interactions: its
 /// popularity, 0 = cold) and one column per non-id item feature with the
 /// item's values as the model saw them (multi-valued joined by `|`; `-` =
 /// missing or out of vocabulary).
@@ -180,7 +181,13 @@ pub fn print_items(run: &LoadedRun, hits: &[(u32, f32)]) {
     for &i in &run.dataset.train.item {
         clicks[i as usize] += 1;
     }
-    let mut header = String::from("rank\titem\tscore\ttrain_clicks");
+    let labels = items.labels.as_ref();
+    let mut header = String::from("rank\titem");
+    if let Some((name, _)) = labels {
+        header.push('\t');
+        header.push_str(name);
+    }
+    header.push_str("\tscore\ttrain_clicks");
     for f in &feats {
         header.push('\t');
         header.push_str(&f.name);
@@ -188,7 +195,17 @@ pub fn print_items(run: &LoadedRun, hits: &[(u32, f32)]) {
     println!("{header}");
     for (r, &(i, s)) in hits.iter().enumerate() {
         let i = i as usize;
-        let mut line = format!("{}\t{}\t{s:.4}\t{}", r + 1, items.ids[i], clicks[i]);
+        let mut line = format!("{}\t{}", r + 1, items.ids[i]);
+        if let Some((_, text)) = labels {
+            line.push('\t');
+            // TSV: a tab or line break inside the text would shift the columns
+            line.extend(
+                text[i]
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c }),
+            );
+        }
+        line.push_str(&format!("\t{s:.4}\t{}", clicks[i]));
         for f in &feats {
             let vals: Vec<&str> = f
                 .row(i)

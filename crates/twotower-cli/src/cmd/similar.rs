@@ -35,6 +35,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .index
         .get(&args.item)
         .ok_or_else(|| anyhow!("item {:?} is not in the catalog", args.item))?;
+    if let Some((name, text)) = &run.dataset.items.labels {
+        eprintln!("item {}: {name} {:?}", args.item, text[i as usize]);
+    }
     let (_, items) = super::serve::vectors(&run);
     let probe = items
         .slice(ndarray::s![..items.nrows().min(200), ..])
