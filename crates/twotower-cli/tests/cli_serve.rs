@@ -111,3 +111,36 @@ fn recommend_and_similar_print_ranked_items_with_popularity_and_features() {
     assert_eq!(rows.len(), 1 + 6);
     assert!(rows[1..].iter().all(|r| r[1] != "1"));
 }
+
+#[test]
+fn an_out_path_that_is_a_file_is_refused_before_any_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("taken");
+    std::fs::write(&file, "x").unwrap();
+    for (args, want) in [
+        (
+            vec!["export", "--run", "nowhere", "--out"],
+            "is a file, expected a directory",
+        ),
+        (
+            vec!["train", "-q", "--out"],
+            "is a file, expected a directory",
+        ),
+    ] {
+        let out = bin().args(&args).arg(&file).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains(want), "{args:?}: {err}");
+    }
+    let out = bin()
+        .args(["export", "--run", "nowhere", "--out"])
+        .arg(file.join("sub"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("is a file, so the directory cannot be created"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}

@@ -119,7 +119,7 @@ pub enum EvalError {
         item_dim: usize,
     },
     /// A score is NaN: the ranking would be meaningless.
-    #[error("score of item {item} (user {user:?}) is NaN")]
+    #[error("score of item index {item}{} is NaN: the model's vectors are not finite (a diverged or corrupt model?)", .user.map(|u| format!(" for user index {u}")).unwrap_or_default())]
     NanScore {
         /// The user being ranked, when known.
         user: Option<u32>,

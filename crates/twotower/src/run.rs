@@ -158,6 +158,14 @@ pub struct LoadedRun {
 /// vocabularies no longer match the model's tables.
 pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
     let rpath = dir.join(RUN_FILE);
+    if !rpath.exists() && crate::checkpoint::exists(dir) {
+        return Err(RunError::Format {
+            path: dir.to_path_buf(),
+            message: "an unfinished run (a checkpoint, no run.json): finish it with \
+                      `twotower train --resume` and the same --config/--set"
+                .into(),
+        });
+    }
     let text = std::fs::read_to_string(&rpath).map_err(|source| RunError::Io {
         path: rpath.clone(),
         source,
@@ -235,6 +243,15 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
         let dst = model.tensor_mut(&name).expect("named tensor exists");
         for (d, c) in dst.iter_mut().zip(view.data().chunks_exact(4)) {
             *d = f32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        if let Some(k) = dst.iter().position(|v| !v.is_finite()) {
+            return Err(RunError::Format {
+                path: mpath.clone(),
+                message: format!(
+                    "tensor {name} holds a non-finite value (element {k} = {}): a diverged or corrupt model",
+                    dst[k]
+                ),
+            });
         }
     }
     Ok(LoadedRun {

@@ -260,6 +260,33 @@ fn a_model_file_with_a_transposed_tensor_is_refused() {
         err.contains(MODEL_FILE) && err.contains(&name) && err.contains("has shape"),
         "{err}"
     );
+    // a NaN weight (a diverged run, a corrupt file) is refused at load, not
+    // met later as a NaN score
+    let mut tensors = out.model.named_tensors();
+    let mut poisoned = tensors[k].2.to_vec();
+    poisoned[3] = f32::NAN;
+    tensors[k].2 = &poisoned;
+    std::fs::write(
+        dir.path().join(MODEL_FILE),
+        encode_f32_safetensors(&tensors).unwrap(),
+    )
+    .unwrap();
+    let err = load_run(dir.path())
+        .err()
+        .expect("a NaN weight must be refused")
+        .to_string();
+    assert!(
+        err.contains(&name) && err.contains("non-finite value (element 3"),
+        "{err}"
+    );
+    // a checkpoint without run.json is an unfinished run: say how to finish it
+    std::fs::remove_file(dir.path().join("run.json")).unwrap();
+    let err = load_run(dir.path()).err().unwrap().to_string();
+    assert!(
+        err.contains("unfinished run") && err.contains("--resume"),
+        "{err}"
+    );
+    save_model(dir.path(), &out.model, &RunInfo::new(&cfg, &ds, &out)).unwrap();
     // a truncated file names the file and says what is wrong
     let bytes = std::fs::read(dir.path().join(MODEL_FILE)).unwrap();
     std::fs::write(dir.path().join(MODEL_FILE), &bytes[..bytes.len() / 2]).unwrap();

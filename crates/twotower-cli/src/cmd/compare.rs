@@ -68,6 +68,7 @@ struct Planned {
 
 /// Runs `twotower compare`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    super::check_out_dir(&args.out)?;
     let t0 = Instant::now();
     if args.seeds == 0 {
         bail!("--seeds must be at least 1");

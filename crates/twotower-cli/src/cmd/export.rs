@@ -18,6 +18,7 @@ pub struct Args {
 
 /// Runs `twotower export`.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    super::check_out_dir(&args.out)?;
     let run = load_run(&args.run)?;
     super::set_threads(run.config.raw.train.threads)?;
     let (users, items) = super::serve::vectors(&run);

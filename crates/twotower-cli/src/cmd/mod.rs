@@ -57,6 +57,25 @@ pub fn load_data(cfg: &Config, quiet: bool) -> anyhow::Result<Dataset> {
     Ok(ds)
 }
 
+/// Checks an `--out` directory before any work: it, and the nearest of its
+/// ancestors that exists, must be directories (a file there made the write
+/// fail at the end with a bare "File exists").
+pub fn check_out_dir(out: &std::path::Path) -> anyhow::Result<()> {
+    if let Some(p) = out.ancestors().find(|p| p.exists()) {
+        if !p.is_dir() {
+            if p == out {
+                anyhow::bail!("--out {}: is a file, expected a directory", out.display());
+            }
+            anyhow::bail!(
+                "--out {}: {} is a file, so the directory cannot be created",
+                out.display(),
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Prints the model's metrics beside the most-popular baseline.
 pub fn print_metrics(m: &serde_json::Value, ks: &[usize]) {
     let pop = m.get("most_popular");

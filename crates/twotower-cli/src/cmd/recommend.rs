@@ -51,6 +51,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .to_owned();
     let index = super::serve::item_index(&run, &items, args.ann, &probe, args.k, exclude.len())?;
     let hits = index.search(&query, args.k, &exclude)?;
+    if hits.is_empty() {
+        eprintln!(
+            "note: no item left to recommend: user {:?} has all {} catalog items in train (--include-seen keeps them)",
+            args.user,
+            exclude.len()
+        );
+    }
     super::serve::print_items(&run, &hits);
     Ok(())
 }

@@ -37,6 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cfg = Config::load(args.config.as_deref(), &args.set)?;
     super::set_threads(cfg.raw.train.threads)?;
     let out = &args.out;
+    super::check_out_dir(out)?;
     if !args.resume && out.join(twotower::checkpoint::META_FILE).exists() && !args.force {
         bail!(
             "{} already holds a run; use --resume to continue it, --force to replace it, or another --out",
