@@ -334,6 +334,21 @@ mod tests {
         assert_eq!(cols, vec![2, 3, 0]);
     }
 
+    /// The mask by definition: every (i, j ≠ i) whose item is in row i's
+    /// user's history, as (offsets, cols).
+    fn brute_force_mask(h: &UserHistory, users: &[u32], items: &[u32]) -> (Vec<u32>, Vec<u32>) {
+        let (mut off, mut cols) = (vec![0u32], Vec::new());
+        for (i, &u) in users.iter().enumerate() {
+            for (j, &it) in items.iter().enumerate() {
+                if j != i && h.contains(u, it) {
+                    cols.push(j as u32);
+                }
+            }
+            off.push(cols.len() as u32);
+        }
+        (off, cols)
+    }
+
     #[test]
     fn mask_matches_brute_force_for_short_and_long_histories() {
         // C = 12 candidates (with duplicates). User 0: 3 items (binary
@@ -353,16 +368,7 @@ mod tests {
         let items = [4u32, 6, 9, 9, 81, 17, 2, 3, 4, 40, 14, 77];
         let (mut off, mut cols, mut scratch) = (Vec::new(), Vec::new(), MaskScratch::default());
         h.fill_mask(&users, &items, &mut off, &mut cols, &mut scratch);
-        let (mut want_off, mut want) = (vec![0u32], Vec::new());
-        for (i, &u) in users.iter().enumerate() {
-            for (j, &it) in items.iter().enumerate() {
-                if j != i && h.contains(u, it) {
-                    want.push(j as u32);
-                }
-            }
-            want_off.push(want.len() as u32);
-        }
-        assert_eq!((off, cols), (want_off, want));
+        assert_eq!((off, cols), brute_force_mask(&h, &users, &items));
     }
 
     #[test]
@@ -384,17 +390,9 @@ mod tests {
             let items: Vec<u32> = (0..c as u32).map(|j| (j * 31 + 5) % 97).collect();
             let (mut off, mut cols) = (Vec::new(), Vec::new());
             h.fill_mask(&users, &items, &mut off, &mut cols, &mut scratch);
-            let (mut want_off, mut want) = (vec![0u32], Vec::new());
-            for (i, &u) in users.iter().enumerate() {
-                for (j, &it) in items.iter().enumerate() {
-                    if j != i && h.contains(u, it) {
-                        want.push(j as u32);
-                    }
-                }
-                want_off.push(want.len() as u32);
-            }
-            assert!(want.len() > b, "the case must mask many cells");
-            assert_eq!((off, cols), (want_off, want), "B = {b}");
+            let want = brute_force_mask(&h, &users, &items);
+            assert!(want.1.len() > b, "the case must mask many cells");
+            assert_eq!((off, cols), want, "B = {b}");
         }
     }
 }

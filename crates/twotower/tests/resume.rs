@@ -240,22 +240,23 @@ fn a_model_file_with_a_transposed_tensor_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let out = train(&cfg, &ds, &opts(dir.path(), false, None)).unwrap();
     save_model(dir.path(), &out.model, &RunInfo::new(&cfg, &ds, &out)).unwrap();
+    // writes `tensors` as the run's model and returns load_run's error
+    let refused = |tensors: &[(String, Vec<usize>, &[f32])], what: &str| -> String {
+        let bytes = encode_f32_safetensors(tensors).unwrap();
+        std::fs::write(dir.path().join(MODEL_FILE), bytes).unwrap();
+        match load_run(dir.path()) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("{what} must be refused"),
+        }
+    };
     let mut tensors = out.model.named_tensors();
     let k = tensors
         .iter()
         .position(|(_, s, _)| s.len() == 2 && s[0] != s[1])
         .unwrap();
-    tensors[k].1.reverse();
     let name = tensors[k].0.clone();
-    std::fs::write(
-        dir.path().join(MODEL_FILE),
-        encode_f32_safetensors(&tensors).unwrap(),
-    )
-    .unwrap();
-    let err = load_run(dir.path())
-        .err()
-        .expect("a transposed tensor must be refused")
-        .to_string();
+    tensors[k].1.reverse();
+    let err = refused(&tensors, "a transposed tensor");
     assert!(
         err.contains(MODEL_FILE) && err.contains(&name) && err.contains("has shape"),
         "{err}"
@@ -266,15 +267,7 @@ fn a_model_file_with_a_transposed_tensor_is_refused() {
     let mut poisoned = tensors[k].2.to_vec();
     poisoned[3] = f32::NAN;
     tensors[k].2 = &poisoned;
-    std::fs::write(
-        dir.path().join(MODEL_FILE),
-        encode_f32_safetensors(&tensors).unwrap(),
-    )
-    .unwrap();
-    let err = load_run(dir.path())
-        .err()
-        .expect("a NaN weight must be refused")
-        .to_string();
+    let err = refused(&tensors, "a NaN weight");
     assert!(
         err.contains(&name) && err.contains("non-finite value (element 3"),
         "{err}"
