@@ -239,9 +239,10 @@ impl Dataset {
     /// A 64-bit content fingerprint (streaming FNV-1a, as 16 hex digits) of
     /// everything a model trained on this dataset depends on: the user and
     /// item ids in order, every encoded feature (name, vocabulary, values)
-    /// and the train and test interactions (user, item, timestamp, weight).
-    /// Independent of file formatting (delimiter, quoting, column order);
-    /// any change that could change a model or a metric changes it. Stored
+    /// and the train and test interactions (user, item, timestamp, weight)
+    /// as multisets. Independent of file formatting (delimiter, quoting,
+    /// column order) and of the order of the interaction rows;
+    /// any change that could change a trained model's metrics or recommendations changes it. Stored
     /// in a run so that serving commands can tell when the data changed.
     pub fn fingerprint(&self) -> String {
         let mut h = crate::hash::Fnv1a64::default();
@@ -264,17 +265,23 @@ impl Dataset {
                 }
             }
         }
+        // rows as a multiset: the order of the file's lines changes neither
+        // the split (it sorts by time) nor any metric or recommendation
         for split in [&self.train, &self.test] {
-            h.write(&(split.len() as u64).to_le_bytes());
-            for k in 0..split.len() {
-                h.write(&split.user[k].to_le_bytes());
-                h.write(&split.item[k].to_le_bytes());
-                h.write(&split.timestamp[k].to_le_bytes());
-            }
-            if let Some(w) = &split.weight {
-                for x in w {
-                    h.write(&x.to_bits().to_le_bytes());
-                }
+            let mut rows: Vec<(u32, u32, i64, u32)> = (0..split.len())
+                .map(|k| {
+                    let w = split.weight.as_ref().map_or(0, |w| w[k].to_bits());
+                    (split.user[k], split.item[k], split.timestamp[k], w)
+                })
+                .collect();
+            rows.sort_unstable();
+            h.write(&(rows.len() as u64).to_le_bytes());
+            h.write(&[split.weight.is_some() as u8]);
+            for (u, i, t, w) in rows {
+                h.write(&u.to_le_bytes());
+                h.write(&i.to_le_bytes());
+                h.write(&t.to_le_bytes());
+                h.write(&w.to_le_bytes());
             }
         }
         format!("{:016x}", h.finish())

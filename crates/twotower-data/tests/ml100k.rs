@@ -196,6 +196,13 @@ fn generic_config_encodes_exactly_like_the_preset() {
     let mut c = a.clone();
     c.train.timestamp[0] += 1;
     assert_ne!(c.fingerprint(), fp);
+    // rows in another order are the same data
+    let mut c = a.clone();
+    for col in [&mut c.train.user, &mut c.train.item] {
+        col.swap(0, 1);
+    }
+    c.train.timestamp.swap(0, 1);
+    assert_eq!(c.fingerprint(), fp);
     let mut c = a.clone();
     c.test.user.pop();
     c.test.item.pop();
