@@ -237,13 +237,14 @@ pub struct Dataset {
 
 impl Dataset {
     /// A 64-bit content fingerprint (streaming FNV-1a, as 16 hex digits) of
-    /// everything a model trained on this dataset depends on: the user and
-    /// item ids in order, every encoded feature (name, vocabulary, values)
-    /// and the train and test interactions (user, item, timestamp, weight)
-    /// as multisets. Independent of file formatting (delimiter, quoting,
-    /// column order) and of the order of the interaction rows;
-    /// any change that could change a trained model's metrics or recommendations changes it. Stored
-    /// in a run so that serving commands can tell when the data changed.
+    /// everything a trained model's evaluation and serving depend on: the
+    /// user and item ids in order, every encoded feature (name, vocabulary,
+    /// values) and the train and test interactions (user, item, timestamp,
+    /// weight) as multisets. Independent of file formatting (delimiter,
+    /// quoting, column order) and of the order of the interaction rows; any
+    /// change that could change a trained model's metrics or recommendations
+    /// changes it. Stored in a run so that serving commands can tell when the
+    /// data changed.
     pub fn fingerprint(&self) -> String {
         let mut h = crate::hash::Fnv1a64::default();
         for side in [&self.users, &self.items] {
