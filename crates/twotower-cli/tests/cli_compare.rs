@@ -221,6 +221,22 @@ fn compare_two_variants_two_seeds() {
         "{}",
         text(&other)
     );
+
+    // A finished run of other data (its fingerprint no longer matches) is not
+    // reused as if it were this data's.
+    let rj = out.join("runs/no_logq/seed1/run.json");
+    let mut info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&rj).unwrap()).unwrap();
+    assert_eq!(info["data_fingerprint"].as_str().map(str::len), Some(16));
+    info["data_fingerprint"] = "0123456789abcdef".into();
+    std::fs::write(&rj, info.to_string()).unwrap();
+    let stale = compare(d, &[]);
+    assert!(!stale.status.success());
+    assert!(
+        String::from_utf8_lossy(&stale.stderr).contains("trained on other data"),
+        "{}",
+        text(&stale)
+    );
 }
 
 #[test]

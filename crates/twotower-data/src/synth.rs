@@ -637,7 +637,8 @@ fn ioe(path: &Path) -> impl Fn(std::io::Error) -> DataError + '_ {
 /// Nothing is replaced until everything is written: the tables stream to
 /// hidden temporary files that are renamed into place at the end,
 /// `dataset.toml` last, so an interrupted or failed run leaves a previous
-/// dataset in `out` whole (on an error the temporaries are removed).
+/// dataset in `out` whole (on an error the temporaries are removed; those
+/// of a killed run are removed by the next run into the same folder).
 ///
 /// # Errors
 /// [`DataError::Config`] for an invalid `cfg`, [`DataError::Io`] /
@@ -659,6 +660,24 @@ pub fn write_dataset(
         out.join(format!("interactions.{ext}")),
         out.join("dataset.toml"),
     ];
+    // hidden temporaries of earlier interrupted runs (any pid) of these tables
+    if let Ok(entries) = std::fs::read_dir(out) {
+        let stems: Vec<String> = paths
+            .iter()
+            .filter_map(|p| {
+                p.file_name()
+                    .map(|n| format!(".{}.tmp", n.to_string_lossy()))
+            })
+            .collect();
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(rest) = stems.iter().find_map(|s| name.strip_prefix(s.as_str())) {
+                if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+                    let _ = std::fs::remove_file(e.path());
+                }
+            }
+        }
+    }
     for p in &paths {
         if p.is_dir() {
             return Err(DataError::io(
@@ -955,7 +974,11 @@ mod tests {
             v.sort();
             v
         };
+        // a temporary left by an interrupted earlier run is cleaned up; other files stay
+        std::fs::write(dir.path().join(".interactions.csv.tmp99999"), "stale").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
         write_dataset(&small(30, 1), dir.path(), OutFormat::Csv).unwrap();
+        std::fs::remove_file(dir.path().join("notes.txt")).unwrap();
         let want = ["dataset.toml", "interactions.csv", "items.csv", "users.csv"];
         assert_eq!(listing(), want, "no temporary file is left");
         let users = std::fs::read_to_string(dir.path().join("users.csv")).unwrap();

@@ -97,6 +97,11 @@ pub struct CheckpointMeta {
     /// Main-batch training examples up to this checkpoint (as above).
     #[serde(default)]
     pub examples: u64,
+    /// `Dataset::fingerprint` of the data being trained on (absent in
+    /// checkpoints written before it existed): `--resume` on changed data is
+    /// refused.
+    #[serde(default)]
+    pub data_fingerprint: Option<String>,
 }
 
 /// Stable 64-bit FNV-1a hash of bytes, hex.
@@ -249,6 +254,7 @@ mod tests {
             tensors_hash: String::new(),
             train_seconds: 1.5,
             examples: 640,
+            data_fingerprint: Some("0123456789abcdef".into()),
         }
     }
 

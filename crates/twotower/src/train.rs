@@ -489,6 +489,27 @@ pub fn train(
                 ),
             });
         }
+        if let Some(fp) = &meta.data_fingerprint {
+            let now = ds.fingerprint();
+            if *fp != now {
+                return Err(TrainError::Resume {
+                    run_dir: opts.run_dir.clone(),
+                    message: format!(
+                        "the data changed since the checkpoint (data fingerprint {fp} then, {now} now): \
+                         a model trained partly on each would match neither; restore the data or retrain"
+                    ),
+                });
+            }
+        }
+        if !(meta.train_seconds.is_finite() && meta.train_seconds >= 0.0) {
+            return Err(TrainError::Resume {
+                run_dir: opts.run_dir.clone(),
+                message: format!(
+                    "checkpoint train_seconds = {} is not a finite number >= 0 (a corrupt checkpoint?)",
+                    meta.train_seconds
+                ),
+            });
+        }
         cost.prior_seconds = meta.train_seconds;
         cost.examples = meta.examples;
         resume_meta = Some((meta, tensors));
@@ -784,6 +805,7 @@ fn run_phase(
     let mut ws = Workspace::default();
     let mut grads = ModelGrads::new(&model);
 
+    let data_fingerprint = ds.fingerprint();
     let save = |model: &TwoTower<f32>,
                 opt: &Optimizer<f32>,
                 freq: &Frequency,
@@ -840,6 +862,7 @@ fn run_phase(
             tensors_hash: String::new(),
             train_seconds: cost.seconds(),
             examples: cost.examples,
+            data_fingerprint: Some(data_fingerprint.clone()),
         };
         checkpoint::save(&opts.run_dir, &tensors, &mut meta)?;
         Ok(())

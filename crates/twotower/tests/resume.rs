@@ -286,3 +286,28 @@ fn a_model_file_with_a_transposed_tensor_is_refused() {
     let err = load_run(dir.path()).err().unwrap().to_string();
     assert!(err.contains("truncated or corrupt"), "{err}");
 }
+
+#[test]
+fn resume_on_changed_data_is_refused() {
+    // A checkpoint continued on other data would mix two datasets in one model.
+    let cfg = config(&["train.epochs=2"]);
+    let ds = twotower_data::load_dataset(&cfg.data(), &cfg.raw.features, &cfg.base_dir).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    match train(&cfg, &ds, &opts(dir.path(), false, Some(20))) {
+        Err(TrainError::Interrupted { .. }) => {}
+        other => panic!("expected an interruption, got {:?}", other.map(|o| o.best)),
+    }
+    let mut changed = ds.clone();
+    changed.train.timestamp[0] += 1;
+    match train(&cfg, &changed, &opts(dir.path(), true, None)) {
+        Err(TrainError::Resume { message, .. }) => {
+            assert!(
+                message.contains("data changed since the checkpoint"),
+                "{message}"
+            )
+        }
+        other => panic!("expected a resume error, got {:?}", other.map(|o| o.best)),
+    }
+    // the same data resumes
+    train(&cfg, &ds, &opts(dir.path(), true, None)).unwrap();
+}

@@ -313,6 +313,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if out.is_dir() {
         bail!("--out {} is a directory; give a file name", out.display());
     }
+    super::check_out_file_parent(&out)?;
     if let Some(dir) = out.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         tempfile::NamedTempFile::new_in(dir)

@@ -168,6 +168,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (rep, members) in &groups {
         let cfg0 = &plans[*rep].configs[0].1;
         let ds = super::load_data(cfg0, false)?;
+        let fingerprint = ds.fingerprint();
         let set = eval_set(&ds, &ds.train, &ds.test)?;
         let pop_bins = report::popularity_bin_counts(
             &set,
@@ -188,7 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let existing = if args.force {
                     Existing::None
                 } else {
-                    existing_run(&dir, cfg, args.decile_k)?
+                    existing_run(&dir, cfg, &fingerprint, args.decile_k)?
                 };
                 let prior = match existing {
                     Existing::Finished => {
@@ -325,7 +326,7 @@ enum Existing {
 
 /// Inspects `dir`. A finished run of another config is an error: reusing it
 /// would mislabel it, retraining would destroy it.
-fn existing_run(dir: &Path, cfg: &Config, k: usize) -> anyhow::Result<Existing> {
+fn existing_run(dir: &Path, cfg: &Config, fingerprint: &str, k: usize) -> anyhow::Result<Existing> {
     let rpath = dir.join(run::RUN_FILE);
     if !dir.join(run::METRICS_FILE).exists() || !rpath.exists() {
         return Ok(Existing::None);
@@ -339,6 +340,14 @@ fn existing_run(dir: &Path, cfg: &Config, k: usize) -> anyhow::Result<Existing> 
             "{} holds a finished run of another config; use --force to retrain it, or another --out",
             dir.display()
         );
+    }
+    if let Some(fp) = &info.data_fingerprint {
+        if fp != fingerprint {
+            bail!(
+                "{} holds a finished run trained on other data (data fingerprint {fp}, the data now {fingerprint}); use --force to retrain it, or another --out",
+                dir.display()
+            );
+        }
     }
     let bpath = dir.join(report::BINS_FILE);
     let fresh = bpath.exists() && {

@@ -58,6 +58,7 @@ pub struct Args {
 
 /// Runs the subcommand.
 pub fn run(args: Args) -> anyhow::Result<()> {
+    super::check_out_dir(&args.out)?;
     let cfg = SyntheticConfig {
         users: args.users,
         items: args.items,

@@ -46,6 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.out.display()
         );
     }
+    super::check_out_file_parent(&args.out)?;
     let cfg = Config::load(args.config.as_deref(), &args.set)?;
     let ds = super::load_data(&cfg, false)?;
     let feats = &ds.items.features;

@@ -214,8 +214,14 @@ pub fn print_items(run: &LoadedRun, hits: &[(u32, f32)]) {
                 .filter_map(|&v| f.vocab.token(v))
                 .collect();
             line.push('\t');
-            line.push_str(if vals.is_empty() { "-" } else { "" });
-            line.push_str(&vals.join("|"));
+            if vals.is_empty() {
+                line.push('-');
+            }
+            line.extend(
+                vals.join("|")
+                    .chars()
+                    .map(|c| if c.is_control() { ' ' } else { c }),
+            );
         }
         println!("{line}");
     }
