@@ -63,13 +63,18 @@ fn main() {
         Command::Bench(a) => cmd::bench::run(a),
     };
     if let Err(e) = result {
-        eprintln!("error: {}", error_chain(&e));
-        // Ctrl-C during training: the conventional 128 + SIGINT
+        // Ctrl-C during training is a deliberate stop, not a failure: no
+        // "error:", the conventional exit status 128 + SIGINT
         let interrupted = matches!(
             e.downcast_ref::<twotower::train::TrainError>(),
             Some(twotower::train::TrainError::Interrupted { .. })
         );
-        std::process::exit(if interrupted { 130 } else { 1 });
+        if interrupted {
+            eprintln!("{e}");
+            std::process::exit(130);
+        }
+        eprintln!("error: {}", error_chain(&e));
+        std::process::exit(1);
     }
 }
 

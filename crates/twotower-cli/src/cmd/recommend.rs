@@ -51,6 +51,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .to_owned();
     let index = super::serve::item_index(&run, &items, args.ann, &probe, args.k, exclude.len())?;
     let hits = index.search(&query, args.k, &exclude)?;
+    if !hits.is_empty() && hits.len() < args.k {
+        eprintln!(
+            "note: {} items listed, fewer than -k {}: the catalog minus the user's {} train items",
+            hits.len(),
+            args.k,
+            exclude.len()
+        );
+    }
     if hits.is_empty() {
         eprintln!(
             "note: no item left to recommend: user {:?} has all {} catalog items in train (--include-seen keeps them)",
