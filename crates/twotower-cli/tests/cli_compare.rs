@@ -227,8 +227,9 @@ fn compare_two_variants_two_seeds() {
     let rj = out.join("runs/no_logq/seed1/run.json");
     let mut info: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&rj).unwrap()).unwrap();
-    assert_eq!(info["data_fingerprint"].as_str().map(str::len), Some(16));
-    info["data_fingerprint"] = "0123456789abcdef".into();
+    let fp = info["data_fingerprint"].as_str().unwrap();
+    assert!(fp.starts_with("v1:") && fp.len() == 19, "{fp}");
+    info["data_fingerprint"] = "v1:0123456789abcdef".into();
     std::fs::write(&rj, info.to_string()).unwrap();
     let stale = compare(d, &[]);
     assert!(!stale.status.success());

@@ -235,8 +235,12 @@ pub struct Dataset {
     pub report: IngestReport,
 }
 
+/// Version of [`Dataset::fingerprint`]'s algorithm, the prefix of its value
+/// (`v1:` + 16 hex digits); bumped whenever what it hashes changes.
+pub const FINGERPRINT_VERSION: &str = "v1";
+
 impl Dataset {
-    /// A 64-bit content fingerprint (streaming FNV-1a, as 16 hex digits) of
+    /// A 64-bit content fingerprint (streaming FNV-1a; `v1:` + 16 hex digits) of
     /// everything a trained model's evaluation and serving depend on: the
     /// user and item ids in order, every encoded feature (name, vocabulary,
     /// values) and the train and test interactions (user, item, timestamp,
@@ -285,7 +289,18 @@ impl Dataset {
                 h.write(&w.to_le_bytes());
             }
         }
-        format!("{:016x}", h.finish())
+        format!("{FINGERPRINT_VERSION}:{:016x}", h.finish())
+    }
+
+    /// Whether `stored` (a fingerprint kept in a run or checkpoint) proves
+    /// that this dataset differs from the one it was computed on: false when
+    /// they match, and when `stored` comes from another version of the
+    /// algorithm (nothing can be concluded; older runs keep loading).
+    pub fn fingerprint_differs(&self, stored: &str) -> bool {
+        match stored.split_once(':') {
+            Some((v, _)) if v == FINGERPRINT_VERSION => stored != self.fingerprint(),
+            _ => false,
+        }
     }
 }
 

@@ -191,11 +191,16 @@ fn generic_config_encodes_exactly_like_the_preset() {
     // The fingerprint depends on content, not on how the files are described;
     // one moved timestamp, one dropped test row or one feature value changes it.
     let fp = a.fingerprint();
-    assert_eq!(fp.len(), 16);
+    assert!(fp.starts_with("v1:") && fp.len() == 19, "{fp}");
+    assert!(!a.fingerprint_differs(&fp));
+    // another algorithm version proves nothing: not a difference
+    assert!(!a.fingerprint_differs("v0:0000000000000000"));
+    assert!(!a.fingerprint_differs("0000000000000000"));
     assert_eq!(fp, b.fingerprint());
     let mut c = a.clone();
     c.train.timestamp[0] += 1;
     assert_ne!(c.fingerprint(), fp);
+    assert!(c.fingerprint_differs(&fp));
     // rows in another order are the same data
     let mut c = a.clone();
     for col in [&mut c.train.user, &mut c.train.item] {

@@ -192,7 +192,7 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
         twotower_data::load_dataset(&config.data(), &config.raw.features, &config.base_dir)?;
     if let Some(want) = &info.data_fingerprint {
         let now = dataset.fingerprint();
-        if &now != want {
+        if dataset.fingerprint_differs(want) {
             return Err(RunError::Format {
                 path: rpath,
                 message: format!(

@@ -491,7 +491,7 @@ pub fn train(
         }
         if let Some(fp) = &meta.data_fingerprint {
             let now = ds.fingerprint();
-            if *fp != now {
+            if ds.fingerprint_differs(fp) {
                 return Err(TrainError::Resume {
                     run_dir: opts.run_dir.clone(),
                     message: format!(

@@ -215,7 +215,7 @@ fn a_run_whose_data_changed_since_training_is_refused() {
     // the same data loads; a fingerprint that no longer matches is an error
     save_model(dir.path(), &out.model, &info).unwrap();
     load_run(dir.path()).unwrap();
-    info.data_fingerprint = Some("0123456789abcdef".into());
+    info.data_fingerprint = Some("v1:0123456789abcdef".into());
     save_model(dir.path(), &out.model, &info).unwrap();
     let err = load_run(dir.path())
         .err()

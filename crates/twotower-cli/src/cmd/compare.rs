@@ -168,7 +168,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (rep, members) in &groups {
         let cfg0 = &plans[*rep].configs[0].1;
         let ds = super::load_data(cfg0, false)?;
-        let fingerprint = ds.fingerprint();
         let set = eval_set(&ds, &ds.train, &ds.test)?;
         let pop_bins = report::popularity_bin_counts(
             &set,
@@ -189,7 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let existing = if args.force {
                     Existing::None
                 } else {
-                    existing_run(&dir, cfg, &fingerprint, args.decile_k)?
+                    existing_run(&dir, cfg, &ds, args.decile_k)?
                 };
                 let prior = match existing {
                     Existing::Finished => {
@@ -326,7 +325,12 @@ enum Existing {
 
 /// Inspects `dir`. A finished run of another config is an error: reusing it
 /// would mislabel it, retraining would destroy it.
-fn existing_run(dir: &Path, cfg: &Config, fingerprint: &str, k: usize) -> anyhow::Result<Existing> {
+fn existing_run(
+    dir: &Path,
+    cfg: &Config,
+    ds: &twotower_data::Dataset,
+    k: usize,
+) -> anyhow::Result<Existing> {
     let rpath = dir.join(run::RUN_FILE);
     if !dir.join(run::METRICS_FILE).exists() || !rpath.exists() {
         return Ok(Existing::None);
@@ -342,10 +346,11 @@ fn existing_run(dir: &Path, cfg: &Config, fingerprint: &str, k: usize) -> anyhow
         );
     }
     if let Some(fp) = &info.data_fingerprint {
-        if fp != fingerprint {
+        if ds.fingerprint_differs(fp) {
             bail!(
-                "{} holds a finished run trained on other data (data fingerprint {fp}, the data now {fingerprint}); use --force to retrain it, or another --out",
-                dir.display()
+                "{} holds a finished run trained on other data (data fingerprint {fp}, the data now {}); use --force to retrain it, or another --out",
+                dir.display(),
+                ds.fingerprint()
             );
         }
     }
