@@ -14,9 +14,11 @@
 //! removed from the ranking anyway (EVALUATION.md), so nothing is lost by
 //! not pushing them down.
 //!
-//! Memory is O(training interactions), built once; a step costs
-//! O(B · C · log h) binary searches (h = a user's history length) and
-//! touches nothing O(vocabulary).
+//! Memory is O(training interactions), built once; a step sorts its C
+//! candidates once and intersects each row's history (h items) with them by
+//! merge or binary search, whichever is cheaper, rows in parallel — at most
+//! O(B · min(h + C, min(h, C) · log max(h, C))) — and touches nothing
+//! O(vocabulary).
 //!
 //! [`recency_weights`] gives each training interaction a weight that decays
 //! with its age within its user's history (time-decayed sample weights).
