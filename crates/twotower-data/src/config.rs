@@ -245,9 +245,10 @@ pub struct EntityTableSpec {
     pub columns: Option<Vec<String>>,
     /// The entity key column (matches the interactions' user/item column).
     pub key: ColumnRef,
-    /// A column shown beside each entity by `recommend` and `similar` (a
-    /// title, a name); read as text, not a model feature. Default none (the
-    /// MovieLens presets: the item title).
+    /// `[data.items]` only: a column shown beside each item by `recommend`
+    /// and `similar` (a title, a name); read as text, not a model feature.
+    /// Default none (the MovieLens presets: the title). On `[data.users]`
+    /// it is an error.
     #[serde(default)]
     pub label: Option<ColumnRef>,
 }

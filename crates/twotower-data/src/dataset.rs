@@ -210,6 +210,12 @@ impl IngestReport {
                 ));
             }
         }
+        if self.orphan_long_rows > 0 {
+            w.push(format!(
+                "{} rows of long (key, value) feature tables name no user or item of their side (ignored)",
+                self.orphan_long_rows
+            ));
+        }
         if self.skipped_rows > 0 {
             w.push(format!(
                 "{} bad rows were skipped (on_bad_row = \"skip\")",
@@ -380,6 +386,12 @@ pub fn effective_tables(
         .users
         .clone()
         .or_else(|| preset.as_ref().map(|p| p.users.clone()));
+    if users.as_ref().is_some_and(|u| u.label.is_some()) {
+        return Err(DataError::config(
+            "data.users.label",
+            "only [data.items] takes a label (recommend/similar show it beside items)",
+        ));
+    }
     let items = data
         .items
         .clone()
@@ -1242,6 +1254,12 @@ mod tests {
         // no table row is used by an interaction: the keys never meet
         r.users_without_interactions = 10;
         assert!(r.warnings(14, 7)[2].contains("none matches a key of the table"));
+        r.orphan_long_rows = 5;
+        assert!(r
+            .warnings(14, 7)
+            .last()
+            .unwrap()
+            .starts_with("5 rows of long (key, value) feature tables name no user or item"));
         // a clean report says nothing
         assert!(IngestReport::default().warnings(14, 7).is_empty());
     }

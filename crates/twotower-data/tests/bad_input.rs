@@ -367,6 +367,10 @@ fn inconsistent_feature_configs_are_config_errors() {
             "[features.m]\nside=\"item\"\nkind=\"multi_categorical\"\n",
             "features.m",
         ),
+        (
+            "[data.users]\nfile=\"inter.csv\"\nkey=\"user\"\nlabel=\"item\"\n",
+            "data.users.label",
+        ),
     ];
     for (feat, field_prefix) in cases {
         match d.load(&format!("{INTER}{feat}")) {
