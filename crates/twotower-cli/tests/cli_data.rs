@@ -149,7 +149,7 @@ fn generate_writes_tables_and_a_config_that_stats_reads() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("affinity"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--affinity: "));
 }
 
 #[test]

@@ -76,7 +76,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         FormatArg::Parquet => OutFormat::Parquet,
     };
     let t = Instant::now();
-    let s = write_dataset(&cfg, &args.out, format)?;
+    let s = write_dataset(&cfg, &args.out, format).map_err(|e| match e {
+        // the generator names its config keys; here they came from flags
+        twotower_data::DataError::Config { field, message } => {
+            match field.strip_prefix("data.synthetic.") {
+                Some(key) => anyhow::anyhow!("--{}: {message}", key.replace('_', "-")),
+                None => anyhow::anyhow!("{field}: {message}"),
+            }
+        }
+        other => other.into(),
+    })?;
     let secs = t.elapsed().as_secs_f64();
     let mut text = format!(
         "wrote {} users, {} items, {} interactions in {:.1} s\n",

@@ -31,6 +31,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from("."));
     let ds = load_dataset(&data, &features, &base)
         .with_context(|| format!("loading the dataset of {}", args.config.display()))?;
+    for w in ds.report.warnings(ds.users.ids.len(), ds.items.ids.len()) {
+        eprintln!("warning: {w}");
+    }
     let s = stats(&ds);
     let text = if args.json {
         serde_json::to_string_pretty(&s)? + "\n"
