@@ -241,6 +241,18 @@ pub struct Dataset {
     pub report: IngestReport,
 }
 
+/// Whether `stored` (a [`Dataset::fingerprint`] kept in a run or
+/// checkpoint) proves that the data now fingerprinted `current` differs from
+/// the data it was computed on: false when they match, and when `stored`
+/// comes from another version of the algorithm (nothing can be concluded;
+/// older runs keep loading).
+pub fn fingerprints_differ(stored: &str, current: &str) -> bool {
+    match stored.split_once(':') {
+        Some((v, _)) if v == FINGERPRINT_VERSION => stored != current,
+        _ => false,
+    }
+}
+
 /// Version of [`Dataset::fingerprint`]'s algorithm, the prefix of its value
 /// (`v1:` + 16 hex digits); bumped whenever what it hashes changes.
 pub const FINGERPRINT_VERSION: &str = "v1";
@@ -296,17 +308,6 @@ impl Dataset {
             }
         }
         format!("{FINGERPRINT_VERSION}:{:016x}", h.finish())
-    }
-
-    /// Whether `stored` (a fingerprint kept in a run or checkpoint) proves
-    /// that this dataset differs from the one it was computed on: false when
-    /// they match, and when `stored` comes from another version of the
-    /// algorithm (nothing can be concluded; older runs keep loading).
-    pub fn fingerprint_differs(&self, stored: &str) -> bool {
-        match stored.split_once(':') {
-            Some((v, _)) if v == FINGERPRINT_VERSION => stored != self.fingerprint(),
-            _ => false,
-        }
     }
 }
 

@@ -29,8 +29,8 @@ pub use config::{
     SyntheticConfig, Transform,
 };
 pub use dataset::{
-    effective_features, effective_tables, load_dataset, Dataset, EncodedFeature, EntityTable,
-    FeatureReport, IngestReport,
+    effective_features, effective_tables, fingerprints_differ, load_dataset, Dataset,
+    EncodedFeature, EntityTable, FeatureReport, IngestReport,
 };
 pub use error::DataError;
 pub use raw::{read_interactions, RawInteractions};

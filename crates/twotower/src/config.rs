@@ -774,17 +774,18 @@ impl Config {
 mod tests {
     use super::*;
 
+    /// The error of loading the defaults with one `--set` override.
+    fn set_err(set: &str) -> String {
+        Config::load(None, &[set.into()]).unwrap_err().to_string()
+    }
+
     #[test]
     fn set_typos_are_blamed_on_the_flag_with_the_valid_keys() {
-        let err = Config::load(None, &["ssl.cfm_partner=false".into()])
-            .unwrap_err()
-            .to_string();
+        let err = set_err("ssl.cfm_partner=false");
         assert!(err.contains("--set ssl.cfm_partner=false"), "{err}");
         assert!(err.contains("unknown key `cfm_partner` in [ssl]"), "{err}");
         assert!(err.contains("cfm_id_partner"), "{err}");
-        let err = Config::load(None, &["trian.seed=1".into()])
-            .unwrap_err()
-            .to_string();
+        let err = set_err("trian.seed=1");
         assert!(err.contains("unknown section `trian`"), "{err}");
         // valid keys pass, and their values are applied
         let c = Config::load(
@@ -805,13 +806,9 @@ mod tests {
         assert!(err.contains("c.toml line 4"), "{err}");
         assert!(err.contains("`loss.temperature` = -1"), "{err}");
         // the same value from a flag blames the flag
-        let err = Config::load(None, &["loss.temperature=0".into()])
-            .unwrap_err()
-            .to_string();
+        let err = set_err("loss.temperature=0");
         assert!(err.starts_with("--set loss.temperature=0:"), "{err}");
-        let err = Config::load(None, &["train.recency_decay=-0.5".into()])
-            .unwrap_err()
-            .to_string();
+        let err = set_err("train.recency_decay=-0.5");
         assert!(
             err.starts_with("--set train.recency_decay=-0.5:") && err.contains("[0, 50]"),
             "{err}"
@@ -821,15 +818,11 @@ mod tests {
             "train.epoch_average=0.99999999",
             "loss.mixed_negatives=100000000000",
         ] {
-            let err = Config::load(None, &[bad_set.into()])
-                .unwrap_err()
-                .to_string();
+            let err = set_err(bad_set);
             assert!(err.starts_with(&format!("--set {bad_set}:")), "{err}");
         }
         // a wrong type from a flag blames the flag; from a file, its line
-        let err = Config::load(None, &["train.recency_decay=abc".into()])
-            .unwrap_err()
-            .to_string();
+        let err = set_err("train.recency_decay=abc");
         assert!(
             err.contains("--set train.recency_decay=abc") && err.contains("f64"),
             "{err}"

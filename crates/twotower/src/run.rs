@@ -87,9 +87,8 @@ pub struct RunInfo {
 }
 
 impl RunInfo {
-    /// The record of a run just trained with `cfg` on `dataset` (this
-    /// version, this format).
-    pub fn new(cfg: &Config, dataset: &Dataset, outcome: &crate::train::TrainOutcome) -> Self {
+    /// The record of a run just trained with `cfg` (this version, this format).
+    pub fn new(cfg: &Config, outcome: &crate::train::TrainOutcome) -> Self {
         Self {
             format_version: RUN_FORMAT_VERSION,
             twotower_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -98,7 +97,7 @@ impl RunInfo {
             best_validation: outcome.best,
             examples_per_second: outcome.examples_per_second,
             train_seconds: outcome.train_seconds,
-            data_fingerprint: Some(dataset.fingerprint()),
+            data_fingerprint: Some(outcome.data_fingerprint.clone()),
         }
     }
 }
@@ -192,7 +191,7 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
         twotower_data::load_dataset(&config.data(), &config.raw.features, &config.base_dir)?;
     if let Some(want) = &info.data_fingerprint {
         let now = dataset.fingerprint();
-        if dataset.fingerprint_differs(want) {
+        if twotower_data::fingerprints_differ(want, &now) {
             return Err(RunError::Format {
                 path: rpath,
                 message: format!(

@@ -148,6 +148,8 @@ pub struct TrainOutcome {
     pub examples_per_second: f64,
     /// Wall time of training, seconds.
     pub train_seconds: f64,
+    /// `Dataset::fingerprint` of the data trained on.
+    pub data_fingerprint: String,
 }
 
 /// Borrowed CSR columns of one side's features.
@@ -463,6 +465,9 @@ pub fn train(
     };
     let mut steps_this_process = 0u64;
 
+    // once per run (a sort of every interaction row): the resume check,
+    // every checkpoint and the outcome share it
+    let data_fingerprint = ds.fingerprint();
     let mut resume_meta: Option<(CheckpointMeta, BTreeMap<String, checkpoint::Tensor>)> = None;
     if opts.resume {
         if !checkpoint::exists(&opts.run_dir) {
@@ -490,8 +495,8 @@ pub fn train(
             });
         }
         if let Some(fp) = &meta.data_fingerprint {
-            let now = ds.fingerprint();
-            if ds.fingerprint_differs(fp) {
+            let now = &data_fingerprint;
+            if twotower_data::fingerprints_differ(fp, now) {
                 return Err(TrainError::Resume {
                     run_dir: opts.run_dir.clone(),
                     message: format!(
@@ -555,6 +560,7 @@ pub fn train(
             &mut history,
             opts,
             &mut cost,
+            &data_fingerprint,
             &mut steps_this_process,
             None,
         )?;
@@ -601,6 +607,7 @@ pub fn train(
             &mut history,
             opts,
             &mut cost,
+            &data_fingerprint,
             &mut steps_this_process,
             best,
         )
@@ -617,6 +624,7 @@ pub fn train(
         best,
         examples_per_second: cost.examples as f64 / secs.max(1e-9),
         train_seconds: secs,
+        data_fingerprint,
     })
 }
 
@@ -669,6 +677,7 @@ fn run_phase(
     history: &mut Vec<serde_json::Value>,
     opts: &TrainOptions<'_>,
     cost: &mut Cost,
+    data_fingerprint: &str,
     steps_this_process: &mut u64,
     initial_best: Option<(f64, usize)>,
 ) -> Result<PhaseResult, TrainError> {
@@ -805,7 +814,6 @@ fn run_phase(
     let mut ws = Workspace::default();
     let mut grads = ModelGrads::new(&model);
 
-    let data_fingerprint = ds.fingerprint();
     let save = |model: &TwoTower<f32>,
                 opt: &Optimizer<f32>,
                 freq: &Frequency,
@@ -862,7 +870,7 @@ fn run_phase(
             tensors_hash: String::new(),
             train_seconds: cost.seconds(),
             examples: cost.examples,
-            data_fingerprint: Some(data_fingerprint.clone()),
+            data_fingerprint: Some(data_fingerprint.to_string()),
         };
         checkpoint::save(&opts.run_dir, &tensors, &mut meta)?;
         Ok(())

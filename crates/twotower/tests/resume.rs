@@ -207,7 +207,7 @@ fn a_run_whose_data_changed_since_training_is_refused() {
     let ds = twotower_data::load_dataset(&cfg.data(), &cfg.raw.features, &cfg.base_dir).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = train(&cfg, &ds, &opts(dir.path(), false, None)).unwrap();
-    let mut info = RunInfo::new(&cfg, &ds, &out);
+    let mut info = RunInfo::new(&cfg, &out);
     assert_eq!(
         info.data_fingerprint.as_deref(),
         Some(ds.fingerprint().as_str())
@@ -239,7 +239,7 @@ fn a_model_file_with_a_transposed_tensor_is_refused() {
     let ds = twotower_data::load_dataset(&cfg.data(), &cfg.raw.features, &cfg.base_dir).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = train(&cfg, &ds, &opts(dir.path(), false, None)).unwrap();
-    save_model(dir.path(), &out.model, &RunInfo::new(&cfg, &ds, &out)).unwrap();
+    save_model(dir.path(), &out.model, &RunInfo::new(&cfg, &out)).unwrap();
     // writes `tensors` as the run's model and returns load_run's error
     let refused = |tensors: &[(String, Vec<usize>, &[f32])], what: &str| -> String {
         let bytes = encode_f32_safetensors(tensors).unwrap();
@@ -279,7 +279,7 @@ fn a_model_file_with_a_transposed_tensor_is_refused() {
         err.contains("unfinished run") && err.contains("--resume"),
         "{err}"
     );
-    save_model(dir.path(), &out.model, &RunInfo::new(&cfg, &ds, &out)).unwrap();
+    save_model(dir.path(), &out.model, &RunInfo::new(&cfg, &out)).unwrap();
     // a truncated file names the file and says what is wrong
     let bytes = std::fs::read(dir.path().join(MODEL_FILE)).unwrap();
     std::fs::write(dir.path().join(MODEL_FILE), &bytes[..bytes.len() / 2]).unwrap();

@@ -168,6 +168,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (rep, members) in &groups {
         let cfg0 = &plans[*rep].configs[0].1;
         let ds = super::load_data(cfg0, false)?;
+        let fingerprint = ds.fingerprint();
         let set = eval_set(&ds, &ds.train, &ds.test)?;
         let pop_bins = report::popularity_bin_counts(
             &set,
@@ -188,7 +189,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let existing = if args.force {
                     Existing::None
                 } else {
-                    existing_run(&dir, cfg, &ds, args.decile_k)?
+                    existing_run(&dir, cfg, &fingerprint, args.decile_k)?
                 };
                 let prior = match existing {
                     Existing::Finished => {
@@ -230,7 +231,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     }
                     Err(e) => return Err(anyhow::Error::new(e).context(label)),
                 };
-                let info = prior.unwrap_or_else(|| RunInfo::new(cfg, &ds, &outcome));
+                let info = prior.unwrap_or_else(|| RunInfo::new(cfg, &outcome));
                 run::save_model(&dir, &outcome.model, &info)?;
                 let metrics = run::evaluate_test(cfg, &ds, &outcome.model, &info)?;
                 let (uv, iv) = encode_all(&outcome.model, &ds);
@@ -325,12 +326,7 @@ enum Existing {
 
 /// Inspects `dir`. A finished run of another config is an error: reusing it
 /// would mislabel it, retraining would destroy it.
-fn existing_run(
-    dir: &Path,
-    cfg: &Config,
-    ds: &twotower_data::Dataset,
-    k: usize,
-) -> anyhow::Result<Existing> {
+fn existing_run(dir: &Path, cfg: &Config, fingerprint: &str, k: usize) -> anyhow::Result<Existing> {
     let rpath = dir.join(run::RUN_FILE);
     if !dir.join(run::METRICS_FILE).exists() || !rpath.exists() {
         return Ok(Existing::None);
@@ -346,11 +342,10 @@ fn existing_run(
         );
     }
     if let Some(fp) = &info.data_fingerprint {
-        if ds.fingerprint_differs(fp) {
+        if twotower_data::fingerprints_differ(fp, fingerprint) {
             bail!(
-                "{} holds a finished run trained on other data (data fingerprint {fp}, the data now {}); use --force to retrain it, or another --out",
-                dir.display(),
-                ds.fingerprint()
+                "{} holds a finished run trained on other data (data fingerprint {fp}, the data now {fingerprint}); use --force to retrain it, or another --out",
+                dir.display()
             );
         }
     }

@@ -61,32 +61,29 @@ pub fn load_data(cfg: &Config, quiet: bool) -> anyhow::Result<Dataset> {
 /// ancestors that exists, must be directories (a file there made the write
 /// fail at the end with a bare "File exists").
 pub fn check_out_dir(out: &std::path::Path) -> anyhow::Result<()> {
-    check_out_dir_of(out, "--out")
-}
-
-/// [`check_out_dir`] for the directory a flag's file goes into.
-pub fn check_out_file_parent(file: &std::path::Path) -> anyhow::Result<()> {
-    match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => check_out_dir_of(p, "--out")
-            .map_err(|e| anyhow::anyhow!("{e} (for {})", file.display())),
-        _ => Ok(()),
-    }
-}
-
-fn check_out_dir_of(out: &std::path::Path, flag: &str) -> anyhow::Result<()> {
     if let Some(p) = out.ancestors().find(|p| p.exists()) {
+        if p == out && !p.is_dir() {
+            anyhow::bail!("--out {}: is a file, expected a directory", out.display());
+        }
         if !p.is_dir() {
-            if p == out {
-                anyhow::bail!("{flag} {}: is a file, expected a directory", out.display());
-            }
             anyhow::bail!(
-                "{flag} {}: {} is a file, so the directory cannot be created",
+                "--out {}: {} is a file, so the directory cannot be created",
                 out.display(),
                 p.display()
             );
         }
     }
     Ok(())
+}
+
+/// [`check_out_dir`] for the folder of an `--out` file.
+pub fn check_out_file_parent(file: &std::path::Path) -> anyhow::Result<()> {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => {
+            check_out_dir(p).map_err(|e| anyhow::anyhow!("{e} (for {})", file.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Prints the model's metrics beside the most-popular baseline.

@@ -197,13 +197,7 @@ pub fn print_items(run: &LoadedRun, hits: &[(u32, f32)]) {
         let i = i as usize;
         let mut line = format!("{}\t{}", r + 1, items.ids[i]);
         if let Some((_, text)) = labels {
-            line.push('\t');
-            // TSV: a tab or line break inside the text would shift the columns
-            line.extend(
-                text[i]
-                    .chars()
-                    .map(|c| if c.is_control() { ' ' } else { c }),
-            );
+            push_field(&mut line, &text[i]);
         }
         line.push_str(&format!("\t{s:.4}\t{}", clicks[i]));
         for f in &feats {
@@ -213,16 +207,16 @@ pub fn print_items(run: &LoadedRun, hits: &[(u32, f32)]) {
                 .filter(|&&v| v != 0)
                 .filter_map(|&v| f.vocab.token(v))
                 .collect();
-            line.push('\t');
-            if vals.is_empty() {
-                line.push('-');
-            }
-            line.extend(
-                vals.join("|")
-                    .chars()
-                    .map(|c| if c.is_control() { ' ' } else { c }),
-            );
+            let joined = vals.join("|");
+            push_field(&mut line, if vals.is_empty() { "-" } else { &joined });
         }
         println!("{line}");
     }
+}
+
+/// Appends a tab and `text` as one TSV field: a tab or line break inside it
+/// would shift the columns, so control characters become spaces.
+fn push_field(line: &mut String, text: &str) {
+    line.push('\t');
+    line.extend(text.chars().map(|c| if c.is_control() { ' ' } else { c }));
 }

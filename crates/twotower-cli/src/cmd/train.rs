@@ -76,7 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         stop_after_steps: None,
     };
     let outcome = train(&cfg_run, &ds, &opts)?;
-    let info = RunInfo::new(&cfg, &ds, &outcome);
+    let info = RunInfo::new(&cfg, &outcome);
     run::save_model(out, &outcome.model, &info)?;
     if !args.quiet {
         eprintln!(
