@@ -82,6 +82,7 @@ fn views(cols: &[Col]) -> Vec<FeatureColumn<'_>> {
         .map(|c| FeatureColumn {
             offsets: &c.offsets,
             values: &c.values,
+            weights: &[],
         })
         .collect()
 }

@@ -138,6 +138,7 @@ impl SyntheticColumn {
         FeatureColumn {
             offsets: &self.offsets,
             values: &self.values,
+            weights: &[],
         }
     }
 }

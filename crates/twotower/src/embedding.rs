@@ -471,6 +471,97 @@ pub fn embedding_bag_backward<F: Real>(
     }
 }
 
+/// Embedding bag forward with **weighted mean** pooling, one feature:
+/// `x_b = Σ_k w_k E[r_k] / Σ_k w_k` over bag `S_b` (values and weights
+/// `offsets[b]..offsets[b+1]`); an empty bag, or one whose weights sum to 0,
+/// gives `x_b = 0`. With every `w_k = 1` it is [`embedding_bag_forward`]'s
+/// mean. Used by the recency-weighted history feature
+/// ([`crate::history_feature`]). Nothing is masked here.
+///
+/// # Shapes
+/// `offsets`: `B + 1`; `values`, `weights`: the same length (≥ `offsets[B]`),
+/// weights `≥ 0`; `out`: `[B × dim]` (rows contiguous).
+///
+/// # Panics
+/// On shape mismatch or an id `>= table.rows`.
+pub fn weighted_bag_forward<F: Real>(
+    table: &EmbeddingTable<F>,
+    offsets: &[u32],
+    values: &[u32],
+    weights: &[f32],
+    mut out: ArrayViewMut2<F>,
+) {
+    let b = offsets.len().saturating_sub(1);
+    let dim = table.dim;
+    assert_eq!(out.dim(), (b, dim), "weighted_bag_forward: out shape");
+    assert_eq!(
+        values.len(),
+        weights.len(),
+        "weighted_bag_forward: weights len"
+    );
+    for (i, mut row) in out.outer_iter_mut().enumerate() {
+        let o = row
+            .as_slice_mut()
+            .expect("weighted_bag_forward: out rows must be contiguous");
+        o.fill(F::zero());
+        let (a, z) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let total: f64 = weights[a..z].iter().map(|&w| w as f64).sum();
+        if total <= 0.0 {
+            continue;
+        }
+        for k in a..z {
+            let w = F::lit(weights[k] as f64 / total);
+            for (x, &e) in o.iter_mut().zip(table_row(table, values[k])) {
+                *x += w * e;
+            }
+        }
+    }
+}
+
+/// Backward of [`weighted_bag_forward`]: `dE[r_k] += (w_k / Σ w) · dx_b`
+/// for each entry of each bag (repeats summed into one slot). Accumulates.
+///
+/// # Shapes
+/// As [`weighted_bag_forward`]; `dout`: `[B × dim]`.
+///
+/// # Panics
+/// On shape mismatch.
+pub fn weighted_bag_backward<F: Real>(
+    offsets: &[u32],
+    values: &[u32],
+    weights: &[f32],
+    dout: ArrayView2<F>,
+    grad: &mut SparseGrad<F>,
+) {
+    let b = offsets.len().saturating_sub(1);
+    assert_eq!(
+        dout.dim(),
+        (b, grad.dim),
+        "weighted_bag_backward: dout shape"
+    );
+    assert_eq!(
+        values.len(),
+        weights.len(),
+        "weighted_bag_backward: weights len"
+    );
+    for (i, row) in dout.outer_iter().enumerate() {
+        let d = row
+            .as_slice()
+            .expect("weighted_bag_backward: dout rows must be contiguous");
+        let (a, z) = (offsets[i] as usize, offsets[i + 1] as usize);
+        let total: f64 = weights[a..z].iter().map(|&w| w as f64).sum();
+        if total <= 0.0 {
+            continue;
+        }
+        for k in a..z {
+            let w = F::lit(weights[k] as f64 / total);
+            for (g, &x) in grad.row_mut(values[k]).iter_mut().zip(d) {
+                *g += w * x;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -564,5 +655,38 @@ mod tests {
         let var = t.data.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
         assert!(mean.abs() < 0.02, "{mean}");
         assert!((var.sqrt() - 0.5).abs() < 0.01, "{}", var.sqrt());
+    }
+
+    #[test]
+    fn weighted_bag_is_the_weighted_mean_and_mean_with_unit_weights() {
+        // E = [[0,0],[1,2],[3,4],[5,6]]
+        let t = EmbeddingTable::<f64> {
+            rows: 4,
+            dim: 2,
+            data: vec![0., 0., 1., 2., 3., 4., 5., 6.],
+        };
+        // bag 0: {1 (w 1), 3 (w 3)} → (1·[1,2] + 3·[5,6]) / 4 = [4, 5]; bag 1: {} → 0;
+        // bag 2: {2 (w 0)} → weights sum 0 → 0
+        let offsets = [0u32, 2, 2, 3];
+        let values = [1u32, 3, 2];
+        let weights = [1.0f32, 3.0, 0.0];
+        let mut out = Array2::<f64>::from_elem((3, 2), 9.0);
+        weighted_bag_forward(&t, &offsets, &values, &weights, out.view_mut());
+        assert_eq!(out.row(0).to_vec(), vec![4.0, 5.0]);
+        assert_eq!(out.row(1).to_vec(), vec![0.0, 0.0]);
+        assert_eq!(out.row(2).to_vec(), vec![0.0, 0.0]);
+        // unit weights = embedding_bag_forward's mean
+        let ones = [1.0f32; 3];
+        let mut mean = Array2::<f64>::zeros((3, 2));
+        embedding_bag_forward(&t, &offsets, &values, &[], None, mean.view_mut());
+        weighted_bag_forward(&t, &offsets, &values, &ones, out.view_mut());
+        assert_eq!(out, mean);
+        // backward: row 1 gets dout·1/4, row 3 dout·3/4, row 2 nothing
+        let dout = Array2::from_shape_vec((3, 2), vec![4., 8., 1., 1., 1., 1.]).unwrap();
+        let mut g = SparseGrad::<f64>::new(2);
+        weighted_bag_backward(&offsets, &values, &weights, dout.view(), &mut g);
+        assert_eq!(g.get(1).unwrap(), &[1.0, 2.0]);
+        assert_eq!(g.get(3).unwrap(), &[3.0, 6.0]);
+        assert!(g.get(2).map_or(true, |r| r == [0.0, 0.0]));
     }
 }

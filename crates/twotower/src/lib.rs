@@ -38,6 +38,7 @@ pub mod eval;
 pub mod export;
 pub mod frequency;
 pub mod history;
+pub mod history_feature;
 pub mod index;
 pub mod layers;
 pub mod linalg;

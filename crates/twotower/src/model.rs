@@ -27,6 +27,23 @@ pub struct TwoTower<F> {
     pub user: Tower<F>,
     /// The item (candidate) tower.
     pub item: Tower<F>,
+    /// A user-tower feature that reads an item-tower table instead of its
+    /// own (the history feature sharing the item-id table), or `None`.
+    pub shared: Option<SharedTable>,
+}
+
+/// A user-tower feature whose embedding table is an item-tower feature's
+/// table (`model.history.share_item_table`): one set of rows, trained by
+/// both towers. The user tower keeps a 1-row placeholder table for it;
+/// [`TwoTower::loss_and_grads`] moves that feature's gradient into the item
+/// table's, so the optimizer updates each shared row once with the sum of
+/// both towers' gradients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharedTable {
+    /// Index of the feature in the user tower.
+    pub user_feature: usize,
+    /// Index of the feature in the item tower whose table it reads.
+    pub item_feature: usize,
 }
 
 /// The main-task batch.
@@ -184,7 +201,28 @@ impl<F: Real> TwoTower<F> {
         Ok(Self {
             user: Tower::try_new(user, rng)?,
             item: Tower::try_new(item, rng)?,
+            shared: None,
         })
+    }
+
+    /// The user tower's shared-table override for [`Tower::forward_with`].
+    pub fn user_shared(&self) -> Option<(usize, &crate::embedding::EmbeddingTable<F>)> {
+        self.shared
+            .map(|s| (s.user_feature, &self.item.tables[s.item_feature]))
+    }
+
+    /// User vectors of `entities` ([`Tower::encode`] through the shared table, if any).
+    ///
+    /// # Shapes
+    /// As [`Tower::encode`]: `out` `[N × out_dim]`.
+    pub fn encode_users(
+        &self,
+        columns: &[crate::tower::FeatureColumn],
+        entities: &[u32],
+        out: &mut ndarray::Array2<f32>,
+    ) {
+        self.user
+            .encode_with(columns, entities, out, self.user_shared());
     }
 
     /// Joint loss and gradients of one step: zeroes `grads`, then computes
@@ -219,8 +257,9 @@ impl<F: Real> TwoTower<F> {
         let t0 = Instant::now();
         {
             let (wu, wi) = (&mut ws.user, &mut ws.item);
+            let shared = self.user_shared();
             rayon::join(
-                || self.user.forward(&main.users, wu),
+                || self.user.forward_with(&main.users, wu, shared),
                 || self.item.forward(&main.items, wi),
             );
         }
@@ -255,6 +294,20 @@ impl<F: Real> TwoTower<F> {
                 || self.user.backward(&main.users, wu, du, gu),
                 || self.item.backward(&main.items, wi, dv, gi),
             );
+            if let Some(sh) = self.shared {
+                // the user tower's gradient of the shared feature belongs to
+                // the item table's rows: sum it in, leave nothing behind
+                let (from, to) = (
+                    &mut grads.user.tables[sh.user_feature],
+                    &mut grads.item.tables[sh.item_feature],
+                );
+                for (r, g) in from.iter() {
+                    for (a, &x) in to.row_mut(r).iter_mut().zip(g) {
+                        *a += x;
+                    }
+                }
+                from.clear();
+            }
         }
         let t3 = Instant::now();
 

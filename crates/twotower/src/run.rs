@@ -20,7 +20,9 @@ use twotower_data::Dataset;
 
 use crate::config::{Config, ConfigError};
 use crate::model::TwoTower;
-use crate::train::{eval_set, evaluate_model, evaluate_most_popular, new_model, TrainError};
+use crate::train::{
+    eval_set, evaluate_model, evaluate_most_popular, history_feature, new_model, TrainError,
+};
 use crate::util::{atomic_write, atomic_write_bytes};
 
 /// Version of the run-directory format.
@@ -273,7 +275,9 @@ pub fn evaluate_test(
     info: &RunInfo,
 ) -> Result<serde_json::Value, RunError> {
     let set = eval_set(ds, &ds.train, &ds.test)?;
-    let m = evaluate_model(model, ds, &set, cfg)?;
+    // an evaluated user's history is their train interactions (EVALUATION.md)
+    let history = history_feature(cfg, ds, &ds.train);
+    let m = evaluate_model(model, ds, &set, cfg, history.as_ref())?;
     let pop = evaluate_most_popular(&set, cfg)?;
     let mut out = serde_json::Map::new();
     for (k, v) in &m.values {

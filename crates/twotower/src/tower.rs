@@ -17,7 +17,8 @@ use rayon::prelude::*;
 use thiserror::Error;
 
 use crate::embedding::{
-    embedding_bag_backward, embedding_bag_forward, prefetch_row, EmbeddingTable, SparseGrad,
+    embedding_bag_backward, embedding_bag_forward, prefetch_row, weighted_bag_backward,
+    weighted_bag_forward, EmbeddingTable, SparseGrad,
 };
 use crate::layers::{
     l2_normalize_backward_inplace, l2_normalize_forward, relu_backward, relu_forward, Linear,
@@ -168,6 +169,9 @@ pub struct FeatureColumn<'a> {
     pub offsets: &'a [u32],
     /// Table row ids.
     pub values: &'a [u32],
+    /// Pooling weight of each value (weighted bags, as
+    /// [`BatchFeature::weights`]), or empty (plain mean).
+    pub weights: &'a [f32],
 }
 
 /// One feature of a batch: CSR bags of the `B` rows plus an optional mask.
@@ -179,6 +183,10 @@ pub struct BatchFeature {
     pub values: Vec<u32>,
     /// `B` flags (row's feature masked → default embedding), or empty (nothing masked).
     pub masked: Vec<bool>,
+    /// Pooling weight of each value (`values.len()`, weighted mean
+    /// [`crate::embedding::weighted_bag_forward`]), or empty (plain mean).
+    /// Weighted bags are never masked.
+    pub weights: Vec<f32>,
 }
 
 /// The input of one tower pass: one [`BatchFeature`] per tower feature, in
@@ -208,6 +216,7 @@ impl TowerBatch {
             feat.offsets.clear();
             feat.values.clear();
             feat.masked.clear();
+            feat.weights.clear();
             feat.offsets.push(0);
             for (i, &e) in entities.iter().enumerate() {
                 // entities are in random order over possibly huge columns:
@@ -229,8 +238,11 @@ impl TowerBatch {
                     "TowerBatch::gather: entity {e} out of range of a column of {} entities",
                     col.offsets.len().saturating_sub(1)
                 );
-                let bag = &col.values[col.offsets[e] as usize..col.offsets[e + 1] as usize];
-                feat.values.extend_from_slice(bag);
+                let (a, z) = (col.offsets[e] as usize, col.offsets[e + 1] as usize);
+                feat.values.extend_from_slice(&col.values[a..z]);
+                if !col.weights.is_empty() {
+                    feat.weights.extend_from_slice(&col.weights[a..z]);
+                }
                 feat.offsets
                     .push(u32::try_from(feat.values.len()).expect("batch holds > u32::MAX ids"));
             }
@@ -444,6 +456,23 @@ impl<F: Real> Tower<F> {
     /// On a batch with the wrong number of features, inconsistent offsets or
     /// an id out of range of its table.
     pub fn forward(&self, batch: &TowerBatch, cache: &mut TowerCache<F>) {
+        self.forward_with(batch, cache, None);
+    }
+
+    /// [`Tower::forward`] with feature `f`'s table replaced by `shared =
+    /// Some((f, table))`: the user tower's history feature reading the item
+    /// tower's id table (`model.history.share_item_table`). Its gradient still
+    /// lands in this tower's `grads.tables[f]`; the caller moves it to the
+    /// owner ([`crate::model::TwoTower`]).
+    ///
+    /// # Panics
+    /// As [`Tower::forward`], and if the shared table's dim differs from the spec's.
+    pub fn forward_with(
+        &self,
+        batch: &TowerBatch,
+        cache: &mut TowerCache<F>,
+        shared: Option<(usize, &EmbeddingTable<F>)>,
+    ) {
         assert_eq!(
             batch.features.len(),
             self.spec.features.len(),
@@ -467,21 +496,32 @@ impl<F: Real> Tower<F> {
         let mut x0 = ArrayViewMut2::from_shape((b, in_dim), ensure_len(&mut cache.x0, b * in_dim))
             .expect("x0 shape");
         let mut off = 0;
-        for (f, (feat, table)) in batch.features.iter().zip(&self.tables).enumerate() {
+        for (f, (feat, own)) in batch.features.iter().zip(&self.tables).enumerate() {
             assert_eq!(
                 feat.offsets.len(),
                 b + 1,
                 "Tower::forward: feature {f} offsets len"
             );
+            let table = match shared {
+                Some((g, t)) if g == f => {
+                    assert_eq!(t.dim, own.dim, "Tower::forward: shared table dim");
+                    t
+                }
+                _ => own,
+            };
             let block = x0.slice_mut(s![.., off..off + table.dim]);
-            embedding_bag_forward(
-                table,
-                &feat.offsets,
-                &feat.values,
-                &feat.masked,
-                self.mask_vector(f),
-                block,
-            );
+            if feat.weights.is_empty() {
+                embedding_bag_forward(
+                    table,
+                    &feat.offsets,
+                    &feat.values,
+                    &feat.masked,
+                    self.mask_vector(f),
+                    block,
+                );
+            } else {
+                weighted_bag_forward(table, &feat.offsets, &feat.values, &feat.weights, block);
+            }
             off += table.dim;
         }
 
@@ -590,14 +630,24 @@ impl<F: Real> Tower<F> {
             } else {
                 None
             };
-            embedding_bag_backward(
-                &feat.offsets,
-                &feat.values,
-                &feat.masked,
-                block,
-                &mut grads.tables[f],
-                mask_grad,
-            );
+            if feat.weights.is_empty() {
+                embedding_bag_backward(
+                    &feat.offsets,
+                    &feat.values,
+                    &feat.masked,
+                    block,
+                    &mut grads.tables[f],
+                    mask_grad,
+                );
+            } else {
+                weighted_bag_backward(
+                    &feat.offsets,
+                    &feat.values,
+                    &feat.weights,
+                    block,
+                    &mut grads.tables[f],
+                );
+            }
             off += dim;
         }
     }
@@ -613,6 +663,21 @@ impl<F: Real> Tower<F> {
     /// # Panics
     /// As [`TowerBatch::gather`] and [`Tower::forward`].
     pub fn encode(&self, columns: &[FeatureColumn], entities: &[u32], out: &mut Array2<f32>) {
+        self.encode_with(columns, entities, out, None);
+    }
+
+    /// [`Tower::encode`] with one feature's table shared from the other tower
+    /// (see [`Tower::forward_with`]).
+    ///
+    /// # Panics
+    /// As [`Tower::encode`].
+    pub fn encode_with(
+        &self,
+        columns: &[FeatureColumn],
+        entities: &[u32],
+        out: &mut Array2<f32>,
+        shared: Option<(usize, &EmbeddingTable<F>)>,
+    ) {
         let d = self.spec.out_dim;
         if out.dim() != (entities.len(), d) || !out.is_standard_layout() {
             *out = Array2::zeros((entities.len(), d));
@@ -629,7 +694,7 @@ impl<F: Real> Tower<F> {
                 || (TowerBatch::default(), TowerCache::new()),
                 |(batch, cache), (chunk, dst)| {
                     batch.gather(columns, chunk);
-                    self.forward(batch, cache);
+                    self.forward_with(batch, cache, shared);
                     for (a, &v) in dst.iter_mut().zip(cache.output().iter()) {
                         *a = v.as_f32();
                     }
@@ -741,10 +806,12 @@ mod tests {
             FeatureColumn {
                 offsets: &id_off,
                 values: &id_val,
+                weights: &[],
             },
             FeatureColumn {
                 offsets: &g_off,
                 values: &g_val,
+                weights: &[],
             },
         ];
         let mut batch = TowerBatch::default();

@@ -37,10 +37,12 @@ use twotower_data::{Dataset, EncodedFeature, Interactions};
 use crate::augment::{AugmentConfig, Augmenter, MaskingPattern, SeedScope};
 use crate::checkpoint::{self, CheckpointMeta, CHECKPOINT_FORMAT_VERSION};
 use crate::config::Config;
+use crate::config::HistoryPoolingKind;
 use crate::eval::{evaluate, DotScorer, EvalConfig, EvalSet, Metrics, PopularityScorer};
 use crate::frequency::{CountFrequency, FrequencyEstimator, StreamingFrequency, P_FLOOR};
 use crate::history::{recency_weights, UserHistory};
-use crate::model::{LossConfig, MainBatch, ModelGrads, SslBatch, TwoTower, Workspace};
+use crate::history_feature::{item_rows, HistoryFeature, HistoryPooling, HISTORY_FEATURE};
+use crate::model::{LossConfig, MainBatch, ModelGrads, SharedTable, SslBatch, TwoTower, Workspace};
 use crate::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
 use crate::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, Tower, TowerSpec};
 
@@ -159,6 +161,7 @@ pub fn columns(features: &[EncodedFeature]) -> Vec<FeatureColumn<'_>> {
         .map(|f| FeatureColumn {
             offsets: &f.offsets,
             values: &f.values,
+            weights: &[],
         })
         .collect()
 }
@@ -185,12 +188,95 @@ pub fn tower_spec(cfg: &Config, features: &[EncodedFeature]) -> TowerSpec {
     }
 }
 
+/// The user tower's specification: the data's user features, then the
+/// history feature when `model.history.enabled` (its table the size of the
+/// item-id vocabulary, or a 1-row placeholder when it shares the item
+/// tower's table).
+pub fn user_tower_spec(cfg: &Config, ds: &Dataset) -> TowerSpec {
+    let mut spec = tower_spec(cfg, &ds.users.features);
+    let h = &cfg.raw.model.history;
+    if h.enabled {
+        let (_, vocab) = item_rows(&ds.items);
+        let shared = shared_item_feature(cfg, ds);
+        let dim = match shared {
+            Some(f) => spec_dim(cfg, &ds.items.features[f]),
+            None if h.dim > 0 => h.dim,
+            None => cfg.raw.model.embedding_dim,
+        };
+        spec.features.push(FeatureSpec {
+            name: HISTORY_FEATURE.to_string(),
+            vocab_size: if shared.is_some() { 1 } else { vocab },
+            dim,
+        });
+    }
+    spec
+}
+
+fn spec_dim(cfg: &Config, f: &EncodedFeature) -> usize {
+    f.dim.unwrap_or(cfg.raw.model.embedding_dim)
+}
+
+/// The item-tower feature whose table the history feature shares
+/// (`model.history.share_item_table`): the item-id feature, if any.
+fn shared_item_feature(cfg: &Config, ds: &Dataset) -> Option<usize> {
+    let h = &cfg.raw.model.history;
+    (h.enabled && h.share_item_table)
+        .then(|| ds.items.features.iter().position(|f| f.is_id))
+        .flatten()
+}
+
+/// Checks that the history feature can be built on this data.
+///
+/// # Errors
+/// [`TrainError::Data`] when `share_item_table` is set but the item tower
+/// has no item-id feature.
+pub fn check_history(cfg: &Config, ds: &Dataset) -> Result<(), TrainError> {
+    let h = &cfg.raw.model.history;
+    if h.enabled && h.share_item_table && shared_item_feature(cfg, ds).is_none() {
+        return Err(TrainError::Data(
+            "model.history.share_item_table = true needs an item-id feature (a categorical \
+             item feature on the item key column) whose table the history can share"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The history feature built from `fit` (the interactions the model is
+/// trained on, or whose users are evaluated), or `None` when
+/// `model.history.enabled` is off. See [`crate::history_feature`].
+pub fn history_feature(cfg: &Config, ds: &Dataset, fit: &Interactions) -> Option<HistoryFeature> {
+    let h = &cfg.raw.model.history;
+    if !h.enabled {
+        return None;
+    }
+    let (rows, _) = item_rows(&ds.items);
+    let pooling = match h.pooling {
+        HistoryPoolingKind::Mean => HistoryPooling::Mean,
+        HistoryPoolingKind::Recency => HistoryPooling::Recency {
+            decay: h.recency_decay,
+        },
+    };
+    Some(HistoryFeature::new(
+        ds.users.ids.len(),
+        fit,
+        &ds.items.id_rank,
+        &rows,
+        h.max_len,
+        pooling,
+    ))
+}
+
 /// A fresh model for this data, initialised from `(seed, phase)`.
 pub fn new_model(cfg: &Config, ds: &Dataset, phase_tag: u64) -> TwoTower<f32> {
     let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.raw.train.seed, phase_tag, 0, 0));
-    let user = Tower::new(tower_spec(cfg, &ds.users.features), &mut rng);
+    let user = Tower::new(user_tower_spec(cfg, ds), &mut rng);
     let item = Tower::new(tower_spec(cfg, &ds.items.features), &mut rng);
-    let mut model = TwoTower { user, item };
+    let shared = shared_item_feature(cfg, ds).map(|item_feature| SharedTable {
+        user_feature: user.spec.features.len() - 1,
+        item_feature,
+    });
+    let mut model = TwoTower { user, item, shared };
     let std = cfg.raw.model.embedding_init_std;
     if std > 0.0 {
         // Tower::new draws N(0, 1/dim); rescale to N(0, std²).
@@ -288,18 +374,46 @@ pub fn pairs(x: &Interactions) -> Vec<(u32, u32)> {
 }
 
 /// Item embeddings for all catalog items and user embeddings for all users,
-/// `[n × out_dim]`, rows unit-norm.
-pub fn encode_all(model: &TwoTower<f32>, ds: &Dataset) -> (Array2<f32>, Array2<f32>) {
-    let ucols = columns(&ds.users.features);
+/// `[n × out_dim]`, rows unit-norm. With a history feature, each user's bag
+/// is their last items of the interactions `history` was built from (for a
+/// test evaluation and serving: the train split).
+pub fn encode_all(
+    model: &TwoTower<f32>,
+    ds: &Dataset,
+    history: Option<&HistoryFeature>,
+) -> (Array2<f32>, Array2<f32>) {
+    let hist_col = history.map(HistoryFeature::user_column);
+    let ucols = user_columns(&ds.users.features, hist_col.as_ref());
     let icols = columns(&ds.items.features);
     let users: Vec<u32> = (0..ds.users.ids.len() as u32).collect();
     let items: Vec<u32> = (0..ds.items.ids.len() as u32).collect();
     let d = model.user.spec.out_dim;
     let mut uv = Array2::zeros((users.len(), d));
     let mut iv = Array2::zeros((items.len(), d));
-    model.user.encode(&ucols, &users, &mut uv);
+    model.encode_users(&ucols, &users, &mut uv);
     model.item.encode(&icols, &items, &mut iv);
     (uv, iv)
+}
+
+/// A history column over all users: `(offsets, values, weights)` as
+/// [`HistoryFeature::user_column`] returns it.
+pub type HistoryColumn = (Vec<u32>, Vec<u32>, Vec<f32>);
+
+/// The user tower's input columns: the data's user features, then the
+/// history column if there is one.
+pub fn user_columns<'a>(
+    features: &'a [EncodedFeature],
+    history: Option<&'a HistoryColumn>,
+) -> Vec<FeatureColumn<'a>> {
+    let mut cols = columns(features);
+    if let Some((o, v, w)) = history {
+        cols.push(FeatureColumn {
+            offsets: o,
+            values: v,
+            weights: w,
+        });
+    }
+    cols
 }
 
 /// The evaluator's view of a (train, test) pair of splits.
@@ -318,7 +432,8 @@ pub fn eval_set(
     .map_err(|e| TrainError::Data(e.to_string()))
 }
 
-/// Evaluates a model on `set` per EVALUATION.md.
+/// Evaluates a model on `set` per EVALUATION.md; `history` (built from the
+/// set's train side) feeds the history feature, if the model has one.
 ///
 /// # Errors
 /// [`TrainError::Eval`] (e.g. NaN scores from a diverged model).
@@ -327,8 +442,9 @@ pub fn evaluate_model(
     ds: &Dataset,
     set: &EvalSet,
     cfg: &Config,
+    history: Option<&HistoryFeature>,
 ) -> Result<Metrics, TrainError> {
-    let (uv, iv) = encode_all(model, ds);
+    let (uv, iv) = encode_all(model, ds, history);
     let scorer = DotScorer::new(uv.view(), iv.view())?;
     Ok(evaluate(&scorer, set, &eval_config(cfg))?)
 }
@@ -457,6 +573,7 @@ pub fn train(
     if ds.items.ids.is_empty() {
         return Err(TrainError::Data("the catalog has no items".into()));
     }
+    check_history(cfg, ds)?;
     let t = &cfg.raw.train;
     let mut cost = Cost {
         start: Instant::now(),
@@ -809,6 +926,9 @@ fn run_phase(
         .mask_false_negatives
         .then(|| UserHistory::from_pairs(ds.users.ids.len(), &fit.user, &fit.item));
     let mut mask_scratch = crate::history::MaskScratch::default();
+    // the history feature: each example's earlier items of this phase's data
+    let hist = history_feature(cfg, ds, fit);
+    let mut hist_bags = crate::tower::BatchFeature::default();
     let mut ssl = SslBatch::default();
     let mut ssl_items: Vec<u32> = Vec::with_capacity(m_ssl);
     let mut ws = Workspace::default();
@@ -924,6 +1044,10 @@ fn run_phase(
                 || main.users.gather(&ucols, &users_idx),
                 || main.items.gather(&icols, &items_idx),
             );
+            if let Some(h) = &hist {
+                h.gather_examples(fit, rows, &mut hist_bags);
+                main.users.features.push(std::mem::take(&mut hist_bags));
+            }
             main.item_ids.clear();
             main.item_ids.extend_from_slice(&items_idx);
             main.log_q.clear();
@@ -998,6 +1122,10 @@ fn run_phase(
                 sum_ssl += parts.ssl;
                 sum_total += parts.total;
                 n_steps += 1;
+            }
+            if hist.is_some() {
+                // keep the history bags' buffers for the next step
+                hist_bags = main.users.features.pop().expect("pushed above");
             }
             ep_examples += bn as u64;
             cost.examples += bn as u64;
@@ -1080,7 +1208,7 @@ fn run_phase(
         };
         let current = averaged.as_ref().unwrap_or(&model);
         if let Some(vset) = valid {
-            let m = evaluate_model(current, ds, vset, cfg)?;
+            let m = evaluate_model(current, ds, vset, cfg, hist.as_ref())?;
             let v = m
                 .values
                 .get(&t.monitor)

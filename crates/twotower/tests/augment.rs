@@ -35,6 +35,7 @@ impl Col {
         FeatureColumn {
             offsets: &self.offsets,
             values: &self.values,
+            weights: &[],
         }
     }
 }
@@ -780,6 +781,7 @@ fn bad_inputs_are_errors() {
     let broken = FeatureColumn {
         offsets: &[0, 2, 1],
         values: &[1, 2],
+        weights: &[],
     };
     assert!(matches!(
         mutual_information(&[broken], None),

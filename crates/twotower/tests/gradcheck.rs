@@ -416,6 +416,7 @@ impl Columns {
             .map(|(o, v)| FeatureColumn {
                 offsets: o,
                 values: v,
+                weights: &[],
             })
             .collect()
     }
@@ -709,6 +710,7 @@ fn gather_rejects_nothing_silently_and_tower_batch_len() {
     let cols = [FeatureColumn {
         offsets: &o,
         values: &v,
+        weights: &[],
     }];
     let mut b = TowerBatch::default();
     b.gather(&cols, &[1, 1, 0]);

@@ -67,10 +67,12 @@ fn steady_state_step_does_not_allocate() {
         FeatureColumn {
             offsets: &id_off,
             values: &id_val,
+            weights: &[],
         },
         FeatureColumn {
             offsets: &t_off,
             values: &t_val,
+            weights: &[],
         },
     ];
     for sparse in [

@@ -19,7 +19,7 @@ use twotower::config::Config;
 use twotower::eval::{DotScorer, PopularityScorer};
 use twotower::report::{self, ReportInput, RunBins, VariantSpec, REPORT_FORMAT_VERSION};
 use twotower::run::{self, RunInfo};
-use twotower::train::{encode_all, eval_set, train, TrainOptions};
+use twotower::train::{encode_all, eval_set, history_feature, train, TrainOptions};
 
 /// Largest `--seeds`: a report of more seeds than this is a mistake, not a study.
 pub const MAX_SEEDS: usize = 1000;
@@ -234,7 +234,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let info = prior.unwrap_or_else(|| RunInfo::new(cfg, &outcome));
                 run::save_model(&dir, &outcome.model, &info)?;
                 let metrics = run::evaluate_test(cfg, &ds, &outcome.model, &info)?;
-                let (uv, iv) = encode_all(&outcome.model, &ds);
+                let history = history_feature(cfg, &ds, &ds.train);
+                let (uv, iv) = encode_all(&outcome.model, &ds, history.as_ref());
                 let scorer = DotScorer::new(uv.view(), iv.view())?;
                 let model_bins =
                     report::popularity_bin_counts(&set, &scorer, args.decile_k, N_BINS)?;

@@ -10,9 +10,16 @@ pub struct Args {
     /// Run directory written by `twotower train`.
     #[arg(long)]
     pub run: PathBuf,
-    /// The user's id as written in the data.
-    #[arg(long)]
-    pub user: String,
+    /// The user's id as written in the data (any new id for a user the
+    /// model has not seen; optional with --items).
+    #[arg(long, required_unless_present = "items")]
+    pub user: Option<String>,
+    /// The items the user interacted with, oldest first, as item ids
+    /// (`ID,ID,...`): the history feature's bag, so a user the model has
+    /// never seen gets a vector with no retraining. Needs a model with
+    /// `model.history.enabled`; unknown ids are reported and left out.
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    pub items: Option<Vec<String>>,
     /// Number of items.
     #[arg(short, long, default_value_t = 10)]
     pub k: usize,
@@ -34,9 +41,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let run = load_run(&args.run)?;
     super::set_threads(run.config.raw.train.threads)?;
-    let (query, idx) = super::serve::user_vector(&run, &args.user, &args.features)?;
+    let given = match &args.items {
+        Some(ids) => Some(super::serve::resolve_items(&run, ids)?),
+        None => None,
+    };
+    let user = args.user.clone().unwrap_or_else(|| "(new user)".into());
+    let (query, idx) = super::serve::user_vector(&run, &user, &args.features, given.as_deref())?;
     let mut exclude: Vec<u32> = Vec::new();
-    if let (Some(u), false) = (idx, args.include_seen) {
+    if let (Some(items), false) = (&given, args.include_seen) {
+        // the items the user named are seen
+        exclude.extend_from_slice(items);
+        exclude.sort_unstable();
+        exclude.dedup();
+    } else if let (Some(u), false) = (idx, args.include_seen) {
         for (uu, ii) in run.dataset.train.user.iter().zip(&run.dataset.train.item) {
             if *uu == u {
                 exclude.push(*ii);
@@ -62,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if hits.is_empty() {
         eprintln!(
             "note: no item left to recommend: user {:?} has all {} catalog items in train (--include-seen keeps them)",
-            args.user,
+            user,
             exclude.len()
         );
     }

@@ -3,9 +3,10 @@
 
 use anyhow::{anyhow, bail, Context};
 use ndarray::Array2;
+use twotower::history_feature::item_rows;
 use twotower::index::{ExactIndex, HnswConfig, HnswIndex, VectorIndex};
 use twotower::run::LoadedRun;
-use twotower::train::{columns, encode_all};
+use twotower::train::{encode_all, history_feature};
 use twotower_data::{FeatureKind, Side};
 
 /// The item index of a run: exact, or HNSW with its recall@k against exact
@@ -39,18 +40,50 @@ pub fn item_index(
     Ok(Box::new(hnsw))
 }
 
-/// User and item vectors of a run, `[n × d]`, unit-norm rows.
+/// User and item vectors of a run, `[n × d]`, unit-norm rows (a history
+/// feature reads each user's train items).
 pub fn vectors(run: &LoadedRun) -> (Array2<f32>, Array2<f32>) {
-    encode_all(&run.model, &run.dataset)
+    let history = history_feature(&run.config, &run.dataset, &run.dataset.train);
+    encode_all(&run.model, &run.dataset, history.as_ref())
+}
+
+/// Resolves item ids as written in the data to catalog indices, in the
+/// order given. Unknown ids are reported on stderr (never dropped
+/// silently); none known is an error.
+pub fn resolve_items(run: &LoadedRun, ids: &[String]) -> anyhow::Result<Vec<u32>> {
+    let index = &run.dataset.items.index;
+    let (mut known, mut unknown) = (Vec::new(), Vec::new());
+    for id in ids.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        match index.get(id) {
+            Some(&i) => known.push(i),
+            None => unknown.push(id),
+        }
+    }
+    if !unknown.is_empty() {
+        eprintln!(
+            "warning: --items: {} of {} ids are not in the catalog and are left out of the history: {}",
+            unknown.len(),
+            unknown.len() + known.len(),
+            unknown.join(", ")
+        );
+    }
+    if known.is_empty() {
+        bail!("--items: none of the given item ids is in the catalog");
+    }
+    Ok(known)
 }
 
 /// The user vector of `user` (a dataset id, or unknown), with feature
 /// overrides `name=value` (raw values, transformed and bucketized as the
 /// config says; multi-valued features take `a|b|c`).
+///
+/// With a history feature, the bag is `history_items` (catalog indices,
+/// oldest first) when given, else a known user's train items, else empty.
 pub fn user_vector(
     run: &LoadedRun,
     user: &str,
     overrides: &[String],
+    history_items: Option<&[u32]>,
 ) -> anyhow::Result<(Vec<f32>, Option<u32>)> {
     let ds = &run.dataset;
     let idx = ds.users.index.get(user).copied();
@@ -130,10 +163,18 @@ pub fn user_vector(
             );
         }
     }
-    if idx.is_none() && overrides.is_empty() {
+    let history = history_feature(&run.config, &run.dataset, &run.dataset.train);
+    if history_items.is_some() && history.is_none() {
         bail!(
-            "user {user:?} is not in the data; give its features with --feature NAME=VALUE (user features: {})",
-            feats.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", ")
+            "--items needs a model with a history feature (model.history.enabled = true); \
+             this run's user tower has none"
+        );
+    }
+    if idx.is_none() && overrides.is_empty() && history_items.is_none() {
+        bail!(
+            "user {user:?} is not in the data; give its features with --feature NAME=VALUE (user features: {}){}",
+            feats.iter().map(|f| f.name.as_str()).collect::<Vec<_>>().join(", "),
+            if history.is_some() { ", or the items it interacted with as --items ID,ID,..." } else { "" }
         );
     }
     if idx.is_none() {
@@ -150,21 +191,40 @@ pub fn user_vector(
             );
         }
     }
-    let offsets: Vec<Vec<u32>> = per_feature
+    let mut offsets: Vec<Vec<u32>> = per_feature
         .iter()
         .map(|v| vec![0, v.len() as u32])
         .collect();
+    let mut weights: Vec<Vec<f32>> = vec![Vec::new(); per_feature.len()];
+    if let Some(h) = &history {
+        // the same bag training builds: the last max_len items, pooled alike
+        let (item_row, _) = item_rows(&run.dataset.items);
+        let rows: Vec<u32> = match (history_items, idx) {
+            (Some(items), _) => items.iter().map(|&i| item_row[i as usize]).collect(),
+            (None, Some(u)) => {
+                let (o, v, _) = h.user_column();
+                v[o[u as usize] as usize..o[u as usize + 1] as usize].to_vec()
+            }
+            (None, None) => Vec::new(),
+        };
+        let mut bag = twotower::tower::BatchFeature::default();
+        h.bag_of(&rows, &mut bag);
+        per_feature.push(bag.values);
+        offsets.push(bag.offsets);
+        weights.push(bag.weights);
+    }
     let cols: Vec<twotower::tower::FeatureColumn<'_>> = per_feature
         .iter()
         .zip(&offsets)
-        .map(|(v, o)| twotower::tower::FeatureColumn {
+        .zip(&weights)
+        .map(|((v, o), w)| twotower::tower::FeatureColumn {
             offsets: o,
             values: v,
+            weights: w,
         })
         .collect();
-    let _ = columns; // same layout as the training columns, for one entity
     let mut out = Array2::zeros((1, run.model.user.spec.out_dim));
-    run.model.user.encode(&cols, &[0], &mut out);
+    run.model.encode_users(&cols, &[0], &mut out);
     Ok((out.row(0).to_vec(), idx))
 }
 
