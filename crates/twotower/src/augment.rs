@@ -97,6 +97,16 @@ pub struct AugmentConfig {
     /// the MI among the content features.
     #[serde(default = "default_true")]
     pub cfm_id_partner: bool,
+    /// How a masked feature reaches the tower: `false` (the paper's choice)
+    /// as the tower's default mask embedding (zero, or a learned mask
+    /// vector); `true` as **unknown**, exactly what a missing or
+    /// out-of-vocabulary value is at inference — a single-valued feature
+    /// reads row 0 of its table (the out-of-vocabulary / missing row), a
+    /// multi-valued one an empty bag. Then SSL trains the path a cold item
+    /// takes: its id is out of vocabulary (row 0), its missing features are
+    /// row 0 or empty.
+    #[serde(default)]
+    pub mask_as_unknown: bool,
 }
 
 fn default_true() -> bool {
@@ -112,6 +122,7 @@ impl Default for AugmentConfig {
             seed_scope: SeedScope::PerExample,
             mask_id_feature: true,
             cfm_id_partner: true,
+            mask_as_unknown: false,
         }
     }
 }
@@ -445,8 +456,16 @@ impl Augmenter {
                     .sum();
                 feat.values.reserve(full);
                 feat.offsets.push(0);
+                let unknown = self.config.mask_as_unknown;
+                let single = !self.is_multi[f];
                 for (row, &item) in items.iter().enumerate() {
-                    if !feat.masked[row] {
+                    if unknown && feat.masked[row] {
+                        // masked = unknown: row 0 of a single-valued
+                        // feature, an empty bag of a multi-valued one
+                        if single {
+                            feat.values.push(0);
+                        }
+                    } else if !feat.masked[row] {
                         let e = item as usize;
                         let bag = &col.values[col.offsets[e] as usize..col.offsets[e + 1] as usize];
                         if drop {
@@ -463,7 +482,7 @@ impl Augmenter {
                         .map_err(|_| AugmentError::TooManyValues { feature: f })?;
                     feat.offsets.push(end);
                 }
-                if !feat.masked.contains(&true) {
+                if unknown || !feat.masked.contains(&true) {
                     feat.masked.clear();
                 }
             }

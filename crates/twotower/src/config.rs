@@ -238,6 +238,13 @@ pub struct SslSection {
     pub cfm_id_partner: bool,
     /// Mutual information counted once per item (`"items"`, default) or per click (`"clicks"`).
     pub mi_weighting: String,
+    /// How a masked feature reaches the item tower: `"unknown"` — as a
+    /// missing / out-of-vocabulary value is at inference (row 0 of a
+    /// single-valued feature's table, an empty bag for a multi-valued one),
+    /// so SSL trains the path cold items take — or `"mask_embedding"` (the
+    /// `model.mask_embedding` vector: zero or learned, the paper's choice).
+    /// Default `"mask_embedding"`.
+    pub mask_as: String,
 }
 
 impl Default for SslSection {
@@ -254,6 +261,7 @@ impl Default for SslSection {
             mask_id: true,
             cfm_id_partner: true,
             mi_weighting: "items".into(),
+            mask_as: "mask_embedding".into(),
         }
     }
 }
@@ -311,6 +319,12 @@ pub struct TrainSection {
     pub monitor: String,
     /// Show a progress bar (default true; off when not a terminal).
     pub progress: bool,
+    /// Item-id dropout of the main task: each candidate row's item-id value
+    /// is replaced by row 0 (out of vocabulary, what a cold item reads) with
+    /// this probability, in [0, 1) (default 0 = off). It trains the
+    /// cold-start path from the item's other features; the baseline SSL
+    /// must beat.
+    pub item_id_dropout: f64,
 }
 
 impl Default for TrainSection {
@@ -333,6 +347,7 @@ impl Default for TrainSection {
             refit: true,
             monitor: "recall@50".into(),
             progress: true,
+            item_id_dropout: 0.0,
         }
     }
 }
@@ -722,6 +737,20 @@ impl Config {
                 "ssl.seed_scope",
                 &r.ssl.seed_scope,
                 "\"per_example\" or \"per_batch\"",
+            ));
+        }
+        if !matches!(r.ssl.mask_as.as_str(), "unknown" | "mask_embedding") {
+            return Err(bad(
+                "ssl.mask_as",
+                &r.ssl.mask_as,
+                "\"unknown\" or \"mask_embedding\"",
+            ));
+        }
+        if !(0.0..1.0).contains(&r.train.item_id_dropout) {
+            return Err(bad(
+                "train.item_id_dropout",
+                r.train.item_id_dropout,
+                "in [0, 1)",
             ));
         }
         if !matches!(r.ssl.mi_weighting.as_str(), "items" | "clicks") {

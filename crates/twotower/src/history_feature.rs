@@ -205,6 +205,16 @@ impl HistoryFeature {
         (offsets, values, weights)
     }
 
+    /// User u's whole `fit` history as table rows, oldest first (a bag built
+    /// from it keeps the last `max_len`).
+    ///
+    /// # Panics
+    /// If `u` is not a user index.
+    pub fn user_rows(&self, u: u32) -> &[u32] {
+        let u = u as usize;
+        &self.rows[self.offsets[u]..self.offsets[u + 1]]
+    }
+
     /// One bag from an explicit list of table rows, oldest first (serving a
     /// user from the items they name): the last `max_len`, pooled like
     /// training. Fills `out` as a one-row batch feature.

@@ -308,6 +308,7 @@ const PHASE_SEARCH: u64 = 1;
 const PHASE_REFIT: u64 = 2;
 const STREAM_SHUFFLE: u64 = 1;
 const STREAM_STEP: u64 = 2;
+const STREAM_ID_DROPOUT: u64 = 3;
 
 /// A config document with its `[model]`, `[loss]`, `[ssl]`, `[train]` and
 /// `[eval]` sections replaced by their resolved values (every default filled
@@ -544,6 +545,7 @@ pub fn augmenter(
         },
         mask_id_feature: s.mask_id,
         cfm_id_partner: s.cfm_id_partner,
+        mask_as_unknown: s.mask_as == "unknown",
     };
     Ok(Some(Augmenter::new(acfg, is_multi, is_id, mi.as_deref())?))
 }
@@ -928,6 +930,10 @@ fn run_phase(
     let mut mask_scratch = crate::history::MaskScratch::default();
     // the history feature: each example's earlier items of this phase's data
     let hist = history_feature(cfg, ds, fit);
+    // item-id dropout acts on the item tower's id feature
+    let id_dropout_feature = (t.item_id_dropout > 0.0)
+        .then(|| ds.items.features.iter().position(|f| f.is_id))
+        .flatten();
     let mut hist_bags = crate::tower::BatchFeature::default();
     let mut ssl = SslBatch::default();
     let mut ssl_items: Vec<u32> = Vec::with_capacity(m_ssl);
@@ -1047,6 +1053,19 @@ fn run_phase(
             if let Some(h) = &hist {
                 h.gather_examples(fit, rows, &mut hist_bags);
                 main.users.features.push(std::mem::take(&mut hist_bags));
+            }
+            if let Some(f) = id_dropout_feature {
+                // item-id dropout: a candidate's id → row 0 (unknown), from
+                // its own stream so the other draws stay as they were
+                let mut rng =
+                    ChaCha8Rng::seed_from_u64(mix(seed, phase_tag, STREAM_ID_DROPOUT, step));
+                let feat = &mut main.items.features[f];
+                for row in 0..feat.offsets.len() - 1 {
+                    if rng.gen_bool(t.item_id_dropout) {
+                        let (a, z) = (feat.offsets[row] as usize, feat.offsets[row + 1] as usize);
+                        feat.values[a..z].fill(0);
+                    }
+                }
             }
             main.item_ids.clear();
             main.item_ids.extend_from_slice(&items_idx);

@@ -52,6 +52,7 @@ fn cfg(pattern: MaskingPattern, mask_rate: f64, dropout_rate: f64) -> AugmentCon
         seed_scope: SeedScope::PerExample,
         mask_id_feature: true,
         cfm_id_partner: true,
+        mask_as_unknown: false,
     }
 }
 

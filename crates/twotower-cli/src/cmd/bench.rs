@@ -582,6 +582,7 @@ fn synthetic_case(
             seed_scope: SeedScope::PerExample,
             mask_id_feature: true,
             cfm_id_partner: true,
+            mask_as_unknown: false,
         };
         Some((
             Augmenter::new(

@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
-use twotower::run::load_run;
+use anyhow::{bail, Context};
+use twotower::history_feature::HistoryFeature;
+use twotower::run::{load_run, LoadedRun};
+use twotower::train::history_feature;
 
 /// Arguments of `twotower recommend`.
 #[derive(clap::Args)]
@@ -12,7 +15,7 @@ pub struct Args {
     pub run: PathBuf,
     /// The user's id as written in the data (any new id for a user the
     /// model has not seen; optional with --items).
-    #[arg(long, required_unless_present = "items")]
+    #[arg(long, required_unless_present_any = ["items", "queries"])]
     pub user: Option<String>,
     /// The items the user interacted with, oldest first, as item ids
     /// (`ID,ID,...`): the history feature's bag, so a user the model has
@@ -20,6 +23,12 @@ pub struct Args {
     /// `model.history.enabled`; unknown ids are reported and left out.
     #[arg(long, value_delimiter = ',', num_args = 1..)]
     pub items: Option<Vec<String>>,
+    /// Many new users at once: a text file with one user per line, that
+    /// user's item ids oldest first, comma-separated (`ID,ID,...`; blank
+    /// lines skipped). Prints TSV `query` (the line number), `rank`, `item`,
+    /// `score`; each user's listed items are excluded. Needs a history model.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["user", "items", "features"])]
+    pub queries: Option<PathBuf>,
     /// Number of items.
     #[arg(short, long, default_value_t = 10)]
     pub k: usize,
@@ -41,12 +50,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let run = load_run(&args.run)?;
     super::set_threads(run.config.raw.train.threads)?;
+    let history = history_feature(&run.config, &run.dataset, &run.dataset.train);
+    if let Some(path) = &args.queries {
+        return queries(&run, history.as_ref(), path, &args);
+    }
     let given = match &args.items {
         Some(ids) => Some(super::serve::resolve_items(&run, ids)?),
         None => None,
     };
     let user = args.user.clone().unwrap_or_else(|| "(new user)".into());
-    let (query, idx) = super::serve::user_vector(&run, &user, &args.features, given.as_deref())?;
+    let (query, idx) =
+        super::serve::user_vector(&run, history.as_ref(), &user, &args.features, given.as_deref())?;
     let mut exclude: Vec<u32> = Vec::new();
     if let (Some(items), false) = (&given, args.include_seen) {
         // the items the user named are seen
@@ -84,5 +98,59 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     super::serve::print_items(&run, &hits);
+    Ok(())
+}
+
+/// `recommend --queries FILE`: top-K for each line's items (a new user each).
+fn queries(
+    run: &LoadedRun,
+    history: Option<&HistoryFeature>,
+    path: &std::path::Path,
+    args: &Args,
+) -> anyhow::Result<()> {
+    if history.is_none() {
+        bail!(
+            "--queries needs a model with a history feature (model.history.enabled = true); \
+             this run's user tower has none"
+        );
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let (users, items) = super::serve::vectors(run);
+    let probe = users
+        .slice(ndarray::s![..users.nrows().min(200), ..])
+        .to_owned();
+    let index = super::serve::item_index(run, &items, args.ann, &probe, args.k, 0)?;
+    println!("query\trank\titem\tscore");
+    let mut out = String::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let what = format!("{} line {}", path.display(), n + 1);
+        let ids: Vec<String> = line.split(',').map(|s| s.trim().to_string()).collect();
+        let mut given = super::serve::resolve_items_at(run, &ids, &what)?;
+        let (query, _) = super::serve::user_vector(run, history, "", &[], Some(&given))
+            .with_context(|| what.clone())?;
+        let mut exclude = Vec::new();
+        if !args.include_seen {
+            given.sort_unstable();
+            given.dedup();
+            exclude = given;
+        }
+        let hits = index.search(&query, args.k, &exclude)?;
+        out.clear();
+        for (r, (i, s)) in hits.iter().enumerate() {
+            use std::fmt::Write;
+            let _ = writeln!(
+                out,
+                "{}\t{}\t{}\t{s:.4}",
+                n + 1,
+                r + 1,
+                run.dataset.items.ids[*i as usize]
+            );
+        }
+        print!("{out}");
+    }
     Ok(())
 }

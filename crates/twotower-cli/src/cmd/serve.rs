@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, bail, Context};
 use ndarray::Array2;
-use twotower::history_feature::item_rows;
+use twotower::history_feature::{item_rows, HistoryFeature};
 use twotower::index::{ExactIndex, HnswConfig, HnswIndex, VectorIndex};
 use twotower::run::LoadedRun;
 use twotower::train::{encode_all, history_feature};
@@ -51,6 +51,12 @@ pub fn vectors(run: &LoadedRun) -> (Array2<f32>, Array2<f32>) {
 /// order given. Unknown ids are reported on stderr (never dropped
 /// silently); none known is an error.
 pub fn resolve_items(run: &LoadedRun, ids: &[String]) -> anyhow::Result<Vec<u32>> {
+    resolve_items_at(run, ids, "--items")
+}
+
+/// [`resolve_items`] with `what` naming the source in messages (a flag, or
+/// a file and line).
+pub fn resolve_items_at(run: &LoadedRun, ids: &[String], what: &str) -> anyhow::Result<Vec<u32>> {
     let index = &run.dataset.items.index;
     let (mut known, mut unknown) = (Vec::new(), Vec::new());
     for id in ids.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
@@ -61,14 +67,14 @@ pub fn resolve_items(run: &LoadedRun, ids: &[String]) -> anyhow::Result<Vec<u32>
     }
     if !unknown.is_empty() {
         eprintln!(
-            "warning: --items: {} of {} ids are not in the catalog and are left out of the history: {}",
+            "warning: {what}: {} of {} ids are not in the catalog and are left out of the history: {}",
             unknown.len(),
             unknown.len() + known.len(),
             unknown.join(", ")
         );
     }
     if known.is_empty() {
-        bail!("--items: none of the given item ids is in the catalog");
+        bail!("{what}: none of the given item ids is in the catalog");
     }
     Ok(known)
 }
@@ -79,8 +85,13 @@ pub fn resolve_items(run: &LoadedRun, ids: &[String]) -> anyhow::Result<Vec<u32>
 ///
 /// With a history feature, the bag is `history_items` (catalog indices,
 /// oldest first) when given, else a known user's train items, else empty.
+///
+/// `history`: the run's history feature over its train split
+/// ([`history_feature`]; build it once for many queries), `None` when the
+/// model has none.
 pub fn user_vector(
     run: &LoadedRun,
+    history: Option<&HistoryFeature>,
     user: &str,
     overrides: &[String],
     history_items: Option<&[u32]>,
@@ -163,7 +174,6 @@ pub fn user_vector(
             );
         }
     }
-    let history = history_feature(&run.config, &run.dataset, &run.dataset.train);
     if history_items.is_some() && history.is_none() {
         bail!(
             "--items needs a model with a history feature (model.history.enabled = true); \
@@ -196,15 +206,12 @@ pub fn user_vector(
         .map(|v| vec![0, v.len() as u32])
         .collect();
     let mut weights: Vec<Vec<f32>> = vec![Vec::new(); per_feature.len()];
-    if let Some(h) = &history {
+    if let Some(h) = history {
         // the same bag training builds: the last max_len items, pooled alike
         let (item_row, _) = item_rows(&run.dataset.items);
         let rows: Vec<u32> = match (history_items, idx) {
             (Some(items), _) => items.iter().map(|&i| item_row[i as usize]).collect(),
-            (None, Some(u)) => {
-                let (o, v, _) = h.user_column();
-                v[o[u as usize] as usize..o[u as usize + 1] as usize].to_vec()
-            }
+            (None, Some(u)) => h.user_rows(u).to_vec(),
             (None, None) => Vec::new(),
         };
         let mut bag = twotower::tower::BatchFeature::default();
