@@ -238,6 +238,10 @@ pub struct StepSetup<'a> {
     pub batch_size: usize,
     /// Seed of the pair order and the SSL sampling.
     pub seed: u64,
+    /// The user tower's history feature and the interactions it was built
+    /// from (`pairs` must then be those interactions' pairs, in order), or
+    /// `None`.
+    pub history: Option<(&'a crate::history_feature::HistoryFeature, &'a twotower_data::Interactions)>,
 }
 
 /// Milliseconds per step of each phase (means over the measured steps).
@@ -356,6 +360,8 @@ pub fn run_steps(
     let mut ssl_items: Vec<u32> = Vec::new();
     let mut ws = Workspace::<f32>::default();
     let mut grads = ModelGrads::new(&setup.model);
+    let mut hist_bags = crate::tower::BatchFeature::default();
+    let mut rows: Vec<u32> = Vec::with_capacity(b);
 
     let mut gather_t = Duration::ZERO;
     let mut augment_t = Duration::ZERO;
@@ -386,10 +392,12 @@ pub fn run_steps(
                         order.shuffle(&mut rng);
                         cursor = 0;
                     }
+                    rows.clear();
                     for &r in &order[cursor..cursor + b] {
                         let (u, i) = p[r as usize];
                         users_idx.push(u);
                         items_idx.push(i);
+                        rows.push(r);
                     }
                     cursor += b;
                 }
@@ -404,6 +412,11 @@ pub fn run_steps(
                 || main.users.gather(&setup.user_columns, &users_idx),
                 || main.items.gather(&setup.item_columns, &items_idx),
             );
+            if let (Some((h, fit)), PairSource::List(_)) = (&setup.history, &setup.pairs) {
+                // the trainer's history bags: each example's earlier items
+                h.gather_examples(fit, &rows, &mut hist_bags);
+                main.users.features.push(std::mem::take(&mut hist_bags));
+            }
             main.item_ids.clear();
             main.item_ids.extend_from_slice(&items_idx);
             main.log_q.clear();
@@ -437,6 +450,9 @@ pub fn run_steps(
                 return Err(BenchError::NonFinite(parts.total));
             }
             setup.opt.step(&mut setup.model, &grads);
+            if setup.history.is_some() && main.users.features.len() > setup.user_columns.len() {
+                hist_bags = main.users.features.pop().expect("pushed above");
+            }
             let t3 = Instant::now();
             gather_t += t1 - t0;
             augment_t += t2 - t1;
@@ -664,6 +680,7 @@ mod tests {
         let opt = Optimizer::new(&model, &Default::default());
         let pairs: Vec<(u32, u32)> = (0..200).map(|k| (k % 50, (k * 7) % 40)).collect();
         let mut setup = StepSetup {
+            history: None,
             model,
             opt,
             user_columns: u.iter().map(SyntheticColumn::column).collect(),

@@ -404,10 +404,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // ---- the real config
     if let Some(path) = &config {
         for &ssl in &ssl_modes {
-            let c = real_case(path, ssl, warmup * 8, steps * 8, repeats)?;
+            let c = real_case(path, ssl, false, warmup * 8, steps * 8, repeats)?;
             print_case(&c);
             report.train.push(c);
         }
+        // the config's user tower with the history feature added
+        let c = real_case(path, false, true, warmup * 8, steps * 8, repeats)?;
+        print_case(&c);
+        report.train.push(c);
     }
 
     // ---- synthetic catalogs
@@ -490,13 +494,17 @@ fn loss_config(cfg: &Config) -> LossConfig<f32> {
 fn real_case(
     path: &Path,
     ssl: bool,
+    history: bool,
     warmup: usize,
     steps: usize,
     repeats: usize,
 ) -> anyhow::Result<TrainCase> {
     let t = Instant::now();
     let rss_reset = reset_peak_rss();
-    let overrides = vec![format!("ssl.enabled={ssl}")];
+    let mut overrides = vec![format!("ssl.enabled={ssl}")];
+    if history {
+        overrides.push("model.history.enabled=true".into());
+    }
     let cfg = Config::load(Some(path), &overrides)?;
     let ds = super::load_data(&cfg, true)?;
     let model = train::new_model(&cfg, &ds, 0);
@@ -514,7 +522,9 @@ fn real_case(
     };
     let aug = train::augmenter(&cfg, &ds, &ds.train)?.map(|a| (a, m));
     let emb = embedding_state_bytes(&model, opt_cfg.sparse);
+    let hist = train::history_feature(&cfg, &ds, &ds.train);
     let mut setup = StepSetup {
+        history: hist.as_ref().map(|h| (h, &ds.train)),
         model,
         opt,
         user_columns: train::columns(&ds.users.features),
@@ -535,7 +545,11 @@ fn real_case(
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "config".into());
     Ok(TrainCase {
-        name: format!("{name}{}", if ssl { " +SSL" } else { "" }),
+        name: format!(
+            "{name}{}{}",
+            if cfg.raw.model.history.enabled { " +history" } else { "" },
+            if ssl { " +SSL" } else { "" }
+        ),
         kind: "config",
         items: setup.n_items,
         users: setup.n_users,
@@ -597,6 +611,7 @@ fn synthetic_case(
         None
     };
     let mut setup = StepSetup {
+        history: None,
         model,
         opt,
         user_columns: users.iter().map(SyntheticColumn::column).collect(),
