@@ -241,7 +241,10 @@ pub struct StepSetup<'a> {
     /// The user tower's history feature and the interactions it was built
     /// from (`pairs` must then be those interactions' pairs, in order), or
     /// `None`.
-    pub history: Option<(&'a crate::history_feature::HistoryFeature, &'a twotower_data::Interactions)>,
+    pub history: Option<(
+        &'a crate::history_feature::HistoryFeature,
+        &'a twotower_data::Interactions,
+    )>,
 }
 
 /// Milliseconds per step of each phase (means over the measured steps).

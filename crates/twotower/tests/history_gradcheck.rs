@@ -401,7 +401,11 @@ fn shared_history_table_weighted_bags_with_ssl() {
 
 #[test]
 fn shared_history_table_mean_bags() {
-    check_shared(false, false, 23);
+    // (not every seed fits: with seed 23 a hidden ReLU input lies within 2h
+    // of its kink, so the difference quotient, not the gradient, is off; with
+    // 25 every ReLU of user 0 is off, and its bag's rows get nothing from the
+    // user tower)
+    check_shared(false, false, 27);
 }
 
 #[test]

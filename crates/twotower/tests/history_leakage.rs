@@ -17,10 +17,10 @@
 //!    (and the search phase's validation) it must score chance.
 //! 3. **End to end**: trained with the history feature on data where each
 //!    user's last items are drawn independently of everything before them
-//!    (only predictable if leaked), recall@10 stays at chance, while the same
-//!    training with the leak planted as a static user feature (all of the
-//!    user's items, test included) reaches a high recall@10: the data and the
-//!    threshold can tell a leak apart.
+//!    (only predictable if leaked), recall@10 stays at chance (≈ 0.09),
+//!    while the same training with the leak planted as a static user feature
+//!    (all of the user's items, test included) reaches ≈ 0.5: the data and
+//!    the threshold (0.25) can tell a leak apart.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -41,7 +41,7 @@ use twotower_data::{temporal_split, Dataset, Interactions};
 
 // ------------------------------------------------------------ planted data
 
-const N_USERS: usize = 60;
+const N_USERS: usize = 240;
 const N_ITEMS: usize = 120;
 /// Per user: 10 distinct items → 2 test (the last by time), 8 train; of the
 /// train ones 2 validation (the last), 6 fit.
@@ -65,9 +65,10 @@ fn item_id(i: usize) -> String {
     format!("i{i:03}")
 }
 
-/// Writes the planted interactions (and, with `leaky_column`, a users table
-/// whose `seen` column lists all ten items of the user, test included) and
-/// a config reading them; returns the config's path.
+/// Writes the planted interactions and a config reading them (user tower:
+/// the user id; with `leaky_column` instead a users table whose `seen`
+/// column lists all ten items of the user, test included); returns the
+/// config's path.
 ///
 /// Timestamps are `k / 2` (k = position 0..10): pairs of items tie and are
 /// ordered by item id rank, so the split's tie rule is exercised; the split
@@ -92,20 +93,15 @@ user = "user_id"
 item = "item_id"
 timestamp = "timestamp"
 
-[features.user_id]
-side = "user"
-kind = "categorical"
-column = "user_id"
-
 [features.item_id]
 side = "item"
 kind = "categorical"
 column = "item_id"
 
 [model]
-embedding_dim = 16
-hidden = [32]
-out_dim = 16
+embedding_dim = 64
+hidden = []
+out_dim = 64
 
 [loss]
 temperature = 0.1
@@ -121,7 +117,18 @@ threads = 1
 seed = 5
 "#,
     );
-    if leaky_column {
+    if !leaky_column {
+        cfg.push_str(
+            r#"
+[features.user_id]
+side = "user"
+kind = "categorical"
+column = "user_id"
+"#,
+        );
+    } else {
+        // the leak alone (no user id to memorize users by): the user vector
+        // is a function of the items listed
         std::fs::write(dir.join("users.csv"), users).unwrap();
         cfg.push_str(
             r#"
@@ -634,7 +641,7 @@ fn a_model_that_copies_its_bag_scores_chance_not_recall_one() {
     let metrics = evaluate_test(&cfg, &ds, &model, &info(&cfg)).unwrap();
     let r = metrics["recall@10"].as_f64().unwrap();
     assert!(
-        r < 0.3,
+        r < 0.25,
         "evaluate_test: recall@10 = {r}: the test items reach the history bags"
     );
     // the same as the bags of the train split, exactly
@@ -649,7 +656,7 @@ fn a_model_that_copies_its_bag_scores_chance_not_recall_one() {
     let ok = evaluate_model(&model, &ds, &vset, &cfg, Some(&h_fit)).unwrap();
     let h_train = history_feature(&cfg, &ds, &ds.train).unwrap();
     let bad = evaluate_model(&model, &ds, &vset, &cfg, Some(&h_train)).unwrap();
-    assert!(recall10(&ok) < 0.3, "{:?}", ok.values);
+    assert!(recall10(&ok) < 0.25, "{:?}", ok.values);
     assert!(recall10(&bad) >= 0.95, "{:?}", bad.values);
 }
 
@@ -677,12 +684,18 @@ fn train_and_test(cfg: &Config, ds: &Dataset) -> (TrainOutcome, f64) {
 #[test]
 fn trained_with_history_the_unpredictable_test_items_stay_at_chance() {
     // Each user's last two items are drawn independently of everything
-    // before them: only a leak can predict them. A leaking history (the
-    // example's own item, or the user's later items, in its bag; the test
-    // items in the evaluated user's bag) teaches the model to retrieve the
-    // items of its bag and then hands it the answer: recall@10 → 1, as the
-    // planted static "seen" column below shows. Without a leak: chance,
-    // 10/112 ≈ 0.09.
+    // before them: only a leak can predict them. Without a leak: chance,
+    // 2 test items among the 112 a user has not trained on, recall@10 ≈
+    // 10/112 ≈ 0.09 (0.08-0.10 measured, validation alike). A leaking
+    // history (the example's own item, or the user's later items, in its
+    // bag; the validation or test items in the evaluated user's bag) teaches
+    // the model to retrieve the items of its bag and then hands it the
+    // answer, and recall@10 climbs towards the copy model's 1: a variant of
+    // the implementation whose training bags hold the user's whole list, own
+    // item included, and whose evaluated bags come from train ∪ test
+    // (validation: from train) scored 0.41 on test and 0.31 on validation
+    // after the first epoch here. The static "seen" column below plants such
+    // a leak without touching the implementation.
     let dir = tempfile::tempdir().unwrap();
     for (variant, extra) in [
         (
@@ -712,19 +725,30 @@ fn trained_with_history_the_unpredictable_test_items_stay_at_chance() {
         assert_eq!(phases, HashSet::from(["search", "refit"]), "{variant}");
         for e in &outcome.history {
             if let Some(v) = e["validation"]["recall@10"].as_f64() {
-                assert!(v < 0.3, "{variant}: validation recall@10 {v}: a leak");
+                assert!(v < 0.25, "{variant}: validation recall@10 {v}: a leak");
             }
         }
-        assert!(r < 0.3, "{variant}: test recall@10 = {r}: a leak");
+        assert!(r < 0.25, "{variant}: test recall@10 = {r}: a leak");
     }
 
-    // the positive control: the same data and training with the leak planted
-    // as a static user feature listing all ten items of the user
+    // the positive control: the same data and model trained with the leak
+    // planted as a static user feature listing all ten items of the user
+    // (test items included) instead of the user id. Its table is not the
+    // item tower's, so the model has to learn which of its rows stands for
+    // which item from co-occurrences alone: it gets about half way (≈ 0.5
+    // after 10 epochs), far above chance.
     let path = write_planted(dir.path(), true);
-    let (cfg, ds) = load(&path, &["train.epochs=20", "train.validation=false"]);
+    let (cfg, ds) = load(
+        &path,
+        &[
+            "train.epochs=10",
+            "train.lr_sparse=0.2",
+            "train.validation=false",
+        ],
+    );
     let (_, r) = train_and_test(&cfg, &ds);
     assert!(
-        r > 0.6,
+        r > 0.35,
         "the planted leak only reaches recall@10 = {r}: the test cannot see a leak"
     );
 }

@@ -547,7 +547,11 @@ fn real_case(
     Ok(TrainCase {
         name: format!(
             "{name}{}{}",
-            if cfg.raw.model.history.enabled { " +history" } else { "" },
+            if cfg.raw.model.history.enabled {
+                " +history"
+            } else {
+                ""
+            },
             if ssl { " +SSL" } else { "" }
         ),
         kind: "config",

@@ -59,8 +59,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => None,
     };
     let user = args.user.clone().unwrap_or_else(|| "(new user)".into());
-    let (query, idx) =
-        super::serve::user_vector(&run, history.as_ref(), &user, &args.features, given.as_deref())?;
+    let (query, idx) = super::serve::user_vector(
+        &run,
+        history.as_ref(),
+        &user,
+        &args.features,
+        given.as_deref(),
+    )?;
     let mut exclude: Vec<u32> = Vec::new();
     if let (Some(items), false) = (&given, args.include_seen) {
         // the items the user named are seen
