@@ -216,6 +216,16 @@ pub struct SslSection {
     /// Switch SSL on (default false).
     pub enabled: bool,
     /// Weight α of the SSL loss: `L = L_main + α·L_self` (default 0.1).
+    ///
+    /// What α does to an embedding row depends on the sparse optimizer.
+    /// Every row's gradient is `g_main + α·g_self`. Under `adagrad` and in
+    /// the dense MLP weights the SSL part of a step scales with α. Under lazy
+    /// row-wise `adam` (the default) a row's step is `lr · m̂/√v̂`, invariant
+    /// to the scale of that row's gradients: for rows the main task also
+    /// touches, α sets the *mix* of the two gradients; a row that only SSL
+    /// touches (an item never clicked in a batch so far) moves at the full
+    /// learning rate whatever α > 0 is. So under Adam, α is the relative
+    /// weight of the SSL task where both tasks meet, not a step size.
     pub weight: f64,
     /// InfoNCE temperature τ_ssl (default 0.1).
     pub temperature: f64,

@@ -290,6 +290,21 @@ pub fn new_model(cfg: &Config, ds: &Dataset, phase_tag: u64) -> TwoTower<f32> {
     model
 }
 
+/// Item-id dropout (`train.item_id_dropout`): each row's bag of the id
+/// feature becomes row 0 — the out-of-vocabulary row a cold item reads —
+/// with probability `p`, one Bernoulli draw per row in row order.
+///
+/// # Panics
+/// If `p` is not in [0, 1].
+pub fn item_id_dropout(feat: &mut crate::tower::BatchFeature, p: f64, rng: &mut impl Rng) {
+    for row in 0..feat.offsets.len().saturating_sub(1) {
+        if rng.gen_bool(p) {
+            let (a, z) = (feat.offsets[row] as usize, feat.offsets[row + 1] as usize);
+            feat.values[a..z].fill(0);
+        }
+    }
+}
+
 /// SplitMix64-style mixing of the seed with stream tags (phase, purpose, index).
 fn mix(seed: u64, a: u64, b: u64, c: u64) -> u64 {
     let mut z = seed
@@ -1059,13 +1074,7 @@ fn run_phase(
                 // its own stream so the other draws stay as they were
                 let mut rng =
                     ChaCha8Rng::seed_from_u64(mix(seed, phase_tag, STREAM_ID_DROPOUT, step));
-                let feat = &mut main.items.features[f];
-                for row in 0..feat.offsets.len() - 1 {
-                    if rng.gen_bool(t.item_id_dropout) {
-                        let (a, z) = (feat.offsets[row] as usize, feat.offsets[row + 1] as usize);
-                        feat.values[a..z].fill(0);
-                    }
-                }
+                item_id_dropout(&mut main.items.features[f], t.item_id_dropout, &mut rng);
             }
             main.item_ids.clear();
             main.item_ids.extend_from_slice(&items_idx);
@@ -1452,5 +1461,37 @@ mod tests {
             resolved(a, "[train]\nrecency_decay = 1\n"),
             vec!["train.recency_decay = 3.0 in the checkpoint, 1.0 now".to_string()]
         );
+    }
+}
+
+#[cfg(test)]
+mod id_dropout_tests {
+    use super::*;
+
+    #[test]
+    fn id_dropout_zeroes_whole_rows_at_rate_p() {
+        // 20,000 rows of ids 1..: about p of them become 0, the rest keep
+        // their own id; p = 0 changes nothing, and the draws are seeded
+        let n = 20_000u32;
+        let fresh = || crate::tower::BatchFeature {
+            offsets: (0..=n).collect(),
+            values: (1..=n).collect(),
+            ..Default::default()
+        };
+        let mut f = fresh();
+        item_id_dropout(&mut f, 0.3, &mut ChaCha8Rng::seed_from_u64(5));
+        let dropped = f.values.iter().filter(|&&v| v == 0).count() as f64 / n as f64;
+        assert!((dropped - 0.3).abs() < 0.015, "{dropped}");
+        assert!(f
+            .values
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| v == 0 || v == i as u32 + 1));
+        let mut g = fresh();
+        item_id_dropout(&mut g, 0.3, &mut ChaCha8Rng::seed_from_u64(5));
+        assert_eq!(f, g);
+        let mut h = fresh();
+        item_id_dropout(&mut h, 0.0, &mut ChaCha8Rng::seed_from_u64(5));
+        assert_eq!(h, fresh());
     }
 }

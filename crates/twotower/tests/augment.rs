@@ -876,3 +876,66 @@ fn ml100k_mi_identities() {
     let groups = correlated_groups(&mi);
     assert_eq!(groups, vec![vec![0, 2], vec![1, 0], vec![2, 0]]);
 }
+
+#[test]
+fn masked_as_unknown_reads_row_0_or_an_empty_bag_as_a_cold_item_does() {
+    // Feature 0: single-valued id (rows 1..=20), feature 1: multi-valued bags
+    // of 2 values. Complementary masking with the same seed, once as the mask
+    // embedding and once as unknown: the masks are the same draws; where a
+    // feature is masked the unknown views hold [0] (single) or [] (multi) —
+    // what an out-of-vocabulary id and a missing bag are at inference — and
+    // no masked flags; elsewhere both views hold the item's own bag.
+    let ids = Col::single(&(1..=20).collect::<Vec<u32>>());
+    let tags = Col::from_bags(
+        &(0..20)
+            .map(|e| vec![e % 7 + 1, e % 5 + 8])
+            .collect::<Vec<_>>(),
+    );
+    let cols = [ids, tags];
+    let items: Vec<u32> = (0..20).collect();
+    let build = |unknown: bool| {
+        let mut c = cfg(MaskingPattern::Complementary, 0.0, 0.0);
+        c.mask_as_unknown = unknown;
+        let aug = Augmenter::new(c, vec![false, true], vec![true, false], None).unwrap();
+        let mut out = SslBatch::default();
+        aug.build_views(
+            &views(&cols),
+            &items,
+            &mut ChaCha8Rng::seed_from_u64(11),
+            &mut out,
+        )
+        .unwrap();
+        out
+    };
+    let (flagged, unknown) = (build(false), build(true));
+    let mut masked_cells = 0;
+    for (vf, vu) in [
+        (&flagged.view1, &unknown.view1),
+        (&flagged.view2, &unknown.view2),
+    ] {
+        for f in 0..2 {
+            assert!(
+                vu.features[f].masked.is_empty(),
+                "unknown views carry no mask flags"
+            );
+            for row in 0..items.len() {
+                if is_masked(vf, f, row) {
+                    masked_cells += 1;
+                    let want: &[u32] = if f == 0 { &[0] } else { &[] };
+                    assert_eq!(bag(vu, f, row), want, "feature {f} row {row}");
+                } else {
+                    assert_eq!(bag(vu, f, row), bag(vf, f, row), "feature {f} row {row}");
+                    assert_eq!(
+                        bag(vu, f, row),
+                        cols[f].view().values
+                            [cols[f].offsets[row] as usize..cols[f].offsets[row + 1] as usize]
+                            .to_vec()
+                            .as_slice()
+                    );
+                }
+            }
+        }
+    }
+    // complementary with k = 2: every row masks exactly one feature per view
+    assert_eq!(masked_cells, 2 * items.len());
+}
