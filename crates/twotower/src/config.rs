@@ -405,7 +405,8 @@ source = "synthetic"
 /// `[section]` headers; also `key` inside `[section.sub]` is not matched),
 /// or `None`. A locator for error messages, not a parser.
 fn key_line(text: &str, dotted: &str) -> Option<usize> {
-    let (section, key) = dotted.split_once('.')?;
+    // `model.history.max_len`: section `model.history`, key `max_len`
+    let (section, key) = dotted.rsplit_once('.')?;
     let mut current = String::new();
     for (i, line) in text.lines().enumerate() {
         let t = line.trim();

@@ -228,10 +228,37 @@ fn shared_item_feature(cfg: &Config, ds: &Dataset) -> Option<usize> {
 /// Checks that the history feature can be built on this data.
 ///
 /// # Errors
-/// [`TrainError::Data`] when `share_item_table` is set but the item tower
-/// has no item-id feature.
+/// [`TrainError::Data`] when a tower would have no feature, `share_item_table`
+/// is set but the item tower has no item-id feature (or `dim` is set beside
+/// it), or `train.item_id_dropout` has no item-id feature to act on.
 pub fn check_history(cfg: &Config, ds: &Dataset) -> Result<(), TrainError> {
     let h = &cfg.raw.model.history;
+    if ds.users.features.is_empty() && !h.enabled {
+        return Err(TrainError::Data(
+            "the user tower has no feature: add a user feature ([features.NAME] with side = \"user\") \
+             or the history feature (model.history.enabled = true)"
+                .into(),
+        ));
+    }
+    if ds.items.features.is_empty() {
+        return Err(TrainError::Data(
+            "the item tower has no feature: add an item feature ([features.NAME] with side = \"item\")"
+                .into(),
+        ));
+    }
+    if cfg.raw.train.item_id_dropout > 0.0 && !ds.items.features.iter().any(|f| f.is_id) {
+        return Err(TrainError::Data(
+            "train.item_id_dropout needs an item-id feature (a categorical item feature on the item key column)"
+                .into(),
+        ));
+    }
+    if h.enabled && h.share_item_table && h.dim != 0 {
+        return Err(TrainError::Data(format!(
+            "model.history.dim = {} with share_item_table = true: a shared table has the item-id feature's dim; \
+             leave model.history.dim at 0 (or set features.<item id>.dim)",
+            h.dim
+        )));
+    }
     if h.enabled && h.share_item_table && shared_item_feature(cfg, ds).is_none() {
         return Err(TrainError::Data(
             "model.history.share_item_table = true needs an item-id feature (a categorical \

@@ -125,7 +125,23 @@ fn queries(
     let probe = users
         .slice(ndarray::s![..users.nrows().min(200), ..])
         .to_owned();
-    let index = super::serve::item_index(run, &items, args.ann, &probe, args.k, 0)?;
+    // an ANN search must leave room for the items a line excludes
+    let longest = text
+        .lines()
+        .map(|l| {
+            let mut ids: Vec<&str> = l
+                .split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids.len()
+        })
+        .max()
+        .unwrap_or(0);
+    let exclude_room = if args.include_seen { 0 } else { longest };
+    let index = super::serve::item_index(run, &items, args.ann, &probe, args.k, exclude_room)?;
     println!("query\trank\titem\tscore");
     let mut out = String::new();
     for (n, line) in text.lines().enumerate() {

@@ -27,7 +27,7 @@ pub fn item_index(
     let cfg = HnswConfig {
         // instant-distance fixes ef at build time and a search returns at most
         // ef candidates before exclusion: leave room for the excluded items.
-        ef_search: (k * 4).max(100) + n_exclude,
+        ef_search: k.saturating_mul(4).max(100).saturating_add(n_exclude),
         ..HnswConfig::default()
     };
     let hnsw = HnswIndex::build_with_tie_rank(items.view(), rank, &cfg)?;
@@ -70,11 +70,31 @@ pub fn resolve_items_at(run: &LoadedRun, ids: &[String], what: &str) -> anyhow::
             "warning: {what}: {} of {} ids are not in the catalog and are left out of the history: {}",
             unknown.len(),
             unknown.len() + known.len(),
-            unknown.join(", ")
+            unknown.iter().take(20).copied().collect::<Vec<_>>().join(", ")
+                + if unknown.len() > 20 { ", ..." } else { "" }
         );
     }
     if known.is_empty() {
         bail!("{what}: none of the given item ids is in the catalog");
+    }
+    // items without a trained id row (no train click, or below min_count)
+    // read the out-of-vocabulary row: they say nothing about the user
+    let (rows, _) = item_rows(&run.dataset.items);
+    let untrained: Vec<&str> = known
+        .iter()
+        .filter(|&&i| rows[i as usize] == 0)
+        .map(|&i| run.dataset.items.ids[i as usize].as_str())
+        .collect();
+    if !untrained.is_empty() {
+        let shown: Vec<&str> = untrained.iter().take(20).copied().collect();
+        eprintln!(
+            "warning: {what}: {} of {} items have no trained embedding (no train interaction, or \
+             below the item id's min_count) and read the out-of-vocabulary row: {}{}",
+            untrained.len(),
+            known.len(),
+            shown.join(", "),
+            if untrained.len() > 20 { ", ..." } else { "" }
+        );
     }
     Ok(known)
 }
