@@ -144,3 +144,114 @@ fn an_out_path_that_is_a_file_is_refused_before_any_work() {
     );
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
 }
+
+/// A catalog that grew after training: ITEMS plus item 8 (the features of
+/// cold item 7) and item 9 (a genre the model never saw, and Action).
+const GROWN: &str = "8,Drama,1990,Eight\n9,Western|Action,2005,Nine\n";
+
+#[test]
+fn a_grown_catalog_is_scored_from_features_by_export_similar_and_recommend() {
+    let dir = tempfile::tempdir().unwrap();
+    train(dir.path());
+    let run = dir.path().join("run");
+    let catalog = dir.path().join("catalog.csv");
+    std::fs::write(&catalog, format!("{ITEMS}{GROWN}")).unwrap();
+
+    let export = |out: &str, with_catalog: bool| {
+        let mut c = bin();
+        c.args(["export", "--run"])
+            .arg(&run)
+            .arg("--out")
+            .arg(dir.path().join(out));
+        if with_catalog {
+            c.arg("--catalog").arg(&catalog);
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let ids = std::fs::read_to_string(dir.path().join(out).join("item_ids.txt")).unwrap();
+        let v =
+            twotower::export::read_npy_f32(&dir.path().join(out).join("item_vectors.npy")).unwrap();
+        (ids.lines().map(str::to_string).collect::<Vec<_>>(), v)
+    };
+    let (ids0, v0) = export("plain", false);
+    let (ids1, v1) = export("grown", true);
+    assert_eq!(ids0, ["1", "2", "3", "4", "5", "6", "7"]);
+    assert_eq!(ids1, ["1", "2", "3", "4", "5", "6", "7", "8", "9"]);
+    // the trained items keep their vectors bit for bit
+    assert_eq!(v1.slice(ndarray::s![..7, ..]), v0);
+    // a new item reads the id's out-of-vocabulary row, as cold item 7 does:
+    // the same features give the same vector
+    assert_eq!(v1.row(7), v1.row(6));
+    assert_ne!(v1.row(8), v1.row(6));
+
+    // similar to the new item 8: item 7 (cosine 1)
+    let rows = tsv(
+        &[
+            "similar",
+            "--item",
+            "8",
+            "-k",
+            "2",
+            "--catalog",
+            catalog.to_str().unwrap(),
+        ],
+        &run,
+    );
+    assert_eq!(rows[1][1], "7", "{rows:?}");
+    assert_eq!(rows[1][3], "1.0000");
+    // user 1 has items 1-4 in train: 5, 6, 7 and the new 8, 9 are left
+    let rows = tsv(
+        &[
+            "recommend",
+            "--user",
+            "1",
+            "-k",
+            "9",
+            "--catalog",
+            catalog.to_str().unwrap(),
+        ],
+        &run,
+    );
+    let mut got: Vec<&str> = rows[1..].iter().map(|r| r[1].as_str()).collect();
+    got.sort_unstable();
+    assert_eq!(got, ["5", "6", "7", "8", "9"]);
+    let nine = rows.iter().find(|r| r[1] == "9").unwrap();
+    assert_eq!(nine[2], "Nine");
+    assert_eq!(nine[4], "0", "a new item has no train clicks");
+    assert_eq!(nine[6], "Action", "the unseen genre is out of vocabulary");
+}
+
+#[test]
+fn a_bad_catalog_is_refused_naming_the_file_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    train(dir.path());
+    let run = dir.path().join("run");
+    let catalog = dir.path().join("catalog.csv");
+    std::fs::write(&catalog, "item,year,name\n1,1995,One\n").unwrap();
+    let out = bin()
+        .args(["recommend", "--user", "1", "--run"])
+        .arg(&run)
+        .arg("--catalog")
+        .arg(&catalog)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("catalog.csv") && err.contains("genres"),
+        "{err}"
+    );
+
+    // a value that cannot be encoded counts as missing and is reported
+    std::fs::write(&catalog, format!("{ITEMS}8,Drama,soon,Eight\n")).unwrap();
+    let out = bin()
+        .args(["recommend", "--user", "1", "--run"])
+        .arg(&run)
+        .arg("--catalog")
+        .arg(&catalog)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("1 values could not be encoded"), "{err}");
+}

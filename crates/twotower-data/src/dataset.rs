@@ -69,6 +69,21 @@ impl EncodedFeature {
     pub fn row(&self, e: usize) -> &[u32] {
         &self.values[self.offsets[e] as usize..self.offsets[e + 1] as usize]
     }
+
+    /// The feature's description and vocabulary with no entity rows
+    /// (`offsets = [0]`): what an encoder needs.
+    pub fn clone_without_rows(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            side: self.side,
+            kind: self.kind,
+            is_id: self.is_id,
+            dim: self.dim,
+            vocab: self.vocab.clone(),
+            offsets: vec![0],
+            values: Vec::new(),
+        }
+    }
 }
 
 /// The entities of one side with their encoded features.
@@ -410,7 +425,10 @@ fn is_id_feature(f: &FeatureConfig, key_refs: &[ColumnRef]) -> bool {
 }
 
 /// Columns of the side's feature table that the features need.
-fn needed_columns(feats: &[(&String, &FeatureConfig)], key_refs: &[ColumnRef]) -> Vec<ColumnRef> {
+pub(crate) fn needed_columns(
+    feats: &[(&String, &FeatureConfig)],
+    key_refs: &[ColumnRef],
+) -> Vec<ColumnRef> {
     let mut out: Vec<ColumnRef> = Vec::new();
     let mut add = |c: &ColumnRef| {
         if !out.contains(c) {
@@ -574,7 +592,7 @@ fn bucket_tokens(b: &[f64]) -> Vec<String> {
 
 /// Parses a 0/1 flag: `Some(true)` for a non-zero number or true/yes,
 /// `Some(false)` for 0/false/no/empty, `None` if unparsable.
-fn parse_flag(s: &str) -> Option<bool> {
+pub(crate) fn parse_flag(s: &str) -> Option<bool> {
     let s = s.trim();
     if s.is_empty() {
         return Some(false);

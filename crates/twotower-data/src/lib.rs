@@ -12,6 +12,7 @@
 
 pub mod config;
 pub mod dataset;
+pub mod encode;
 pub mod error;
 pub mod hash;
 pub mod preset;
@@ -29,9 +30,10 @@ pub use config::{
     SyntheticConfig, Transform,
 };
 pub use dataset::{
-    effective_features, effective_tables, fingerprints_differ, load_dataset, Dataset,
+    data_dir, effective_features, effective_tables, fingerprints_differ, load_dataset, Dataset,
     EncodedFeature, EntityTable, FeatureReport, IngestReport,
 };
+pub use encode::{encode_table, EncodeError, FeatureEncoder};
 pub use error::DataError;
 pub use raw::{read_interactions, RawInteractions};
 pub use split::{n_test, random_split, temporal_split, user_time_order, Interactions};

@@ -32,7 +32,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use twotower_data::{Dataset, EncodedFeature, Interactions};
+use twotower_data::{Dataset, EncodedFeature, EntityTable, Interactions};
 
 use crate::augment::{AugmentConfig, Augmenter, MaskingPattern, SeedScope};
 use crate::checkpoint::{self, CheckpointMeta, CHECKPOINT_FORMAT_VERSION};
@@ -425,17 +425,40 @@ pub fn encode_all(
     ds: &Dataset,
     history: Option<&HistoryFeature>,
 ) -> (Array2<f32>, Array2<f32>) {
+    (
+        encode_user_table(model, ds, history),
+        encode_items(model, &ds.items),
+    )
+}
+
+/// User vectors `[n_users × d]` (unit-norm rows) of every user of `ds`;
+/// with a history feature each user's bag is `history`'s.
+pub fn encode_user_table(
+    model: &TwoTower<f32>,
+    ds: &Dataset,
+    history: Option<&HistoryFeature>,
+) -> Array2<f32> {
     let hist_col = history.map(HistoryFeature::user_column);
     let ucols = user_columns(&ds.users.features, hist_col.as_ref());
-    let icols = columns(&ds.items.features);
     let users: Vec<u32> = (0..ds.users.ids.len() as u32).collect();
-    let items: Vec<u32> = (0..ds.items.ids.len() as u32).collect();
-    let d = model.user.spec.out_dim;
-    let mut uv = Array2::zeros((users.len(), d));
-    let mut iv = Array2::zeros((items.len(), d));
+    let mut uv = Array2::zeros((users.len(), model.user.spec.out_dim));
     model.encode_users(&ucols, &users, &mut uv);
+    uv
+}
+
+/// Item vectors `[n_items × d]` (unit-norm rows) of an item table: the
+/// run's own, or one encoded with its vocabularies
+/// ([`twotower_data::encode_table`], a catalog that grew after training:
+/// new items read the id's out-of-vocabulary row and their features).
+///
+/// # Panics
+/// If `table`'s features are not the item tower's (in order).
+pub fn encode_items(model: &TwoTower<f32>, table: &EntityTable) -> Array2<f32> {
+    let icols = columns(&table.features);
+    let items: Vec<u32> = (0..table.ids.len() as u32).collect();
+    let mut iv = Array2::zeros((items.len(), model.item.spec.out_dim));
     model.item.encode(&icols, &items, &mut iv);
-    (uv, iv)
+    iv
 }
 
 /// A history column over all users: `(offsets, values, weights)` as

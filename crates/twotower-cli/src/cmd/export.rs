@@ -14,6 +14,13 @@ pub struct Args {
     /// user_ids.txt, vectors.safetensors, manifest.json.
     #[arg(long)]
     pub out: PathBuf,
+    /// Export the items of this table instead of the run's item table: a
+    /// file with the layout of the config's `[data.items]` (same columns
+    /// and format), e.g. a catalog that grew after training. Items the
+    /// model was trained on keep their vectors; new items get vectors from
+    /// their features (the item id's out-of-vocabulary row, as cold items).
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
 }
 
 /// Runs `twotower export`.
@@ -21,7 +28,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     super::check_out_dir(&args.out)?;
     let run = load_run(&args.run)?;
     super::set_threads(run.config.raw.train.threads)?;
-    let (users, items) = super::serve::vectors(&run);
+    let catalog = super::serve::Catalog::load(&run, args.catalog.as_deref())?;
+    let users = super::serve::user_vectors(&run);
+    let items = &catalog.vectors;
     let info = format!(
         "twotower {} run {}",
         run.info.twotower_version,
@@ -30,7 +39,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let m = twotower::export::export_vectors(
         &args.out,
         items.view(),
-        &run.dataset.items.ids,
+        &catalog.table.ids,
         users.view(),
         &run.dataset.users.ids,
         &info,

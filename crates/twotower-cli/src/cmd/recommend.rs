@@ -41,6 +41,14 @@ pub struct Args {
     /// User feature value NAME=VALUE (repeatable), for a user not in the data or to override one.
     #[arg(long = "feature", value_name = "NAME=VALUE")]
     pub features: Vec<String>,
+    /// Rank the items of this table instead of the run's item table: a
+    /// file with the layout of the config's `[data.items]` (same columns
+    /// and format), e.g. a catalog that grew after training. New items are
+    /// scored from their features (the item id's out-of-vocabulary row, as
+    /// cold items); history ids (`--items`, `--queries`) are still the
+    /// training data's items.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
 }
 
 /// Runs `twotower recommend`.
@@ -66,26 +74,24 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &args.features,
         given.as_deref(),
     )?;
-    let mut exclude: Vec<u32> = Vec::new();
+    let catalog = super::serve::Catalog::load(&run, args.catalog.as_deref())?;
+    let mut seen: Vec<u32> = Vec::new();
     if let (Some(items), false) = (&given, args.include_seen) {
         // the items the user named are seen
-        exclude.extend_from_slice(items);
-        exclude.sort_unstable();
-        exclude.dedup();
+        seen.extend_from_slice(items);
     } else if let (Some(u), false) = (idx, args.include_seen) {
         for (uu, ii) in run.dataset.train.user.iter().zip(&run.dataset.train.item) {
             if *uu == u {
-                exclude.push(*ii);
+                seen.push(*ii);
             }
         }
-        exclude.sort_unstable();
-        exclude.dedup();
     }
-    let (users, items) = super::serve::vectors(&run);
+    let exclude = catalog.map_run_items(&seen);
+    let users = super::serve::user_vectors(&run);
     let probe = users
         .slice(ndarray::s![..users.nrows().min(200), ..])
         .to_owned();
-    let index = super::serve::item_index(&run, &items, args.ann, &probe, args.k, exclude.len())?;
+    let index = super::serve::item_index(&catalog, args.ann, &probe, args.k, exclude.len())?;
     let hits = index.search(&query, args.k, &exclude)?;
     if !hits.is_empty() && hits.len() < args.k {
         eprintln!(
@@ -102,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             exclude.len()
         );
     }
-    super::serve::print_items(&run, &hits);
+    super::serve::print_items(&catalog, &hits);
     Ok(())
 }
 
@@ -121,7 +127,8 @@ fn queries(
     }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let (users, items) = super::serve::vectors(run);
+    let catalog = super::serve::Catalog::load(run, args.catalog.as_deref())?;
+    let users = super::serve::user_vectors(run);
     let probe = users
         .slice(ndarray::s![..users.nrows().min(200), ..])
         .to_owned();
@@ -141,7 +148,7 @@ fn queries(
         .max()
         .unwrap_or(0);
     let exclude_room = if args.include_seen { 0 } else { longest };
-    let index = super::serve::item_index(run, &items, args.ann, &probe, args.k, exclude_room)?;
+    let index = super::serve::item_index(&catalog, args.ann, &probe, args.k, exclude_room)?;
     println!("query\trank\titem\tscore");
     let mut out = String::new();
     for (n, line) in text.lines().enumerate() {
@@ -157,7 +164,7 @@ fn queries(
         if !args.include_seen {
             given.sort_unstable();
             given.dedup();
-            exclude = given;
+            exclude = catalog.map_run_items(&given);
         }
         let hits = index.search(&query, args.k, &exclude)?;
         out.clear();
@@ -168,7 +175,7 @@ fn queries(
                 "{}\t{}\t{}\t{s:.4}",
                 n + 1,
                 r + 1,
-                run.dataset.items.ids[*i as usize]
+                catalog.table.ids[*i as usize]
             );
         }
         print!("{out}");

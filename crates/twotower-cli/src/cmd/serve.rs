@@ -1,25 +1,110 @@
 //! Shared pieces of the serving commands (`recommend`, `similar`, `export`):
-//! loading a run's vectors and building an index over the item vectors.
+//! loading a run's vectors, the catalog of items to rank (the run's, or an
+//! item table that grew after training) and an index over its vectors.
+
+use std::borrow::Cow;
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Context};
 use ndarray::Array2;
 use twotower::history_feature::{item_rows, HistoryFeature};
 use twotower::index::{ExactIndex, HnswConfig, HnswIndex, VectorIndex};
 use twotower::run::LoadedRun;
-use twotower::train::{encode_all, history_feature};
-use twotower_data::{FeatureKind, Side};
+use twotower::train::{encode_items, encode_user_table, history_feature};
+use twotower_data::{EntityTable, FeatureKind, Side};
 
-/// The item index of a run: exact, or HNSW with its recall@k against exact
-/// measured on `probe` queries and printed.
+/// The items a serving command ranks, with their vectors.
+pub struct Catalog<'a> {
+    /// Ids, labels and encoded features.
+    pub table: Cow<'a, EntityTable>,
+    /// Unit-norm item vectors, `[n × d]`.
+    pub vectors: Array2<f32>,
+    /// Train interactions per catalog item (0 = cold, or new since training).
+    pub clicks: Vec<u64>,
+    /// The run's item index → catalog index (`None`: not in the catalog).
+    pub from_run: Vec<Option<u32>>,
+}
+
+impl<'a> Catalog<'a> {
+    /// The run's own items, or the item table in `file` (the layout of the
+    /// config's `[data.items]`) encoded with the run's vocabularies: items
+    /// of the training data keep their trained rows, new ones are scored
+    /// from their features with the id's out-of-vocabulary row, as a cold
+    /// item is.
+    pub fn load(run: &'a LoadedRun, file: Option<&Path>) -> anyhow::Result<Self> {
+        let ds = &run.dataset;
+        let mut run_clicks = vec![0u64; ds.items.len()];
+        for &i in &ds.train.item {
+            run_clicks[i as usize] += 1;
+        }
+        let Some(file) = file else {
+            return Ok(Self {
+                vectors: encode_items(&run.model, &ds.items),
+                table: Cow::Borrowed(&ds.items),
+                clicks: run_clicks,
+                from_run: (0..ds.items.len() as u32).map(Some).collect(),
+            });
+        };
+        let feats = twotower_data::effective_features(&run.config.data(), &run.config.raw.features);
+        let (table, bad) =
+            twotower_data::encode_table(&run.config.data(), &feats, Side::Item, file, &ds.items)
+                .context("--catalog")?;
+        if table.is_empty() {
+            bail!("--catalog {}: the table has no rows", file.display());
+        }
+        let mut from_run = vec![None; ds.items.len()];
+        let mut clicks = vec![0u64; table.len()];
+        for (c, id) in table.ids.iter().enumerate() {
+            if let Some(&i) = ds.items.index.get(id) {
+                from_run[i as usize] = Some(c as u32);
+                clicks[c] = run_clicks[i as usize];
+            }
+        }
+        let known = from_run.iter().filter(|x| x.is_some()).count();
+        eprintln!(
+            "catalog {}: {} items, {} of them in the training data, {} new (scored from their features){}",
+            file.display(),
+            table.len(),
+            known,
+            table.len() - known,
+            if bad > 0 {
+                format!("; {bad} values could not be encoded (or rows were skipped) and count as missing")
+            } else {
+                String::new()
+            }
+        );
+        Ok(Self {
+            vectors: encode_items(&run.model, &table),
+            table: Cow::Owned(table),
+            clicks,
+            from_run,
+        })
+    }
+
+    /// The catalog indices of run items (sorted, deduplicated; items not
+    /// in the catalog are left out): what to exclude for a user's train items.
+    pub fn map_run_items(&self, run_items: &[u32]) -> Vec<u32> {
+        let mut out: Vec<u32> = run_items
+            .iter()
+            .filter_map(|&i| self.from_run[i as usize])
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
+/// The item index of a catalog: exact, or HNSW with its recall@k against
+/// exact measured on `probe` queries and printed.
 pub fn item_index(
-    run: &LoadedRun,
-    items: &Array2<f32>,
+    catalog: &Catalog,
     ann: bool,
     probe: &Array2<f32>,
     k: usize,
     n_exclude: usize,
 ) -> anyhow::Result<Box<dyn VectorIndex>> {
-    let rank = run.dataset.items.id_rank.clone();
+    let items = &catalog.vectors;
+    let rank = catalog.table.id_rank.clone();
     let exact = ExactIndex::with_tie_rank(items.clone(), rank.clone())?;
     if !ann {
         return Ok(Box::new(exact));
@@ -40,11 +125,10 @@ pub fn item_index(
     Ok(Box::new(hnsw))
 }
 
-/// User and item vectors of a run, `[n × d]`, unit-norm rows (a history
-/// feature reads each user's train items).
-pub fn vectors(run: &LoadedRun) -> (Array2<f32>, Array2<f32>) {
+/// The user vectors of a run, `[n_users × d]`.
+pub fn user_vectors(run: &LoadedRun) -> Array2<f32> {
     let history = history_feature(&run.config, &run.dataset, &run.dataset.train);
-    encode_all(&run.model, &run.dataset, history.as_ref())
+    encode_user_table(&run.model, &run.dataset, history.as_ref())
 }
 
 /// Resolves item ids as written in the data to catalog indices, in the
@@ -261,13 +345,10 @@ pub fn user_vector(
 /// popularity, 0 = cold) and one column per non-id item feature with the
 /// item's values as the model saw them (multi-valued joined by `|`; `-` =
 /// missing or out of vocabulary).
-pub fn print_items(run: &LoadedRun, hits: &[(u32, f32)]) {
-    let items = &run.dataset.items;
+pub fn print_items(catalog: &Catalog, hits: &[(u32, f32)]) {
+    let items = &*catalog.table;
     let feats: Vec<_> = items.features.iter().filter(|f| !f.is_id).collect();
-    let mut clicks = vec![0u64; items.ids.len()];
-    for &i in &run.dataset.train.item {
-        clicks[i as usize] += 1;
-    }
+    let clicks = &catalog.clicks;
     let labels = items.labels.as_ref();
     let mut header = String::from("rank\titem");
     if let Some((name, _)) = labels {

@@ -20,6 +20,12 @@ pub struct Args {
     /// Search an HNSW index (its recall against exact top-K is printed).
     #[arg(long)]
     pub ann: bool,
+    /// Rank the items of this table (the layout of the config's
+    /// `[data.items]`) instead of the run's: a catalog that grew after
+    /// training; new items are scored from their features, and `--item`
+    /// may be one of them.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
 }
 
 /// Runs `twotower similar`.
@@ -29,22 +35,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let run = load_run(&args.run)?;
     super::set_threads(run.config.raw.train.threads)?;
-    let i = *run
-        .dataset
-        .items
+    let catalog = super::serve::Catalog::load(&run, args.catalog.as_deref())?;
+    let i = *catalog
+        .table
         .index
         .get(&args.item)
         .ok_or_else(|| anyhow!("item {:?} is not in the catalog", args.item))?;
-    if let Some((name, text)) = &run.dataset.items.labels {
+    if let Some((name, text)) = &catalog.table.labels {
         eprintln!("item {}: {name} {:?}", args.item, text[i as usize]);
     }
-    let (_, items) = super::serve::vectors(&run);
+    let items = &catalog.vectors;
     let probe = items
         .slice(ndarray::s![..items.nrows().min(200), ..])
         .to_owned();
-    let index = super::serve::item_index(&run, &items, args.ann, &probe, args.k, 1)?;
+    let index = super::serve::item_index(&catalog, args.ann, &probe, args.k, 1)?;
     let q = items.row(i as usize).to_vec();
     let hits = index.search(&q, args.k, &[i])?;
-    super::serve::print_items(&run, &hits);
+    super::serve::print_items(&catalog, &hits);
     Ok(())
 }
