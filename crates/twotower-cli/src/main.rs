@@ -28,6 +28,8 @@ enum Command {
     Similar(cmd::similar::Args),
     /// Export user and item vectors (.npy, safetensors, ids, manifest).
     Export(cmd::export::Args),
+    /// Write a run's self-contained serving artifact (runs from before it existed).
+    Artifact(cmd::artifact::Args),
     /// Mutual information between item features (table + heatmap).
     Mi(cmd::mi::Args),
     /// Train config variants over several seeds and write a comparison report (mean ± std, plots).
@@ -58,6 +60,7 @@ fn main() {
         Command::Recommend(a) => cmd::recommend::run(a),
         Command::Similar(a) => cmd::similar::run(a),
         Command::Export(a) => cmd::export::run(a),
+        Command::Artifact(a) => cmd::artifact::run(a),
         Command::Mi(a) => cmd::mi::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Bench(a) => cmd::bench::run(a),

@@ -29,6 +29,7 @@
 //! - [`bench`]: the measurement harness of `twotower bench` (step phases, allocations, memory, eval vs GEMM).
 //! - [`util`]: atomic file writes.
 
+pub mod artifact;
 pub mod augment;
 pub mod bench;
 pub mod checkpoint;

@@ -1,10 +1,14 @@
 //! A finished run directory: the final model, how it was made, and its
-//! metrics. Serving commands (`eval`, `export`, `recommend`, `similar`) read
-//! runs through [`load_run`] and never touch the training loop.
+//! metrics. Serving commands (`export`, `recommend`, `similar`, `serve`)
+//! read runs through [`load_run`] (the self-contained artifact, no data
+//! files); `eval` through [`load_run_with_data`].
 //!
-//! Files (all written atomically):
+//! Files (all written atomically; `run.json` last, it marks a finished run):
 //! - `model.safetensors`: the final model's tensors (f32), names as
 //!   [`TwoTower::named_tensors`];
+//! - `artifact.json`, `artifact.safetensors`: the serving artifact
+//!   ([`crate::artifact`]: vocabularies, entity tables, train split,
+//!   vectors), from run format 2 on;
 //! - `run.json`: [`RunInfo`] (format version, config document, base dir,
 //!   training summary);
 //! - `metrics.json`: the model's metrics at top level under EVALUATION.md's
@@ -12,6 +16,7 @@
 
 use std::path::{Path, PathBuf};
 
+use ndarray::Array2;
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
@@ -25,8 +30,10 @@ use crate::train::{
 };
 use crate::util::{atomic_write, atomic_write_bytes};
 
-/// Version of the run-directory format.
-pub const RUN_FORMAT_VERSION: u32 = 1;
+/// Version of the run-directory format: 2 = with the self-contained
+/// artifact; 1 = without (loads through the data files; `twotower artifact`
+/// upgrades it).
+pub const RUN_FORMAT_VERSION: u32 = 2;
 /// The final model's tensors.
 pub const MODEL_FILE: &str = "model.safetensors";
 /// [`RunInfo`] as JSON.
@@ -124,6 +131,28 @@ pub fn save_model(dir: &Path, model: &TwoTower<f32>, info: &RunInfo) -> Result<(
     write_json(&dir.join(RUN_FILE), info)
 }
 
+/// Writes a finished run: the self-contained artifact of `model` trained
+/// on `ds` (vectors of every user and item, the tables, the train split),
+/// then [`save_model`] (the weights and `run.json`, which marks the run
+/// finished).
+///
+/// # Errors
+/// [`RunError::Io`] / [`RunError::Format`] on write failure.
+pub fn save_run(
+    dir: &Path,
+    cfg: &Config,
+    ds: &Dataset,
+    model: &TwoTower<f32>,
+    info: &RunInfo,
+) -> Result<(), RunError> {
+    let history = history_feature(cfg, ds, &ds.train);
+    let (users, items) = crate::train::encode_all(model, ds, history.as_ref());
+    crate::artifact::write(dir, ds, &users, &items)?;
+    let mut info = info.clone();
+    info.format_version = RUN_FORMAT_VERSION;
+    save_model(dir, model, &info)
+}
+
 /// Writes any serializable value as pretty JSON, atomically.
 ///
 /// # Errors
@@ -139,16 +168,27 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), RunError> 
     })
 }
 
-/// A loaded run: its config, its data (re-read from the config), the model.
+/// A loaded run: its config, its data, the model.
 pub struct LoadedRun {
     /// The config the run was trained with.
     pub config: Config,
-    /// The dataset, re-read and re-encoded (deterministic).
+    /// The dataset: from the artifact (tables and train split; the test
+    /// split empty), or re-read and re-encoded from the data files
+    /// (deterministic).
     pub dataset: Dataset,
     /// The final model.
     pub model: TwoTower<f32>,
     /// How it was made.
     pub info: RunInfo,
+    /// The artifact's `(user_vectors, item_vectors)`, when loaded from one.
+    pub vectors: Option<(Array2<f32>, Array2<f32>)>,
+}
+
+impl LoadedRun {
+    /// Whether the run was loaded from its artifact (no data files read).
+    pub fn self_contained(&self) -> bool {
+        self.vectors.is_some()
+    }
 }
 
 /// Loads a run directory written by `twotower train`.
@@ -158,6 +198,45 @@ pub struct LoadedRun {
 /// its content changed since training (data fingerprint), or its
 /// vocabularies no longer match the model's tables.
 pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
+    let (info, config, rpath) = read_info(dir)?;
+    if !crate::artifact::exists(dir) {
+        return load_with_data(dir, info, config, rpath);
+    }
+    let a = crate::artifact::read(dir)?;
+    if let Some(want) = &info.data_fingerprint {
+        if twotower_data::fingerprints_differ(want, &a.data_fingerprint) {
+            return Err(RunError::Format {
+                path: dir.join(crate::artifact::ARTIFACT_FILE),
+                message: format!(
+                    "the artifact was written for other data (fingerprint {}) than run.json's \
+                     model ({want}): files of two runs mixed?",
+                    a.data_fingerprint
+                ),
+            });
+        }
+    }
+    let model = read_model(dir, &config, &a.dataset)?;
+    Ok(LoadedRun {
+        config,
+        dataset: a.dataset,
+        model,
+        info,
+        vectors: Some((a.user_vectors, a.item_vectors)),
+    })
+}
+
+/// Loads a run through the data files its config names (re-read,
+/// re-encoded, checked against the data fingerprint stored at training),
+/// with both splits: what evaluation and `twotower artifact` need.
+///
+/// # Errors
+/// As [`load_run`], and [`RunError::Data`] if the data no longer loads.
+pub fn load_run_with_data(dir: &Path) -> Result<LoadedRun, RunError> {
+    let (info, config, rpath) = read_info(dir)?;
+    load_with_data(dir, info, config, rpath)
+}
+
+fn read_info(dir: &Path) -> Result<(RunInfo, Config, PathBuf), RunError> {
     let rpath = dir.join(RUN_FILE);
     if !rpath.exists() && crate::checkpoint::exists(dir) {
         return Err(RunError::Format {
@@ -175,11 +254,11 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
         path: rpath.clone(),
         message: format!("not a twotower run file: {e}"),
     })?;
-    if info.format_version != RUN_FORMAT_VERSION {
+    if !(1..=RUN_FORMAT_VERSION).contains(&info.format_version) {
         return Err(RunError::Format {
             path: rpath,
             message: format!(
-                "run format version {} is not supported (this build reads {RUN_FORMAT_VERSION})",
+                "run format version {} is not supported (this build reads 1 to {RUN_FORMAT_VERSION})",
                 info.format_version
             ),
         });
@@ -189,6 +268,15 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
         info.base_dir.clone(),
         &rpath.display().to_string(),
     )?;
+    Ok((info, config, rpath))
+}
+
+fn load_with_data(
+    dir: &Path,
+    info: RunInfo,
+    config: Config,
+    rpath: PathBuf,
+) -> Result<LoadedRun, RunError> {
     let dataset =
         twotower_data::load_dataset(&config.data(), &config.raw.features, &config.base_dir)?;
     if let Some(want) = &info.data_fingerprint {
@@ -206,7 +294,20 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
             });
         }
     }
-    let mut model = new_model(&config, &dataset, 0);
+    let model = read_model(dir, &config, &dataset)?;
+    Ok(LoadedRun {
+        config,
+        dataset,
+        model,
+        info,
+        vectors: None,
+    })
+}
+
+/// The weights in `dir`'s model file, into the model the config and the
+/// data's vocabularies describe.
+fn read_model(dir: &Path, config: &Config, dataset: &Dataset) -> Result<TwoTower<f32>, RunError> {
+    let mut model = new_model(config, dataset, 0);
     let mpath = dir.join(MODEL_FILE);
     let bytes = std::fs::read(&mpath).map_err(|source| RunError::Io {
         path: mpath.clone(),
@@ -255,12 +356,7 @@ pub fn load_run(dir: &Path) -> Result<LoadedRun, RunError> {
             });
         }
     }
-    Ok(LoadedRun {
-        config,
-        dataset,
-        model,
-        info,
-    })
+    Ok(model)
 }
 
 /// Evaluates `model` on the test split per EVALUATION.md, with the

@@ -232,7 +232,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     Err(e) => return Err(anyhow::Error::new(e).context(label)),
                 };
                 let info = prior.unwrap_or_else(|| RunInfo::new(cfg, &outcome));
-                run::save_model(&dir, &outcome.model, &info)?;
+                run::save_run(&dir, cfg, &ds, &outcome.model, &info)?;
                 let metrics = run::evaluate_test(cfg, &ds, &outcome.model, &info)?;
                 let history = history_feature(cfg, &ds, &ds.train);
                 let (uv, iv) = encode_all(&outcome.model, &ds, history.as_ref());

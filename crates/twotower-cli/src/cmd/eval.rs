@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 
+use anyhow::Context;
 use twotower::run;
 
 /// Arguments of `twotower eval`.
@@ -17,7 +18,9 @@ pub struct Args {
 
 /// Runs `twotower eval`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let loaded = run::load_run(&args.run)?;
+    let loaded = run::load_run_with_data(&args.run).context(
+        "eval re-reads the data the run was trained on (the serving artifact holds no test split)",
+    )?;
     super::set_threads(loaded.config.raw.train.threads)?;
     let metrics = run::evaluate_test(&loaded.config, &loaded.dataset, &loaded.model, &loaded.info)?;
     run::write_json(&args.run.join(run::METRICS_FILE), &metrics)?;

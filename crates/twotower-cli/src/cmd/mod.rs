@@ -1,4 +1,5 @@
 //! One module per subcommand, plus the helpers they share.
+pub mod artifact;
 pub mod bench;
 pub mod compare;
 pub mod eval;

@@ -39,7 +39,10 @@ impl<'a> Catalog<'a> {
         }
         let Some(file) = file else {
             return Ok(Self {
-                vectors: encode_items(&run.model, &ds.items),
+                vectors: match &run.vectors {
+                    Some((_, items)) => items.clone(),
+                    None => encode_items(&run.model, &ds.items),
+                },
                 table: Cow::Borrowed(&ds.items),
                 clicks: run_clicks,
                 from_run: (0..ds.items.len() as u32).map(Some).collect(),
@@ -127,6 +130,9 @@ pub fn item_index(
 
 /// The user vectors of a run, `[n_users × d]`.
 pub fn user_vectors(run: &LoadedRun) -> Array2<f32> {
+    if let Some((users, _)) = &run.vectors {
+        return users.clone();
+    }
     let history = history_feature(&run.config, &run.dataset, &run.dataset.train);
     encode_user_table(&run.model, &run.dataset, history.as_ref())
 }

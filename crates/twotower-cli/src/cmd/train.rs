@@ -77,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     };
     let outcome = train(&cfg_run, &ds, &opts)?;
     let info = RunInfo::new(&cfg, &outcome);
-    run::save_model(out, &outcome.model, &info)?;
+    run::save_run(out, &cfg, &ds, &outcome.model, &info)?;
     if !args.quiet {
         eprintln!(
             "trained in {:.1}s ({:.0} examples/s); evaluating on the test split...",
