@@ -30,6 +30,10 @@ enum Command {
     Export(cmd::export::Args),
     /// Write a run's self-contained serving artifact (runs from before it existed).
     Artifact(cmd::artifact::Args),
+    /// HTTP/JSON server: recommendations for known and new users, similar items.
+    Serve(cmd::server::Args),
+    /// Load benchmark of the HTTP server on loopback: requests/s, p50/p99 latency.
+    ServeBench(cmd::serve_bench::Args),
     /// Mutual information between item features (table + heatmap).
     Mi(cmd::mi::Args),
     /// Train config variants over several seeds and write a comparison report (mean ± std, plots).
@@ -61,6 +65,8 @@ fn main() {
         Command::Similar(a) => cmd::similar::run(a),
         Command::Export(a) => cmd::export::run(a),
         Command::Artifact(a) => cmd::artifact::run(a),
+        Command::Serve(a) => cmd::server::run(a),
+        Command::ServeBench(a) => cmd::serve_bench::run(a),
         Command::Mi(a) => cmd::mi::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Bench(a) => cmd::bench::run(a),

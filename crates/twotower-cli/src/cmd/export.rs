@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use twotower::run::load_run;
-
 /// Arguments of `twotower export`.
 #[derive(clap::Args)]
 pub struct Args {
@@ -26,10 +24,10 @@ pub struct Args {
 /// Runs `twotower export`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     super::check_out_dir(&args.out)?;
-    let run = load_run(&args.run)?;
-    super::set_threads(run.config.raw.train.threads)?;
-    let catalog = super::serve::Catalog::load(&run, args.catalog.as_deref())?;
-    let users = super::serve::user_vectors(&run);
+    let served = super::serve::load(&args.run)?;
+    let catalog = super::serve::catalog(&served, args.catalog.as_deref())?;
+    let users = super::serve::user_vectors(&served);
+    let run = &served.run;
     let items = &catalog.vectors;
     let info = format!(
         "twotower {} run {}",
@@ -39,7 +37,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let m = twotower::export::export_vectors(
         &args.out,
         items.view(),
-        &catalog.table.ids,
+        &catalog.table(&served).ids,
         users.view(),
         &run.dataset.users.ids,
         &info,

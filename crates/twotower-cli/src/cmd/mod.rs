@@ -8,6 +8,8 @@ pub mod generate;
 pub mod mi;
 pub mod recommend;
 pub mod serve;
+pub mod serve_bench;
+pub mod server;
 pub mod similar;
 pub mod stats;
 pub mod train;

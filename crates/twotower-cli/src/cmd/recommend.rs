@@ -3,9 +3,7 @@
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use twotower::history_feature::HistoryFeature;
-use twotower::run::{load_run, LoadedRun};
-use twotower::train::history_feature;
+use twotower_serve::{QueryError, Served};
 
 /// Arguments of `twotower recommend`.
 #[derive(clap::Args)]
@@ -51,48 +49,60 @@ pub struct Args {
     pub catalog: Option<PathBuf>,
 }
 
+/// `NAME=VALUE` pairs of `--feature`.
+fn parse_features(raw: &[String]) -> anyhow::Result<Vec<(String, String)>> {
+    raw.iter()
+        .map(|o| {
+            o.split_once('=')
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .ok_or_else(|| anyhow::anyhow!("--feature {o:?}: expected NAME=VALUE"))
+        })
+        .collect()
+}
+
 /// Runs `twotower recommend`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     if args.k == 0 {
         anyhow::bail!("-k must be at least 1");
     }
-    let run = load_run(&args.run)?;
-    super::set_threads(run.config.raw.train.threads)?;
-    let history = history_feature(&run.config, &run.dataset, &run.dataset.train);
+    let features = parse_features(&args.features)?;
+    let served = super::serve::load(&args.run)?;
     if let Some(path) = &args.queries {
-        return queries(&run, history.as_ref(), path, &args);
+        return queries(&served, path, &args);
     }
     let given = match &args.items {
-        Some(ids) => Some(super::serve::resolve_items(&run, ids)?),
+        Some(ids) => {
+            if served.history.is_none() {
+                return Err(QueryError::NoHistoryFeature {
+                    what: "--items".into(),
+                }
+                .into());
+            }
+            let (items, notes) = served.resolve_items(ids, "--items")?;
+            super::serve::warn(&notes);
+            Some(items)
+        }
         None => None,
     };
     let user = args.user.clone().unwrap_or_else(|| "(new user)".into());
-    let (query, idx) = super::serve::user_vector(
-        &run,
-        history.as_ref(),
-        &user,
-        &args.features,
-        given.as_deref(),
-    )?;
-    let catalog = super::serve::Catalog::load(&run, args.catalog.as_deref())?;
-    let mut seen: Vec<u32> = Vec::new();
-    if let (Some(items), false) = (&given, args.include_seen) {
+    let q = served.user_vector(&user, &features, given.as_deref(), "--feature")?;
+    super::serve::warn(&q.notes);
+    let catalog = super::serve::catalog(&served, args.catalog.as_deref())?;
+    let seen: &[u32] = match (&given, q.user, args.include_seen) {
+        (_, _, true) => &[],
         // the items the user named are seen
-        seen.extend_from_slice(items);
-    } else if let (Some(u), false) = (idx, args.include_seen) {
-        for (uu, ii) in run.dataset.train.user.iter().zip(&run.dataset.train.item) {
-            if *uu == u {
-                seen.push(*ii);
-            }
-        }
-    }
-    let exclude = catalog.map_run_items(&seen);
-    let users = super::serve::user_vectors(&run);
+        (Some(items), _, false) => items,
+        (None, Some(u), false) => served.seen(u),
+        (None, None, false) => &[],
+    };
+    let exclude = catalog.map_run_items(seen);
+    let users = super::serve::user_vectors(&served);
     let probe = users
         .slice(ndarray::s![..users.nrows().min(200), ..])
         .to_owned();
-    let index = super::serve::item_index(&catalog, args.ann, &probe, args.k, exclude.len())?;
-    let hits = index.search(&query, args.k, &exclude)?;
+    let index =
+        super::serve::item_index(&served, &catalog, args.ann, &probe, args.k, exclude.len())?;
+    let hits = index.search(&q.vector, args.k, &exclude)?;
     if !hits.is_empty() && hits.len() < args.k {
         eprintln!(
             "note: {} items listed, fewer than -k {}: the catalog minus the user's {} train items",
@@ -108,18 +118,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             exclude.len()
         );
     }
-    super::serve::print_items(&catalog, &hits);
+    super::serve::print_items(&served, &catalog, &hits);
     Ok(())
 }
 
 /// `recommend --queries FILE`: top-K for each line's items (a new user each).
-fn queries(
-    run: &LoadedRun,
-    history: Option<&HistoryFeature>,
-    path: &std::path::Path,
-    args: &Args,
-) -> anyhow::Result<()> {
-    if history.is_none() {
+fn queries(served: &Served, path: &std::path::Path, args: &Args) -> anyhow::Result<()> {
+    if served.history.is_none() {
         bail!(
             "--queries needs a model with a history feature (model.history.enabled = true); \
              this run's user tower has none"
@@ -127,8 +132,8 @@ fn queries(
     }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    let catalog = super::serve::Catalog::load(run, args.catalog.as_deref())?;
-    let users = super::serve::user_vectors(run);
+    let catalog = super::serve::catalog(served, args.catalog.as_deref())?;
+    let users = super::serve::user_vectors(served);
     let probe = users
         .slice(ndarray::s![..users.nrows().min(200), ..])
         .to_owned();
@@ -148,7 +153,8 @@ fn queries(
         .max()
         .unwrap_or(0);
     let exclude_room = if args.include_seen { 0 } else { longest };
-    let index = super::serve::item_index(&catalog, args.ann, &probe, args.k, exclude_room)?;
+    let index = super::serve::item_index(served, &catalog, args.ann, &probe, args.k, exclude_room)?;
+    let table = catalog.table(served);
     println!("query\trank\titem\tscore");
     let mut out = String::new();
     for (n, line) in text.lines().enumerate() {
@@ -157,8 +163,10 @@ fn queries(
         }
         let what = format!("{} line {}", path.display(), n + 1);
         let ids: Vec<String> = line.split(',').map(|s| s.trim().to_string()).collect();
-        let mut given = super::serve::resolve_items_at(run, &ids, &what)?;
-        let (query, _) = super::serve::user_vector(run, history, "", &[], Some(&given))
+        let (mut given, notes) = served.resolve_items(&ids, &what)?;
+        super::serve::warn(&notes);
+        let q = served
+            .user_vector("", &[], Some(&given), "--feature")
             .with_context(|| what.clone())?;
         let mut exclude = Vec::new();
         if !args.include_seen {
@@ -166,7 +174,7 @@ fn queries(
             given.dedup();
             exclude = catalog.map_run_items(&given);
         }
-        let hits = index.search(&query, args.k, &exclude)?;
+        let hits = index.search(&q.vector, args.k, &exclude)?;
         out.clear();
         for (r, (i, s)) in hits.iter().enumerate() {
             use std::fmt::Write;
@@ -175,7 +183,7 @@ fn queries(
                 "{}\t{}\t{}\t{s:.4}",
                 n + 1,
                 r + 1,
-                catalog.table.ids[*i as usize]
+                table.ids[*i as usize]
             );
         }
         print!("{out}");

@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use anyhow::anyhow;
-use twotower::run::load_run;
 
 /// Arguments of `twotower similar`.
 #[derive(clap::Args)]
@@ -33,24 +32,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.k == 0 {
         anyhow::bail!("-k must be at least 1");
     }
-    let run = load_run(&args.run)?;
-    super::set_threads(run.config.raw.train.threads)?;
-    let catalog = super::serve::Catalog::load(&run, args.catalog.as_deref())?;
-    let i = *catalog
-        .table
+    let served = super::serve::load(&args.run)?;
+    let catalog = super::serve::catalog(&served, args.catalog.as_deref())?;
+    let table = catalog.table(&served);
+    let i = *table
         .index
         .get(&args.item)
         .ok_or_else(|| anyhow!("item {:?} is not in the catalog", args.item))?;
-    if let Some((name, text)) = &catalog.table.labels {
+    if let Some((name, text)) = &table.labels {
         eprintln!("item {}: {name} {:?}", args.item, text[i as usize]);
     }
     let items = &catalog.vectors;
     let probe = items
         .slice(ndarray::s![..items.nrows().min(200), ..])
         .to_owned();
-    let index = super::serve::item_index(&catalog, args.ann, &probe, args.k, 1)?;
+    let index = super::serve::item_index(&served, &catalog, args.ann, &probe, args.k, 1)?;
     let q = items.row(i as usize).to_vec();
     let hits = index.search(&q, args.k, &[i])?;
-    super::serve::print_items(&catalog, &hits);
+    super::serve::print_items(&served, &catalog, &hits);
     Ok(())
 }

@@ -1,0 +1,63 @@
+//! `twotower serve`: the HTTP/JSON server over a run's artifact
+//! ([`twotower_serve::http`] lists the endpoints).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use twotower_serve::http::{serve, AppState};
+
+/// Arguments of `twotower serve`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// Run directory written by `twotower train` (its artifact: the data
+    /// files are not read).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Address to listen on (port 0: any free port; the bound address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// Search an HNSW index (its recall@10 against exact is printed at start) instead of exact scoring.
+    #[arg(long)]
+    pub ann: bool,
+    /// Serve the items of this table instead of the run's (the layout of
+    /// the config's `[data.items]`): new items are scored from their features.
+    #[arg(long, value_name = "FILE")]
+    pub catalog: Option<PathBuf>,
+    /// Worker threads of the server (default: the number of CPUs).
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+/// Runs `twotower serve`.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let served = super::serve::load(&args.run)?;
+    let catalog = super::serve::catalog(&served, args.catalog.as_deref())?;
+    let users = super::serve::user_vectors(&served);
+    let probe = users
+        .slice(ndarray::s![..users.nrows().min(200), ..])
+        .to_owned();
+    // an ANN search must leave room for the most items a query excludes:
+    // the largest train history of a known user
+    let max_seen = (0..served.run.dataset.users.len() as u32)
+        .map(|u| served.seen(u).len())
+        .max()
+        .unwrap_or(0);
+    let index = super::serve::item_index(&served, &catalog, args.ann, &probe, 10, max_seen)?;
+    let (n_users, n_items) = (served.run.dataset.users.len(), catalog.len());
+    let threads = args
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let state = AppState {
+        served,
+        catalog,
+        index,
+    };
+    serve(state, args.addr, threads, |bound| {
+        eprintln!(
+            "serving {} ({n_users} users, {n_items} items) on http://{bound} — Ctrl-C or SIGTERM stops",
+            args.run.display()
+        );
+    })?;
+    eprintln!("server stopped");
+    Ok(())
+}
