@@ -349,9 +349,14 @@ impl Served {
                 .map(|f| f.name.as_str())
                 .collect();
             if !missing.is_empty() {
+                let who = if user.is_empty() {
+                    "a new user".to_string()
+                } else {
+                    format!("user {user:?} is not in the data")
+                };
                 notes.push(format!(
-                    "user {user:?} is not in the data; features not given ({}) use their \
-                     out-of-vocabulary (missing) embedding",
+                    "{who}: features not given ({}) use their out-of-vocabulary (missing) \
+                     embedding",
                     missing.join(", ")
                 ));
             }
