@@ -151,11 +151,20 @@ fn unknown_items_are_reported_and_flags_need_a_history_model() {
     assert!(err.contains("none of the given item ids"), "{err}");
 
     let q = dir.path().join("bad.txt");
-    std::fs::write(&q, "5\nnope\n").unwrap();
-    let out = recommend(&run, &["--queries", q.to_str().unwrap()]);
-    assert!(!out.status.success());
+    std::fs::write(&q, "5\nnope\n6\n").unwrap();
+    let out = recommend(&run, &["--queries", q.to_str().unwrap(), "-k", "2"]);
+    // regression: one line without a known item used to abort the batch
+    // after partial output; it is skipped and reported, the others answered
+    assert!(out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("bad.txt line 2"), "{err}");
+    assert!(
+        err.contains("bad.txt line 2") && err.contains("skipped"),
+        "{err}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(query_rows(&text, 1).len(), 2, "{text}");
+    assert!(query_rows(&text, 2).is_empty(), "{text}");
+    assert_eq!(query_rows(&text, 3).len(), 2, "{text}");
 
     let plain = train(dir.path(), false);
     for args in [&["--items", "5"][..], &["--user", "1", "--items", "5"][..]] {

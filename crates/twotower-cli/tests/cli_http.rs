@@ -244,12 +244,29 @@ fn every_bad_request_gets_a_json_error_naming_the_field_and_the_server_keeps_ser
         ("GET", "/items/nothing/similar", None, 404, "item"),
         ("GET", "/recommend/1?k=0", None, 400, "k"),
         ("GET", "/recommend/1?k=1000000", None, 400, "k"),
-        ("GET", "/recommend/1?k=-3", None, 400, "query"),
-        ("GET", "/recommend/1?k=ten", None, 400, "query"),
-        ("GET", "/recommend/1?color=red", None, 400, "query"),
+        ("GET", "/recommend/1?k=-3", None, 400, "k"),
+        ("GET", "/recommend/1?k=ten", None, 400, "k"),
+        ("GET", "/recommend/1?color=red", None, 400, "color"),
         ("POST", "/recommend", Some("{not json"), 400, "body"),
-        ("POST", "/recommend", Some(r#"{"k": "many"}"#), 400, "body"),
-        ("POST", "/recommend", Some(r#"{"colour": 1}"#), 400, "body"),
+        ("POST", "/recommend", Some(r#"{"k": "many"}"#), 400, "k"),
+        ("POST", "/recommend", Some(r#"{"k": -1}"#), 400, "k"),
+        (
+            "POST",
+            "/recommend",
+            Some(r#"{"colour": 1}"#),
+            400,
+            "colour",
+        ),
+        (
+            "POST",
+            "/recommend",
+            Some(r#"{"features": {"age": null}}"#),
+            400,
+            "features.age",
+        ),
+        ("POST", "/recommend", Some(r#"{}"#), 400, "user"),
+        ("DELETE", "/recommend/1", None, 405, "method"),
+        ("PUT", "/recommend", Some("{}"), 405, "method"),
         (
             "POST",
             "/recommend",
@@ -268,7 +285,7 @@ fn every_bad_request_gets_a_json_error_naming_the_field_and_the_server_keeps_ser
             "POST",
             "/recommend",
             Some(r#"{"user": "stranger"}"#),
-            400,
+            404,
             "user",
         ),
         (
@@ -300,12 +317,17 @@ fn every_bad_request_gets_a_json_error_naming_the_field_and_the_server_keeps_ser
             400,
             "queries[1].features.age",
         ),
-        ("GET", "/no/such/endpoint", None, 404, ""),
+        ("GET", "/no/such/endpoint", None, 404, "path"),
     ];
     for (method, path, body, status, field) in cases {
         let (s, v) = match method {
             "GET" => srv.get(path),
-            _ => srv.post(path, body.unwrap()),
+            "POST" => srv.post(path, body.unwrap()),
+            m => answer(
+                ureq::request(m, &format!("{}{path}", srv.base))
+                    .set("Content-Type", "application/json")
+                    .send_string(body.unwrap_or("")),
+            ),
         };
         assert_eq!(s, status, "{method} {path} {body:?}: {v}");
         assert!(v["error"].is_string(), "{method} {path}: {v}");
@@ -356,4 +378,62 @@ fn sigterm_stops_the_server_cleanly() {
         .success());
     let status = srv.child.wait().unwrap();
     assert!(status.success(), "{status:?}");
+}
+
+/// Regression (fresh-clone trial): requests already accepted when SIGTERM
+/// arrived were reset when more of them than worker threads were queued
+/// (scoring held the async workers, so queued requests were never read);
+/// scoring runs on the blocking pool now and each is answered.
+#[cfg(unix)]
+#[test]
+fn sigterm_finishes_every_request_already_sent() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let run = trained_run(dir.path());
+    let mut srv = Server::start(&run);
+    let addr = srv.base.trim_start_matches("http://").to_string();
+    let users = vec!["\"1\", \"2\", \"3\", \"4\""; 2_000].join(",");
+    let body = format!("{{\"users\": [{users}], \"k\": 5}}");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let (addr, body, tx) = (addr.clone(), body.clone(), tx.clone());
+            std::thread::spawn(move || {
+                let mut tcp = std::net::TcpStream::connect(&addr).unwrap();
+                write!(
+                    tcp,
+                    "POST /recommend/batch HTTP/1.1\r\nHost: {addr}\r\nContent-Type: \
+                     application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                )
+                .unwrap();
+                tx.send(()).unwrap();
+                let mut answer = String::new();
+                tcp.read_to_string(&mut answer).unwrap();
+                answer
+            })
+        })
+        .collect();
+    for _ in 0..6 {
+        rx.recv().unwrap();
+    }
+    // give the server time to accept them (a connection still in the
+    // kernel's accept queue at the signal is refused: graceful shutdown
+    // stops accepting first)
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = srv.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    for c in clients {
+        let answer = c.join().unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200"),
+            "{}",
+            &answer[..answer.len().min(200)]
+        );
+    }
+    assert!(srv.child.wait().unwrap().success());
 }

@@ -121,17 +121,49 @@ impl From<JsonRejection> for ApiError {
             }
             _ => StatusCode::BAD_REQUEST,
         };
+        let text = r.body_text();
+        // serde's message is `PATH: problem` after axum's prefix
+        let detail = text
+            .strip_prefix("Failed to deserialize the JSON body into the target type: ")
+            .or_else(|| text.strip_prefix("Failed to parse the request body as JSON: "));
+        let (field, error) = match detail.and_then(|d| d.split_once(": ")) {
+            Some((path, problem))
+                if !path.is_empty()
+                    && !path.contains(' ')
+                    && !path.contains('?')
+                    && matches!(r, JsonRejection::JsonDataError(_)) =>
+            {
+                let problem = problem
+                    .replace(
+                        "data did not match any variant of untagged enum FeatureValue",
+                        "expected a string, a number, a boolean or a list of them",
+                    )
+                    .replace("usize", "a whole number ≥ 1");
+                (path.to_string(), format!("{path}: {problem}"))
+            }
+            _ => ("body".to_string(), text.clone()),
+        };
         Self {
             status,
-            error: r.body_text(),
-            field: Some("body".into()),
+            error,
+            field: Some(field),
         }
     }
 }
 
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
-        Self::bad("query", r.body_text())
+        let text = r.body_text();
+        let detail = text
+            .strip_prefix("Failed to deserialize query string: ")
+            .unwrap_or(&text);
+        match detail.split_once(": ") {
+            Some((name, problem)) if !name.contains(' ') => Self::bad(
+                name,
+                format!("{name}: {}", problem.replace("usize", "a whole number ≥ 1")),
+            ),
+            _ => Self::bad("query", text),
+        }
     }
 }
 
@@ -316,6 +348,28 @@ impl AppState {
             })
             .collect();
         let user = q.user.as_deref().unwrap_or("");
+        if q.features.is_empty() && items.is_none() && s.user_index(user).is_none() {
+            let how = format!(
+                "\"features\": {{NAME: VALUE}} (user features: {}){}",
+                s.user_feature_names(),
+                if s.history.is_some() {
+                    " or \"items\": [ID, ...]"
+                } else {
+                    ""
+                }
+            );
+            return Err(if user.is_empty() {
+                ApiError::bad(
+                    format!("{prefix}user"),
+                    format!("give a known \"user\", or a new user's {how}"),
+                )
+            } else {
+                ApiError::not_found(
+                    format!("{prefix}user"),
+                    format!("user {user:?} is not in the data; for a new user give {how}"),
+                )
+            });
+        }
         let uq = s
             .user_vector(
                 user,
@@ -376,7 +430,7 @@ async fn recommend_user(
         include_seen: p.include_seen,
         ..Default::default()
     };
-    Ok(Json(st.answer(&q, k, "")?))
+    blocking(move || st.answer(&q, k, "")).await
 }
 
 async fn recommend_post(
@@ -385,7 +439,7 @@ async fn recommend_post(
 ) -> Result<Json<Answer>, ApiError> {
     let Json(q) = body?;
     let k = check_k(q.k, "k")?;
-    Ok(Json(st.answer(&q, k, "")?))
+    blocking(move || st.answer(&q, k, "")).await
 }
 
 async fn recommend_batch(
@@ -404,40 +458,59 @@ async fn recommend_batch(
             format!("{n} queries: at most {MAX_BATCH} per request"),
         ));
     }
-    let mut results = Vec::with_capacity(n);
-    let mut total = 0usize;
-    for (j, q) in b.queries.iter().enumerate() {
-        let prefix = format!("queries[{j}].");
-        let kq = check_k(q.k.or(Some(k)), &format!("{prefix}k"))?;
-        total += kq;
-        if total > MAX_RESULTS {
+    blocking(move || {
+        let mut results = Vec::with_capacity(n);
+        let mut total = 0usize;
+        for (j, q) in b.queries.iter().enumerate() {
+            let prefix = format!("queries[{j}].");
+            let kq = check_k(q.k.or(Some(k)), &format!("{prefix}k"))?;
+            total += kq;
+            if total > MAX_RESULTS {
+                return Err(ApiError::bad(
+                    "queries",
+                    format!("the batch asks for more than {MAX_RESULTS} result items; split it"),
+                ));
+            }
+            results.push(st.answer(q, kq, &prefix)?);
+        }
+        if b.users.len().saturating_mul(k).saturating_add(total) > MAX_RESULTS {
             return Err(ApiError::bad(
-                "queries",
+                "users",
                 format!("the batch asks for more than {MAX_RESULTS} result items; split it"),
             ));
         }
-        results.push(st.answer(q, kq, &prefix)?);
-    }
-    if b.users.len().saturating_mul(k).saturating_add(total) > MAX_RESULTS {
-        return Err(ApiError::bad(
-            "users",
-            format!("the batch asks for more than {MAX_RESULTS} result items; split it"),
-        ));
-    }
-    for (j, u) in b.users.iter().enumerate() {
-        if st.served.user_index(u).is_none() {
-            return Err(ApiError::not_found(
-                format!("users[{j}]"),
-                format!("user {u:?} is not in the data"),
-            ));
+        for (j, u) in b.users.iter().enumerate() {
+            if st.served.user_index(u).is_none() {
+                return Err(ApiError::not_found(
+                    format!("users[{j}]"),
+                    format!("user {u:?} is not in the data"),
+                ));
+            }
+            let q = QueryBody {
+                user: Some(u.clone()),
+                ..Default::default()
+            };
+            results.push(st.answer(&q, k, &format!("users[{j}]."))?);
         }
-        let q = QueryBody {
-            user: Some(u.clone()),
-            ..Default::default()
-        };
-        results.push(st.answer(&q, k, &format!("users[{j}]."))?);
+        Ok(BatchAnswer { results })
+    })
+    .await
+}
+
+/// Runs `f` on tokio's blocking pool, so that scoring never holds an async
+/// worker: every connection keeps being read (graceful shutdown then
+/// finishes every request already sent).
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<Json<T>, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r.map(Json),
+        Err(e) => Err(ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            error: format!("the request failed: {e}"),
+            field: None,
+        }),
     }
-    Ok(Json(BatchAnswer { results }))
 }
 
 async fn similar(
@@ -465,13 +538,28 @@ async fn similar(
     }))
 }
 
-async fn not_found() -> ApiError {
+const ENDPOINTS: &str = "GET /recommend/{user}, POST /recommend, POST /recommend/batch, \
+                         GET /items/{item}/similar, GET /livez, GET /readyz";
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
-        error: "no such endpoint: GET /recommend/{user}, POST /recommend, POST /recommend/batch, \
-                GET /items/{item}/similar, GET /livez, GET /readyz"
-            .into(),
-        field: None,
+        error: format!(
+            "no such endpoint {}: the endpoints are {ENDPOINTS}",
+            uri.path()
+        ),
+        field: Some("path".into()),
+    }
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError {
+        status: StatusCode::METHOD_NOT_ALLOWED,
+        error: format!(
+            "{method} is not allowed on {}: the endpoints are {ENDPOINTS}",
+            uri.path()
+        ),
+        field: Some("method".into()),
     }
 }
 
@@ -485,6 +573,7 @@ pub fn router(state: AppState) -> Router {
         .route("/recommend/batch", post(recommend_batch))
         .route("/items/{item}/similar", get(similar))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(Arc::new(state))
 }

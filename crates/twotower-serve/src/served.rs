@@ -299,7 +299,7 @@ impl Served {
                 return Err(QueryError::BadValue {
                     what: what.into(),
                     name: name.clone(),
-                    value: value.clone(),
+                    value: clip(value),
                     problem: "empty value".into(),
                 });
             }
@@ -308,8 +308,9 @@ impl Served {
                 && (ids.is_empty() || ids.contains(&0))
             {
                 notes.push(format!(
-                    "{what} {name}={value}: not (all) in the training vocabulary of {name}; \
-                     using its out-of-vocabulary embedding"
+                    "{what} {name}={}: not (all) in the training vocabulary of {name}; \
+                     using its out-of-vocabulary embedding",
+                    clip(value)
                 ));
             }
             per_feature[pos] = ids;
@@ -399,8 +400,21 @@ impl Served {
     }
 }
 
+/// A raw value for a message: at most 60 characters.
+fn clip(v: &str) -> String {
+    if v.chars().count() <= 60 {
+        v.to_string()
+    } else {
+        v.chars().take(60).collect::<String>() + "..."
+    }
+}
+
 /// At most 20 ids, comma-separated, `...` when there are more.
 fn shown(ids: &[&str]) -> String {
-    ids.iter().take(20).copied().collect::<Vec<_>>().join(", ")
+    ids.iter()
+        .take(20)
+        .map(|id| clip(id))
+        .collect::<Vec<_>>()
+        .join(", ")
         + if ids.len() > 20 { ", ..." } else { "" }
 }

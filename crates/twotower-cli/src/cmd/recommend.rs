@@ -157,13 +157,23 @@ fn queries(served: &Served, path: &std::path::Path, args: &Args) -> anyhow::Resu
     let table = catalog.table(served);
     println!("query\trank\titem\tscore");
     let mut out = String::new();
+    let mut skipped = 0usize;
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
         }
         let what = format!("{} line {}", path.display(), n + 1);
         let ids: Vec<String> = line.split(',').map(|s| s.trim().to_string()).collect();
-        let (mut given, notes) = served.resolve_items(&ids, &what)?;
+        let (mut given, notes) = match served.resolve_items(&ids, &what) {
+            Ok(r) => r,
+            Err(e @ QueryError::NoKnownItems { .. }) => {
+                // one bad line does not cost the others their answers
+                eprintln!("warning: {e}; the line is skipped");
+                skipped += 1;
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
         super::serve::warn(&notes);
         let q = served
             .user_vector("", &[], Some(&given), "--feature")
@@ -187,6 +197,9 @@ fn queries(served: &Served, path: &std::path::Path, args: &Args) -> anyhow::Resu
             );
         }
         print!("{out}");
+    }
+    if skipped > 0 {
+        eprintln!("note: {skipped} lines had no known item and got no answer");
     }
     Ok(())
 }
