@@ -120,6 +120,22 @@ fn a_trained_run_moved_without_its_data_serves_the_same_answers() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // regression (fresh-clone trial): training again into a finished run
+    // suggested --resume, which refuses a finished run
+    let o = bin()
+        .args(["train", "-q", "--config"])
+        .arg(dir.path().join("data/c.toml"))
+        .arg("--out")
+        .arg(&trained)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("finished run") && !err.contains("--resume"),
+        "{err}"
+    );
+
     let before: Vec<String> = SERVE.iter().map(|a| stdout_ok(a, &trained)).collect();
     let export = |run_dir: &Path, out: &str| {
         let o = bin()

@@ -38,6 +38,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     super::set_threads(cfg.raw.train.threads)?;
     let out = &args.out;
     super::check_out_dir(out)?;
+    if !args.resume && out.join(run::RUN_FILE).exists() && !args.force {
+        // a finished run: there is nothing to resume
+        bail!(
+            "{} already holds a finished run (see its metrics.json); use --force to replace it, \
+             or another --out",
+            out.display()
+        );
+    }
     if !args.resume && out.join(twotower::checkpoint::META_FILE).exists() && !args.force {
         bail!(
             "{} already holds a run; use --resume to continue it, --force to replace it, or another --out",
