@@ -32,6 +32,8 @@ enum Command {
     Artifact(cmd::artifact::Args),
     /// HTTP/JSON server: recommendations for known and new users, similar items.
     Serve(cmd::server::Args),
+    /// Build and save a run's HNSW index (usearch), with its recall against exact.
+    Index(cmd::index::Args),
     /// Load benchmark of the HTTP server on loopback: requests/s, p50/p99 latency.
     ServeBench(cmd::serve_bench::Args),
     /// Mutual information between item features (table + heatmap).
@@ -66,6 +68,7 @@ fn main() {
         Command::Export(a) => cmd::export::run(a),
         Command::Artifact(a) => cmd::artifact::run(a),
         Command::Serve(a) => cmd::server::run(a),
+        Command::Index(a) => cmd::index::run(a),
         Command::ServeBench(a) => cmd::serve_bench::run(a),
         Command::Mi(a) => cmd::mi::run(a),
         Command::Compare(a) => cmd::compare::run(a),

@@ -5,12 +5,11 @@
 use std::path::Path;
 
 use ndarray::Array2;
-use twotower::index::{
-    ann_recall_at_k, ExactIndex, HnswConfig, HnswIndex, IndexError, VectorIndex,
-};
+use twotower::index::{ann_recall_at_k, ExactIndex, IndexError, VectorIndex};
 use twotower::train::encode_items;
 use twotower_data::{DataError, EntityTable, Side};
 
+use crate::ann::{AnnConfig, AnnError, UsearchIndex};
 use crate::served::Served;
 
 /// The items to rank, with their vectors.
@@ -103,6 +102,11 @@ impl Catalog {
         self.grown.as_ref().unwrap_or(&served.run.dataset.items)
     }
 
+    /// Whether this is a table read with [`Catalog::from_file`].
+    pub fn is_grown(&self) -> bool {
+        self.grown.is_some()
+    }
+
     /// Number of items.
     pub fn len(&self) -> usize {
         self.vectors.nrows()
@@ -127,32 +131,43 @@ impl Catalog {
 }
 
 /// The index over a catalog's vectors: exact (ties by id rank), or HNSW
-/// with its recall@k against exact top-k measured on `probe` queries
-/// (returned beside it). `max_exclude` is the most items a search will
-/// exclude: the HNSW search leaves room for them.
+/// ([`crate::ann::UsearchIndex`]) with its recall@k against exact top-k
+/// measured on `probe` queries (returned beside it). With `saved` naming an
+/// existing index file of the run (`twotower index`), the HNSW index is
+/// loaded from it instead of built (only for the run's own catalog).
 ///
 /// # Errors
-/// [`IndexError`] from building either index.
+/// [`IndexError`] from building the exact index or measuring recall;
+/// [`AnnError`] from building or loading the HNSW index.
 pub fn build_index(
     catalog: &Catalog,
     served: &Served,
     ann: bool,
     probe: &Array2<f32>,
     k: usize,
-    max_exclude: usize,
-) -> Result<(Box<dyn VectorIndex>, Option<f64>), IndexError> {
+    saved: Option<&Path>,
+) -> Result<(Box<dyn VectorIndex>, Option<f64>), BuildError> {
     let rank = catalog.table(served).id_rank.clone();
     let exact = ExactIndex::with_tie_rank(catalog.vectors.clone(), rank.clone())?;
     if !ann {
         return Ok((Box::new(exact), None));
     }
-    let cfg = HnswConfig {
-        // instant-distance fixes ef at build time and a search returns at most
-        // ef candidates before exclusion: leave room for the excluded items.
-        ef_search: k.saturating_mul(4).max(100).saturating_add(max_exclude),
-        ..HnswConfig::default()
+    let cfg = AnnConfig::default();
+    let hnsw = match saved.filter(|p| p.is_file() && catalog.grown.is_none()) {
+        Some(p) => UsearchIndex::load(p, catalog.len(), catalog.vectors.ncols(), rank, &cfg)?,
+        None => UsearchIndex::build(catalog.vectors.view(), rank, &cfg)?,
     };
-    let hnsw = HnswIndex::build_with_tie_rank(catalog.vectors.view(), rank, &cfg)?;
     let recall = ann_recall_at_k(&hnsw, &exact, probe.view(), k)?;
     Ok((Box::new(hnsw), Some(recall)))
+}
+
+/// Why an index could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The exact index or the recall measurement.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The HNSW index.
+    #[error(transparent)]
+    Ann(#[from] AnnError),
 }

@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+pub mod ann;
 pub mod catalog;
 pub mod http;
 pub mod served;

@@ -85,6 +85,12 @@ pub enum IndexError {
         /// The row.
         row: u32,
     },
+    /// The index library behind an implementation failed (its message).
+    #[error("index backend: {message}")]
+    Backend {
+        /// The backend's message.
+        message: String,
+    },
 }
 
 /// A nearest-neighbour index: rows `0..len()` of `dim()`-dimensional vectors.

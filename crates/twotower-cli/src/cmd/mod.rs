@@ -5,6 +5,7 @@ pub mod compare;
 pub mod eval;
 pub mod export;
 pub mod generate;
+pub mod index;
 pub mod mi;
 pub mod recommend;
 pub mod serve;

@@ -100,8 +100,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let probe = users
         .slice(ndarray::s![..users.nrows().min(200), ..])
         .to_owned();
-    let index =
-        super::serve::item_index(&served, &catalog, args.ann, &probe, args.k, exclude.len())?;
+    let index = super::serve::item_index(&served, &catalog, args.ann, &probe, args.k, &args.run)?;
     let hits = index.search(&q.vector, args.k, &exclude)?;
     if !hits.is_empty() && hits.len() < args.k {
         eprintln!(
@@ -137,23 +136,7 @@ fn queries(served: &Served, path: &std::path::Path, args: &Args) -> anyhow::Resu
     let probe = users
         .slice(ndarray::s![..users.nrows().min(200), ..])
         .to_owned();
-    // an ANN search must leave room for the items a line excludes
-    let longest = text
-        .lines()
-        .map(|l| {
-            let mut ids: Vec<&str> = l
-                .split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .collect();
-            ids.sort_unstable();
-            ids.dedup();
-            ids.len()
-        })
-        .max()
-        .unwrap_or(0);
-    let exclude_room = if args.include_seen { 0 } else { longest };
-    let index = super::serve::item_index(served, &catalog, args.ann, &probe, args.k, exclude_room)?;
+    let index = super::serve::item_index(served, &catalog, args.ann, &probe, args.k, &args.run)?;
     let table = catalog.table(served);
     println!("query\trank\titem\tscore");
     let mut out = String::new();

@@ -45,7 +45,8 @@ pub fn catalog(served: &Served, file: Option<&Path>) -> anyhow::Result<Catalog> 
     Ok(c)
 }
 
-/// The index over `catalog`: exact, or HNSW with its recall@k against
+/// The index over `catalog`: exact, or HNSW (usearch; loaded from the
+/// run's saved `index.usearch` when there is one) with its recall@k against
 /// exact measured on `probe` queries and printed.
 pub fn item_index(
     served: &Served,
@@ -53,13 +54,20 @@ pub fn item_index(
     ann: bool,
     probe: &Array2<f32>,
     k: usize,
-    n_exclude: usize,
+    run_dir: &Path,
 ) -> anyhow::Result<Box<dyn VectorIndex>> {
-    let (index, recall) = twotower_serve::build_index(catalog, served, ann, probe, k, n_exclude)?;
+    let saved = run_dir.join(twotower_serve::ann::INDEX_FILE);
+    let (index, recall) =
+        twotower_serve::build_index(catalog, served, ann, probe, k, Some(&saved))?;
     if let Some(recall) = recall {
         eprintln!(
-            "HNSW index over {} items: recall@{k} against exact top-{k} = {recall:.4} ({} probe queries)",
+            "HNSW index over {} items{}: recall@{k} against exact top-{k} = {recall:.4} ({} probe queries)",
             catalog.len(),
+            if saved.is_file() && !catalog.is_grown() {
+                format!(" (loaded from {})", saved.display())
+            } else {
+                String::new()
+            },
             probe.nrows()
         );
     }

@@ -50,11 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let probe = users
         .slice(ndarray::s![..users.nrows().min(200), ..])
         .to_owned();
-    let max_seen = (0..served.run.dataset.users.len() as u32)
-        .map(|u| served.seen(u).len())
-        .max()
-        .unwrap_or(0);
-    let index = super::serve::item_index(&served, &catalog, args.ann, &probe, args.k, max_seen)?;
+    let index = super::serve::item_index(&served, &catalog, args.ann, &probe, args.k, &args.run)?;
     let ids: Arc<Vec<String>> = Arc::new(served.run.dataset.users.ids.clone());
     if ids.is_empty() {
         bail!("the run has no users");

@@ -36,13 +36,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let probe = users
         .slice(ndarray::s![..users.nrows().min(200), ..])
         .to_owned();
-    // an ANN search must leave room for the most items a query excludes:
-    // the largest train history of a known user
-    let max_seen = (0..served.run.dataset.users.len() as u32)
-        .map(|u| served.seen(u).len())
-        .max()
-        .unwrap_or(0);
-    let index = super::serve::item_index(&served, &catalog, args.ann, &probe, 10, max_seen)?;
+    let index = super::serve::item_index(&served, &catalog, args.ann, &probe, 10, &args.run)?;
     let (n_users, n_items) = (served.run.dataset.users.len(), catalog.len());
     let threads = args
         .threads

@@ -46,7 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let probe = items
         .slice(ndarray::s![..items.nrows().min(200), ..])
         .to_owned();
-    let index = super::serve::item_index(&served, &catalog, args.ann, &probe, args.k, 1)?;
+    let index = super::serve::item_index(&served, &catalog, args.ann, &probe, args.k, &args.run)?;
     let q = items.row(i as usize).to_vec();
     let hits = index.search(&q, args.k, &[i])?;
     super::serve::print_items(&served, &catalog, &hits);
