@@ -19,6 +19,10 @@ use rayon::prelude::*;
 use twotower::index::{IndexError, VectorIndex};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
+/// Search contexts reserved: usearch locks one per concurrent search, and a
+/// search finding none fails; the server's blocking pool is capped below it.
+pub const MAX_SEARCH_THREADS: usize = 256;
+
 /// File name of the persisted index in a run directory.
 pub const INDEX_FILE: &str = "index.usearch";
 
@@ -105,9 +109,8 @@ impl UsearchIndex {
     ) -> Result<Self, AnnError> {
         let (n, dim) = vectors.dim();
         let index = Index::new(&options(dim, cfg)).map_err(ue("creating the index"))?;
-        let threads = rayon::current_num_threads();
         index
-            .reserve_capacity_and_threads(n, threads)
+            .reserve_capacity_and_threads(n, MAX_SEARCH_THREADS.max(rayon::current_num_threads()))
             .map_err(ue("reserving the index"))?;
         (0..n).into_par_iter().try_for_each(|i| {
             let row = vectors.row(i);
@@ -172,6 +175,9 @@ impl UsearchIndex {
             });
         }
         index.change_expansion_search(cfg.expansion_search);
+        index
+            .reserve_capacity_and_threads(len, MAX_SEARCH_THREADS)
+            .map_err(ue(format!("reserving search threads for {p}")))?;
         Ok(Self {
             index,
             dim,

@@ -146,16 +146,16 @@ pub fn build_index(
     probe: &Array2<f32>,
     k: usize,
     saved: Option<&Path>,
+    cfg: &AnnConfig,
 ) -> Result<(Box<dyn VectorIndex>, Option<f64>), BuildError> {
     let rank = catalog.table(served).id_rank.clone();
     let exact = ExactIndex::with_tie_rank(catalog.vectors.clone(), rank.clone())?;
     if !ann {
         return Ok((Box::new(exact), None));
     }
-    let cfg = AnnConfig::default();
     let hnsw = match saved.filter(|p| p.is_file() && catalog.grown.is_none()) {
-        Some(p) => UsearchIndex::load(p, catalog.len(), catalog.vectors.ncols(), rank, &cfg)?,
-        None => UsearchIndex::build(catalog.vectors.view(), rank, &cfg)?,
+        Some(p) => UsearchIndex::load(p, catalog.len(), catalog.vectors.ncols(), rank, cfg)?,
+        None => UsearchIndex::build(catalog.vectors.view(), rank, cfg)?,
     };
     let recall = ann_recall_at_k(&hnsw, &exact, probe.view(), k)?;
     Ok((Box::new(hnsw), Some(recall)))

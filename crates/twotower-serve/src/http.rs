@@ -614,6 +614,7 @@ pub fn serve(
 ) -> std::io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
+        .max_blocking_threads((threads.max(1) * 4).min(crate::ann::MAX_SEARCH_THREADS))
         .enable_all()
         .build()?;
     rt.block_on(async move {

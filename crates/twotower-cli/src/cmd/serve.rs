@@ -57,8 +57,18 @@ pub fn item_index(
     run_dir: &Path,
 ) -> anyhow::Result<Box<dyn VectorIndex>> {
     let saved = run_dir.join(twotower_serve::ann::INDEX_FILE);
+    // HNSW search breadth (ef): TWOTOWER_EF, default 128 (more: higher
+    // recall, slower searches)
+    let mut cfg = twotower_serve::ann::AnnConfig::default();
+    if let Ok(v) = std::env::var("TWOTOWER_EF") {
+        cfg.expansion_search = v
+            .parse()
+            .ok()
+            .filter(|&e: &usize| e >= 1)
+            .ok_or_else(|| anyhow::anyhow!("TWOTOWER_EF={v:?}: expected a whole number >= 1"))?;
+    }
     let (index, recall) =
-        twotower_serve::build_index(catalog, served, ann, probe, k, Some(&saved))?;
+        twotower_serve::build_index(catalog, served, ann, probe, k, Some(&saved), &cfg)?;
     if let Some(recall) = recall {
         eprintln!(
             "HNSW index over {} items{}: recall@{k} against exact top-{k} = {recall:.4} ({} probe queries)",
