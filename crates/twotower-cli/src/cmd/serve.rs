@@ -61,11 +61,10 @@ pub fn item_index(
     // recall, slower searches)
     let mut cfg = twotower_serve::ann::AnnConfig::default();
     if let Ok(v) = std::env::var("TWOTOWER_EF") {
-        cfg.expansion_search = v
-            .parse()
-            .ok()
-            .filter(|&e: &usize| e >= 1)
-            .ok_or_else(|| anyhow::anyhow!("TWOTOWER_EF={v:?}: expected a whole number >= 1"))?;
+        cfg.expansion_search =
+            v.parse().ok().filter(|&e: &usize| e >= 1).ok_or_else(|| {
+                anyhow::anyhow!("TWOTOWER_EF={v:?}: expected a whole number >= 1")
+            })?;
     }
     let (index, recall) =
         twotower_serve::build_index(catalog, served, ann, probe, k, Some(&saved), &cfg)?;
@@ -82,6 +81,34 @@ pub fn item_index(
         );
     }
     Ok(index)
+}
+
+/// The server's state over the run in `run_dir`: the run, its catalog (or
+/// the grown table in `catalog_file`) and the index over it (`ann`: HNSW,
+/// recall@k printed).
+pub fn app_state(
+    run_dir: &Path,
+    catalog_file: Option<&Path>,
+    ann: bool,
+    k: usize,
+) -> anyhow::Result<twotower_serve::http::AppState> {
+    let served = load(run_dir)?;
+    let catalog = catalog(&served, catalog_file)?;
+    let users = user_vectors(&served);
+    let probe = users
+        .slice(ndarray::s![..users.nrows().min(200), ..])
+        .to_owned();
+    let index = item_index(&served, &catalog, ann, &probe, k, run_dir)?;
+    Ok(twotower_serve::http::AppState {
+        served,
+        catalog,
+        index,
+    })
+}
+
+/// Worker threads: `given`, else the number of CPUs.
+pub fn server_threads(given: Option<usize>) -> usize {
+    given.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
 /// The user vectors of a run, `[n_users × d]` (the artifact's, else computed).

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use twotower_serve::http::{serve, AppState};
+use twotower_serve::http::serve;
 
 /// Arguments of `twotower serve-bench`.
 #[derive(clap::Args)]
@@ -44,26 +44,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.requests == 0 || args.concurrency == 0 || args.k == 0 {
         bail!("--requests, --concurrency and -k must be at least 1");
     }
-    let served = super::serve::load(&args.run)?;
-    let catalog = super::serve::catalog(&served, None)?;
-    let users = super::serve::user_vectors(&served);
-    let probe = users
-        .slice(ndarray::s![..users.nrows().min(200), ..])
-        .to_owned();
-    let index = super::serve::item_index(&served, &catalog, args.ann, &probe, args.k, &args.run)?;
-    let ids: Arc<Vec<String>> = Arc::new(served.run.dataset.users.ids.clone());
+    let state = super::serve::app_state(&args.run, None, args.ann, args.k)?;
+    let ids: Arc<Vec<String>> = Arc::new(state.served.run.dataset.users.ids.clone());
     if ids.is_empty() {
         bail!("the run has no users");
     }
-    let n_items = catalog.len();
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let state = AppState {
-        served,
-        catalog,
-        index,
-    };
+    let n_items = state.catalog.len();
+    let threads = super::serve::server_threads(args.threads);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let r = serve(

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use twotower_serve::http::{serve, AppState};
+use twotower_serve::http::serve;
 
 /// Arguments of `twotower serve`.
 #[derive(clap::Args)]
@@ -30,22 +30,9 @@ pub struct Args {
 
 /// Runs `twotower serve`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let served = super::serve::load(&args.run)?;
-    let catalog = super::serve::catalog(&served, args.catalog.as_deref())?;
-    let users = super::serve::user_vectors(&served);
-    let probe = users
-        .slice(ndarray::s![..users.nrows().min(200), ..])
-        .to_owned();
-    let index = super::serve::item_index(&served, &catalog, args.ann, &probe, 10, &args.run)?;
-    let (n_users, n_items) = (served.run.dataset.users.len(), catalog.len());
-    let threads = args
-        .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()));
-    let state = AppState {
-        served,
-        catalog,
-        index,
-    };
+    let state = super::serve::app_state(&args.run, args.catalog.as_deref(), args.ann, 10)?;
+    let (n_users, n_items) = (state.served.run.dataset.users.len(), state.catalog.len());
+    let threads = super::serve::server_threads(args.threads);
     serve(state, args.addr, threads, |bound| {
         eprintln!(
             "serving {} ({n_users} users, {n_items} items) on http://{bound} — Ctrl-C or SIGTERM stops",
