@@ -16,7 +16,7 @@ use std::path::Path;
 
 use ndarray::ArrayView2;
 use rayon::prelude::*;
-use twotower::index::{IndexError, VectorIndex};
+use twotower::index::{check_finite, check_query, check_rank, IndexError, VectorIndex};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 /// Search contexts reserved: usearch locks one per concurrent search, and a
@@ -76,6 +76,13 @@ fn ue(what: impl Into<String>) -> impl FnOnce(cxx::Exception) -> AnnError {
     }
 }
 
+fn invalid(e: IndexError) -> AnnError {
+    AnnError::Usearch {
+        what: "checking the vectors".into(),
+        message: e.to_string(),
+    }
+}
+
 /// An HNSW index over catalog rows.
 pub struct UsearchIndex {
     index: Index,
@@ -101,13 +108,16 @@ impl UsearchIndex {
     /// broken by `tie_rank`.
     ///
     /// # Errors
-    /// [`AnnError::Usearch`].
+    /// [`AnnError::Usearch`], also for a non-finite vector or a `tie_rank`
+    /// that is not a permutation.
     pub fn build(
         vectors: ArrayView2<f32>,
         tie_rank: Vec<u32>,
         cfg: &AnnConfig,
     ) -> Result<Self, AnnError> {
         let (n, dim) = vectors.dim();
+        check_finite(vectors).map_err(invalid)?;
+        check_rank(n, &tie_rank).map_err(invalid)?;
         let index = Index::new(&options(dim, cfg)).map_err(ue("creating the index"))?;
         index
             .reserve_capacity_and_threads(n, MAX_SEARCH_THREADS.max(rayon::current_num_threads()))
@@ -206,15 +216,7 @@ impl VectorIndex for UsearchIndex {
         k: usize,
         exclude: &[u32],
     ) -> Result<Vec<(u32, f32)>, IndexError> {
-        if query.len() != self.dim {
-            return Err(IndexError::QueryDim {
-                got: query.len(),
-                expected: self.dim,
-            });
-        }
-        if let Some(position) = query.iter().position(|x| !x.is_finite()) {
-            return Err(IndexError::NonFiniteQuery { position });
-        }
+        check_query(query, self.dim)?;
         let k = k.min(self.len.saturating_sub(exclude.len().min(self.len)));
         if k == 0 {
             return Ok(Vec::new());

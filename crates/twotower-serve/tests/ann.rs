@@ -69,6 +69,13 @@ fn recall_exclusion_scores_and_round_trip_match_the_exact_oracle() {
     let mut nan = q.clone();
     nan[2] = f32::NAN;
     assert!(ann.search(&nan, 5, &[]).is_err());
+    // a non-finite vector is refused at build, naming the row
+    let mut bad = unit_rows(10, 4, 3);
+    bad[[6, 1]] = f32::INFINITY;
+    match UsearchIndex::build(bad.view(), (0..10).collect(), &AnnConfig::default()) {
+        Err(e) => assert!(e.to_string().contains("vector 6"), "{e}"),
+        Ok(_) => panic!("a non-finite vector was indexed"),
+    }
     // excluding everything leaves nothing
     let all: Vec<u32> = (0..3000).collect();
     assert!(ann.search(&q, 5, &all).unwrap().is_empty());

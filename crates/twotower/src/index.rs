@@ -127,7 +127,9 @@ pub trait VectorIndex: Send + Sync {
     ) -> Result<Vec<(u32, f32)>, IndexError>;
 }
 
-fn check_finite(vectors: ArrayView2<f32>) -> Result<(), IndexError> {
+/// [`IndexError::NonFiniteVector`] for the first NaN or ±∞ of `vectors`
+/// (shared by every index implementation, in or out of this crate).
+pub fn check_finite(vectors: ArrayView2<f32>) -> Result<(), IndexError> {
     for (row, v) in vectors.rows().into_iter().enumerate() {
         if let Some(col) = v.iter().position(|x| !x.is_finite()) {
             return Err(IndexError::NonFiniteVector { row, col });
@@ -136,7 +138,9 @@ fn check_finite(vectors: ArrayView2<f32>) -> Result<(), IndexError> {
     Ok(())
 }
 
-fn check_rank(n: usize, rank: &[u32]) -> Result<(), IndexError> {
+/// [`IndexError::RankLength`] / [`IndexError::RankNotPermutation`] unless
+/// `rank` is a permutation of `0..n`.
+pub fn check_rank(n: usize, rank: &[u32]) -> Result<(), IndexError> {
     if rank.len() != n {
         return Err(IndexError::RankLength {
             expected: n,
@@ -153,7 +157,9 @@ fn check_rank(n: usize, rank: &[u32]) -> Result<(), IndexError> {
     Ok(())
 }
 
-fn check_query(query: &[f32], dim: usize) -> Result<(), IndexError> {
+/// [`IndexError::QueryDim`] / [`IndexError::NonFiniteQuery`] for a query
+/// that is not `dim` finite values.
+pub fn check_query(query: &[f32], dim: usize) -> Result<(), IndexError> {
     if query.len() != dim {
         return Err(IndexError::QueryDim {
             expected: dim,
