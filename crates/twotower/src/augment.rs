@@ -61,6 +61,16 @@ pub enum MaskingPattern {
     /// most mutual information with it, see [`correlated_groups`]), view 2
     /// masks the complement.
     Correlated,
+    /// Cold-start views (twotower's addition, in the spirit of content-to-
+    /// collaborative alignment for cold start, e.g. CLCRec, Wei et al. 2021):
+    /// view 1 masks every item-id feature — the item as a cold item is seen,
+    /// its features only — and view 2 masks nothing (feature dropout still
+    /// applies to both). InfoNCE over uniformly sampled items then pulls each
+    /// item's features-only vector toward its full vector and away from the
+    /// other items', which is the vector a cold item is scored with. Needs at
+    /// least one id feature and one other feature; `mask_id_feature` must be
+    /// true.
+    ColdStart,
 }
 
 /// Whether the masking draw is made once per row or once per batch.
@@ -151,6 +161,10 @@ pub enum AugmentError {
     /// No item features at all.
     #[error("augment: the item tower has no features")]
     NoFeatures,
+    /// Cold-start masking without an id feature to mask or without any
+    /// other feature to keep.
+    #[error("augment: the cold_start pattern needs an item-id feature that may be masked (ssl.mask_id = true) and at least one other item feature")]
+    ColdStartNeedsIdAndContent,
     /// Complementary/correlated masking with no maskable feature.
     #[error("augment: pattern {pattern:?} needs at least one maskable feature (mask_id_feature = false and every feature is an id)")]
     NoMaskableFeatures {
@@ -275,7 +289,8 @@ impl Augmenter {
     /// [`AugmentError::LengthMismatch`] (is_id or mi vs is_multi),
     /// [`AugmentError::MissingMutualInformation`],
     /// [`AugmentError::NonFiniteMutualInformation`],
-    /// [`AugmentError::NoMaskableFeatures`].
+    /// [`AugmentError::NoMaskableFeatures`],
+    /// [`AugmentError::ColdStartNeedsIdAndContent`].
     pub fn new(
         config: AugmentConfig,
         is_multi: Vec<bool>,
@@ -307,6 +322,15 @@ impl Augmenter {
             });
         }
         let (mut groups, mut complements) = (Vec::new(), Vec::new());
+        if config.pattern == MaskingPattern::ColdStart {
+            // one "group": the id features (view 1); view 2 masks nothing
+            let ids: Vec<usize> = maskable.iter().copied().filter(|&f| is_id[f]).collect();
+            if ids.is_empty() || ids.len() == k {
+                return Err(AugmentError::ColdStartNeedsIdAndContent);
+            }
+            groups.push(ids);
+            complements.push(Vec::new());
+        }
         if config.pattern == MaskingPattern::Correlated {
             let mi = mi.ok_or(AugmentError::MissingMutualInformation)?;
             let sub: Vec<Vec<f64>> = maskable
@@ -515,6 +539,12 @@ impl Augmenter {
                         out.view2.features[f].masked[row] = true;
                     }
                     remaining -= 1;
+                }
+            }
+            MaskingPattern::ColdStart => {
+                // no draw: view 1 = the id features masked, view 2 = nothing
+                for &f in &self.groups[0] {
+                    out.view1.features[f].masked[row] = true;
                 }
             }
             MaskingPattern::Correlated => {

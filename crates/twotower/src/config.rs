@@ -231,7 +231,9 @@ pub struct SslSection {
     pub temperature: f64,
     /// m, items per SSL batch, sampled uniformly from the catalog (default 0 = main batch size).
     pub batch_size: usize,
-    /// Masking pattern: `"random"`, `"complementary"` (default) or `"correlated"`.
+    /// Masking pattern: `"random"`, `"complementary"` (default), `"correlated"`
+    /// or `"cold_start"` (view 1 = the item's features without its id, view 2
+    /// = the whole item; see [`crate::augment::MaskingPattern::ColdStart`]).
     pub masking: String,
     /// Masking probability p of the `random` pattern (default 0.5).
     pub mask_rate: f64,
@@ -731,12 +733,12 @@ impl Config {
         }
         if !matches!(
             r.ssl.masking.as_str(),
-            "random" | "complementary" | "correlated"
+            "random" | "complementary" | "correlated" | "cold_start"
         ) {
             return Err(bad(
                 "ssl.masking",
                 &r.ssl.masking,
-                "\"random\", \"complementary\" or \"correlated\"",
+                "\"random\", \"complementary\", \"correlated\" or \"cold_start\"",
             ));
         }
         if !(0.0..=1.0).contains(&r.ssl.mask_rate) {

@@ -482,6 +482,44 @@ pub fn user_columns<'a>(
     cols
 }
 
+/// `items` with the id feature(s) of every item that has no interaction
+/// in `seen` set to row 0, the out-of-vocabulary row: the item table of the
+/// search phase, whose train split (`seen`) is the part of train before the
+/// validation cut. The vocabulary (and so the model's shapes) is unchanged;
+/// an item first seen in validation then reaches the tower as a cold item
+/// does at test time, so validation's `cold_recall@K` measures the cold path.
+///
+/// # Shapes
+/// `seen`: item indices `< items.len()`.
+pub fn unseen_ids_as_oov(items: &EntityTable, seen: &[u32]) -> EntityTable {
+    let mut has = vec![false; items.len()];
+    for &i in seen {
+        has[i as usize] = true;
+    }
+    let mut out = items.clone();
+    for f in out.features.iter_mut().filter(|f| f.is_id) {
+        for (e, _) in has.iter().enumerate().filter(|(_, &h)| !h) {
+            let (a, b) = (f.offsets[e] as usize, f.offsets[e + 1] as usize);
+            f.values[a..b].fill(0);
+        }
+    }
+    out
+}
+
+/// The entity tables the search phase trains and validates on: `ds`'s,
+/// with [`unseen_ids_as_oov`] applied to the items for `fit` (the part of
+/// train before the validation cut). Its `train` and `test` are empty: the
+/// search phase reads `fit` and the validation set, never `ds`'s splits.
+pub fn search_dataset(ds: &Dataset, fit: &Interactions) -> Dataset {
+    Dataset {
+        users: ds.users.clone(),
+        items: unseen_ids_as_oov(&ds.items, &fit.item),
+        train: Interactions::default(),
+        test: Interactions::default(),
+        report: ds.report.clone(),
+    }
+}
+
 /// The evaluator's view of a (train, test) pair of splits.
 pub fn eval_set(
     ds: &Dataset,
@@ -579,6 +617,7 @@ pub fn augmenter(
     let pattern = match s.masking.as_str() {
         "random" => MaskingPattern::Random,
         "correlated" => MaskingPattern::Correlated,
+        "cold_start" => MaskingPattern::ColdStart,
         _ => MaskingPattern::Complementary,
     };
     let mi = if pattern == MaskingPattern::Correlated {
@@ -732,9 +771,12 @@ pub fn train(
             ));
         }
         let vset = eval_set(ds, &fit, &valid)?;
+        // EVALUATION.md: an id first seen after the train cut is out of
+        // vocabulary; the search phase's cut is the validation cut
+        let search_ds = search_dataset(ds, &fit);
         let r = run_phase(
             cfg,
-            ds,
+            &search_ds,
             &fit,
             Some(&vset),
             t.epochs,
@@ -1511,6 +1553,42 @@ mod tests {
             resolved(a, "[train]\nrecency_decay = 1\n"),
             vec!["train.recency_decay = 3.0 in the checkpoint, 1.0 now".to_string()]
         );
+    }
+}
+
+#[cfg(test)]
+mod search_phase_tests {
+    use super::*;
+
+    #[test]
+    fn items_unseen_before_the_validation_cut_read_the_oov_id_row() {
+        let ds = twotower_data::generate_dataset(&twotower_data::SyntheticConfig {
+            users: 60,
+            items: 80,
+            interactions: 400,
+            ..Default::default()
+        })
+        .unwrap();
+        let fit = ds.train.select(&(0..ds.train.len() as u32 / 2).collect::<Vec<_>>());
+        let seen: std::collections::HashSet<u32> = fit.item.iter().copied().collect();
+        let out = search_dataset(&ds, &fit);
+        assert!(out.train.is_empty() && out.test.is_empty());
+        assert_eq!(out.users, ds.users);
+        let (mut oov, mut kept) = (0, 0);
+        for (f, g) in ds.items.features.iter().zip(&out.items.features) {
+            assert_eq!((&f.vocab, &f.offsets), (&g.vocab, &g.offsets), "{}", f.name);
+            for e in 0..ds.items.len() {
+                if f.is_id && !seen.contains(&(e as u32)) {
+                    assert_eq!(g.row(e), &[0], "item {e} unseen in fit: id row 0");
+                    oov += 1;
+                } else {
+                    assert_eq!(g.row(e), f.row(e), "{} item {e}", f.name);
+                    kept += f.is_id as usize;
+                }
+            }
+        }
+        assert!(oov > 0 && kept > 0, "both kinds occur: {oov} {kept}");
+        assert!(ds.items.features.iter().any(|f| f.is_id));
     }
 }
 

@@ -936,3 +936,69 @@ fn masked_as_unknown_reads_row_0_or_an_empty_bag_as_a_cold_item_does() {
     // complementary with k = 2: every row masks exactly one feature per view
     assert_eq!(masked_cells, 2 * items.len());
 }
+
+#[test]
+fn cold_start_views_are_the_item_without_its_id_and_the_whole_item() {
+    // Features: 0 = tags (multi), 1 = item id (single), 2 = brand (single).
+    // As unknown, view 1 of every row holds the id as row 0 (an OOV id, as a
+    // cold item has) and the item's own tags and brand; view 2 is the item
+    // unchanged. No draw is made: the rng is not advanced by the masking.
+    let tags = Col::from_bags(&(0..12).map(|e| vec![e % 3 + 1, e % 4 + 5]).collect::<Vec<_>>());
+    let ids = Col::single(&(1..=12).collect::<Vec<u32>>());
+    let brand = Col::single(&(0..12).map(|e| e % 2 + 1).collect::<Vec<u32>>());
+    let cols = [tags, ids, brand];
+    let items: Vec<u32> = vec![3, 0, 11, 7];
+    let mut c = cfg(MaskingPattern::ColdStart, 0.0, 0.0);
+    c.mask_as_unknown = true;
+    let aug = Augmenter::new(c, vec![true, false, false], vec![false, true, false], None).unwrap();
+    let mut out = SslBatch::default();
+    aug.build_views(
+        &views(&cols),
+        &items,
+        &mut ChaCha8Rng::seed_from_u64(1),
+        &mut out,
+    )
+    .unwrap();
+    for (row, &e) in items.iter().enumerate() {
+        let e = e as usize;
+        let own = |f: usize| &cols[f].values[cols[f].offsets[e] as usize..cols[f].offsets[e + 1] as usize];
+        assert_eq!(bag(&out.view1, 1, row), &[0], "view 1 row {row}: the id is OOV");
+        assert_eq!(bag(&out.view1, 0, row), own(0), "view 1 row {row} keeps its tags");
+        assert_eq!(bag(&out.view1, 2, row), own(2), "view 1 row {row} keeps its brand");
+        for f in 0..3 {
+            assert_eq!(bag(&out.view2, f, row), own(f), "view 2 row {row} feature {f}");
+        }
+    }
+    // with the mask embedding instead, view 1 flags the id and nothing else
+    let aug = Augmenter::new(
+        cfg(MaskingPattern::ColdStart, 0.0, 0.0),
+        vec![true, false, false],
+        vec![false, true, false],
+        None,
+    )
+    .unwrap();
+    aug.build_views(&views(&cols), &items, &mut ChaCha8Rng::seed_from_u64(1), &mut out)
+        .unwrap();
+    for row in 0..items.len() {
+        assert!(is_masked(&out.view1, 1, row));
+        assert!(!is_masked(&out.view1, 0, row) && !is_masked(&out.view1, 2, row));
+        assert!((0..3).all(|f| !is_masked(&out.view2, f, row)));
+    }
+    // an id feature and another feature are both required
+    for (is_id, mask_id) in [
+        (vec![false, false, false], true),
+        (vec![true, true, true], true),
+        (vec![false, true, false], false),
+    ] {
+        let mut c = cfg(MaskingPattern::ColdStart, 0.0, 0.0);
+        c.mask_id_feature = mask_id;
+        let err = Augmenter::new(c, vec![true, false, false], is_id.clone(), None).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                AugmentError::ColdStartNeedsIdAndContent | AugmentError::NoMaskableFeatures { .. }
+            ),
+            "{is_id:?} mask_id {mask_id}: {err}"
+        );
+    }
+}

@@ -783,13 +783,15 @@ fn search_phase_validation_reads_bags_of_fit_only() {
         serde_json::from_value(rec["validation"].clone()).unwrap();
     let (fit, valid) = fit_valid(&cfg, &ds);
     let vset = eval_set(&ds, &fit, &valid).unwrap();
+    // the search phase's tables: items first seen in validation have OOV ids
+    let sds = twotower::train::search_dataset(&ds, &fit);
     let as_map = |m: twotower::eval::Metrics| -> HashMap<String, Option<f64>> {
         m.values.into_iter().collect()
     };
     let h_fit = history_feature(&cfg, &ds, &fit).unwrap();
-    let ok = as_map(evaluate_model(&outcome.model, &ds, &vset, &cfg, Some(&h_fit)).unwrap());
+    let ok = as_map(evaluate_model(&outcome.model, &sds, &vset, &cfg, Some(&h_fit)).unwrap());
     let h_train = history_feature(&cfg, &ds, &ds.train).unwrap();
-    let bad = as_map(evaluate_model(&outcome.model, &ds, &vset, &cfg, Some(&h_train)).unwrap());
+    let bad = as_map(evaluate_model(&outcome.model, &sds, &vset, &cfg, Some(&h_train)).unwrap());
     assert_ne!(
         ok, bad,
         "the two bag sets must score differently for this check to mean anything"
