@@ -943,7 +943,11 @@ fn cold_start_views_are_the_item_without_its_id_and_the_whole_item() {
     // As unknown, view 1 of every row holds the id as row 0 (an OOV id, as a
     // cold item has) and the item's own tags and brand; view 2 is the item
     // unchanged. No draw is made: the rng is not advanced by the masking.
-    let tags = Col::from_bags(&(0..12).map(|e| vec![e % 3 + 1, e % 4 + 5]).collect::<Vec<_>>());
+    let tags = Col::from_bags(
+        &(0..12)
+            .map(|e| vec![e % 3 + 1, e % 4 + 5])
+            .collect::<Vec<_>>(),
+    );
     let ids = Col::single(&(1..=12).collect::<Vec<u32>>());
     let brand = Col::single(&(0..12).map(|e| e % 2 + 1).collect::<Vec<u32>>());
     let cols = [tags, ids, brand];
@@ -961,12 +965,30 @@ fn cold_start_views_are_the_item_without_its_id_and_the_whole_item() {
     .unwrap();
     for (row, &e) in items.iter().enumerate() {
         let e = e as usize;
-        let own = |f: usize| &cols[f].values[cols[f].offsets[e] as usize..cols[f].offsets[e + 1] as usize];
-        assert_eq!(bag(&out.view1, 1, row), &[0], "view 1 row {row}: the id is OOV");
-        assert_eq!(bag(&out.view1, 0, row), own(0), "view 1 row {row} keeps its tags");
-        assert_eq!(bag(&out.view1, 2, row), own(2), "view 1 row {row} keeps its brand");
+        let own = |f: usize| {
+            &cols[f].values[cols[f].offsets[e] as usize..cols[f].offsets[e + 1] as usize]
+        };
+        assert_eq!(
+            bag(&out.view1, 1, row),
+            &[0],
+            "view 1 row {row}: the id is OOV"
+        );
+        assert_eq!(
+            bag(&out.view1, 0, row),
+            own(0),
+            "view 1 row {row} keeps its tags"
+        );
+        assert_eq!(
+            bag(&out.view1, 2, row),
+            own(2),
+            "view 1 row {row} keeps its brand"
+        );
         for f in 0..3 {
-            assert_eq!(bag(&out.view2, f, row), own(f), "view 2 row {row} feature {f}");
+            assert_eq!(
+                bag(&out.view2, f, row),
+                own(f),
+                "view 2 row {row} feature {f}"
+            );
         }
     }
     // with the mask embedding instead, view 1 flags the id and nothing else
@@ -977,8 +999,13 @@ fn cold_start_views_are_the_item_without_its_id_and_the_whole_item() {
         None,
     )
     .unwrap();
-    aug.build_views(&views(&cols), &items, &mut ChaCha8Rng::seed_from_u64(1), &mut out)
-        .unwrap();
+    aug.build_views(
+        &views(&cols),
+        &items,
+        &mut ChaCha8Rng::seed_from_u64(1),
+        &mut out,
+    )
+    .unwrap();
     for row in 0..items.len() {
         assert!(is_masked(&out.view1, 1, row));
         assert!(!is_masked(&out.view1, 0, row) && !is_masked(&out.view1, 2, row));
