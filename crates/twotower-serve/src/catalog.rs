@@ -5,9 +5,9 @@
 use std::path::Path;
 
 use ndarray::Array2;
-use twotower::index::{ann_recall_at_k, ExactIndex, IndexError, VectorIndex};
-use twotower::train::encode_items;
 use twotower_data::{DataError, EntityTable, Side};
+use twotower_model::index::{ann_recall_at_k, ExactIndex, IndexError, VectorIndex};
+use twotower_model::inference::encode_items;
 
 use crate::ann::{AnnConfig, AnnError, UsearchIndex};
 use crate::served::Served;
@@ -154,7 +154,7 @@ pub fn build_index(
         return Ok((Box::new(exact), None));
     }
     let hnsw = match saved.filter(|p| p.is_file() && catalog.grown.is_none()) {
-        Some(p) => UsearchIndex::load(p, catalog.len(), catalog.vectors.ncols(), rank, cfg)?,
+        Some(p) => UsearchIndex::load(p, catalog.vectors.view(), rank, cfg)?,
         None => UsearchIndex::build(catalog.vectors.view(), rank, cfg)?,
     };
     let recall = ann_recall_at_k(&hnsw, &exact, probe.view(), k)?;

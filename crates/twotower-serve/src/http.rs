@@ -31,7 +31,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
-use twotower::index::VectorIndex;
+use twotower_model::index::VectorIndex;
 
 use crate::catalog::Catalog;
 use crate::served::{QueryError, Served};

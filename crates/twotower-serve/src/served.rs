@@ -2,11 +2,11 @@
 //! new users from raw feature values, and from the items a user interacted
 //! with (the history feature's bag, built exactly as training builds it).
 
-use twotower::history_feature::{item_rows, HistoryFeature};
-use twotower::run::LoadedRun;
-use twotower::tower::{BatchFeature, FeatureColumn};
-use twotower::train::history_feature;
 use twotower_data::{FeatureEncoder, FeatureKind, FeaturesConfig, Side};
+use twotower_model::history_feature::{item_rows, HistoryFeature};
+use twotower_model::inference::history_feature;
+use twotower_model::run::LoadedRun;
+use twotower_model::tower::{BatchFeature, FeatureColumn};
 
 /// Why a query cannot be answered. Messages name the field at fault; `what`
 /// names where the value came from (a CLI flag, a file and line, a JSON

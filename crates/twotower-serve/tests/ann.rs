@@ -4,7 +4,7 @@
 //! and a loaded index that does not fit the catalog refused.
 
 use ndarray::Array2;
-use twotower::index::{ann_recall_at_k, ExactIndex, VectorIndex};
+use twotower_model::index::{ann_recall_at_k, ExactIndex, VectorIndex};
 use twotower_serve::ann::{AnnConfig, AnnError, UsearchIndex};
 
 /// `[n × d]` unit rows from a fixed LCG (deterministic, no RNG crate).
@@ -50,7 +50,8 @@ fn recall_exclusion_scores_and_round_trip_match_the_exact_oracle() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("index.usearch");
     ann.save(&path).unwrap();
-    let loaded = UsearchIndex::load(&path, 3000, 16, rank.clone(), &AnnConfig::default()).unwrap();
+    let loaded =
+        UsearchIndex::load(&path, items.view(), rank.clone(), &AnnConfig::default()).unwrap();
     for r in 0..20 {
         let q = queries.row(r).to_vec();
         assert_eq!(
@@ -59,7 +60,13 @@ fn recall_exclusion_scores_and_round_trip_match_the_exact_oracle() {
         );
     }
     // an index of another catalog is refused
-    match UsearchIndex::load(&path, 2999, 16, rank, &AnnConfig::default()) {
+    let fewer = items.slice(ndarray::s![..2999, ..]).to_owned();
+    match UsearchIndex::load(
+        &path,
+        fewer.view(),
+        (0..2999).collect(),
+        &AnnConfig::default(),
+    ) {
         Err(AnnError::Mismatch { message, .. }) => assert!(message.contains("3000"), "{message}"),
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a mismatched index loaded"),
@@ -79,4 +86,70 @@ fn recall_exclusion_scores_and_round_trip_match_the_exact_oracle() {
     // excluding everything leaves nothing
     let all: Vec<u32> = (0..3000).collect();
     assert!(ann.search(&q, 5, &all).unwrap().is_empty());
+}
+
+#[test]
+fn identical_vectors_are_one_node_and_expand_in_tie_rank_order() {
+    // 2000 random rows, then 1500 rows that are copies of 30 of them (50
+    // copies each, as cold items with the same features are): the graph
+    // holds 2000 nodes; answers equal the exact oracle's, tied copies in
+    // tie-rank order; excluding some copies returns the others, excluding
+    // all of a group skips it.
+    let base = unit_rows(2000, 16, 5);
+    let mut items = Array2::zeros((3500, 16));
+    for i in 0..3500 {
+        let src = if i < 2000 { i } else { (i - 2000) % 30 };
+        items.row_mut(i).assign(&base.row(src));
+    }
+    // tie rank: reversed row order, so ties are not broken by row
+    let rank: Vec<u32> = (0..3500u32).rev().collect();
+    let exact = ExactIndex::with_tie_rank(items.clone(), rank.clone()).unwrap();
+    let ann = UsearchIndex::build(items.view(), rank.clone(), &AnnConfig::default()).unwrap();
+    assert_eq!((ann.len(), ann.n_distinct()), (3500, 2000));
+    let queries = unit_rows(100, 16, 17);
+    let recall = ann_recall_at_k(&ann, &exact, queries.view(), 10).unwrap();
+    assert!(recall >= 0.95, "recall@10 {recall}");
+    // a query equal to row 7 (which has 50 copies + itself): its top-51 is
+    // the group, in tie-rank order (rank reversed: highest row first)
+    let q = base.row(7).to_vec();
+    let top = ann.search(&q, 51, &[]).unwrap();
+    let mut group: Vec<u32> = std::iter::once(7)
+        .chain((2000..3500).filter(|i| (i - 2000) % 30 == 7))
+        .collect();
+    group.sort_unstable_by_key(|&r| rank[r as usize]);
+    assert_eq!(top.iter().map(|h| h.0).collect::<Vec<_>>(), group);
+    let truth = exact.search(&q, 51, &[]).unwrap();
+    assert_eq!(truth.iter().map(|h| h.0).collect::<Vec<_>>(), group);
+    for (a, t) in top.iter().zip(&truth) {
+        assert!((a.1 - t.1).abs() < 1e-4, "score {} vs exact {}", a.1, t.1);
+    }
+    // exclude the first 10 copies: the next ones come first
+    let top = ann.search(&q, 5, &group[..10]).unwrap();
+    assert_eq!(
+        top.iter().map(|h| h.0).collect::<Vec<_>>(),
+        group[10..15].to_vec()
+    );
+    // exclude the whole group: the best answer is another vector
+    let top = ann.search(&q, 5, &group).unwrap();
+    assert!(top.iter().all(|h| !group.contains(&h.0)), "{top:?}");
+    assert_eq!(top.len(), 5);
+    // save → load recomputes the groups and answers alike
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("index.usearch");
+    ann.save(&path).unwrap();
+    let loaded =
+        UsearchIndex::load(&path, items.view(), rank.clone(), &AnnConfig::default()).unwrap();
+    assert_eq!(loaded.n_distinct(), 2000);
+    assert_eq!(
+        loaded.search(&q, 51, &[]).unwrap(),
+        ann.search(&q, 51, &[]).unwrap()
+    );
+    // the same size but other vectors (a copy became distinct): refused
+    let mut other = items.clone();
+    other.row_mut(3499).assign(&base.row(1999).mapv(|x| -x));
+    match UsearchIndex::load(&path, other.view(), rank, &AnnConfig::default()) {
+        Err(AnnError::Mismatch { message, .. }) => assert!(message.contains("2001"), "{message}"),
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("an index of other vectors loaded"),
+    }
 }

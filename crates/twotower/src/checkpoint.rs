@@ -25,9 +25,9 @@ use crate::util::{atomic_write, atomic_write_bytes};
 pub const CHECKPOINT_FORMAT_VERSION: u32 = 1;
 
 /// File name of the tensor file inside a run directory.
-pub const TENSORS_FILE: &str = "checkpoint.safetensors";
+pub const TENSORS_FILE: &str = twotower_model::run::CHECKPOINT_TENSORS_FILE;
 /// File name of the metadata file inside a run directory.
-pub const META_FILE: &str = "checkpoint.json";
+pub const META_FILE: &str = twotower_model::run::CHECKPOINT_META_FILE;
 
 /// Errors reading or writing a checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -165,7 +165,7 @@ pub fn encode_f32_safetensors(tensors: &[(String, Vec<usize>, &[f32])]) -> Resul
 
 /// Whether `dir` holds a checkpoint.
 pub fn exists(dir: &Path) -> bool {
-    dir.join(META_FILE).is_file() && dir.join(TENSORS_FILE).is_file()
+    twotower_model::run::checkpoint_exists(dir)
 }
 
 /// Reads a checkpoint: its metadata and every tensor by name.

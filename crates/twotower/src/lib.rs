@@ -1,54 +1,46 @@
 //! # twotower
 //!
-//! Two-tower retrieval models for recommendation, with hand-written forward
-//! and backward passes (see `shared/DESIGN.md` and `shared/GRADIENTS.md`).
+//! Two-tower retrieval models for recommendation: training and evaluation.
+//! The model itself (ops with hand-written forward and backward passes,
+//! towers, the config schema, run loading, the artifact, indexes) is the
+//! `twotower-model` crate; its modules are re-exported here under their old
+//! paths (`twotower::tower`, `twotower::run`, …), so code written against
+//! this crate keeps compiling. See `shared/DESIGN.md` and
+//! `shared/GRADIENTS.md`.
 //!
 //! A (user, item) pair is scored as the cosine of a user vector (user tower)
 //! and an item vector (item tower); each tower is an MLP over embedding bags
 //! of that side's features, its output L2-normalized.
 //!
-//! Modules:
-//! - [`real`]: the scalar trait the math is generic over (f32 for training, f64 for gradient checks).
-//! - [`embedding`]: embedding tables, embedding bags (mean pooling) and sparse gradients.
-//! - [`layers`]: linear, ReLU, L2 normalization.
-//! - [`linalg`]: matrix products, on one thread or split by rows over rayon.
-//! - [`tower`]: a tower = embedding bags → concat → MLP → L2 norm.
-//! - [`loss`]: in-batch sampled softmax with logQ correction, accidental-hit masking, mixed negatives; InfoNCE.
+//! Modules of this crate:
 //! - [`optim`]: sparse row-wise optimizers (Adagrad, lazy Adam) and dense Adam/AdamW.
 //! - [`frequency`]: item sampling-probability estimators (train counts; streaming, Yi et al. 2019).
-//! - [`history`]: users' training histories, for masking false negatives in the in-batch softmax.
-//! - [`model`]: the two-tower model, its joint loss and gradients.
 //! - [`eval`]: the evaluation protocol (EVALUATION.md), exact top-K.
-//! - [`index`]: exact and approximate nearest-neighbour indexes behind one trait.
-//! - [`export`]: vectors out (.npy, safetensors, ids, manifest).
 //! - [`augment`]: SSL views (feature masking, feature dropout) and mutual information.
-//! - [`config`]: the TOML config sections and their checks.
 //! - [`train`]: the training loop (early stopping, checkpoints, resume).
 //! - [`checkpoint`]: resumable training checkpoints.
-//! - [`run`]: finished run directories: final model, metrics.
+//! - [`run`]: finished run directories: writing them and their test metrics (loading re-exported from the model crate).
+//! - [`report`]: the comparison report of several runs.
 //! - [`bench`]: the measurement harness of `twotower bench` (step phases, allocations, memory, eval vs GEMM).
-//! - [`util`]: atomic file writes.
+//! - [`util`]: atomic file writes (re-exported) and PNG images.
+//!
+//! Re-exported from `twotower-model`: [`real`], [`embedding`], [`layers`],
+//! [`linalg`], [`tower`], [`loss`], [`history`], [`history_feature`],
+//! [`model`], [`config`], [`inference`], [`topk`], [`index`], [`export`],
+//! [`artifact`].
 
-pub mod artifact;
+pub use twotower_model::{
+    artifact, config, embedding, export, history, history_feature, index, inference, layers,
+    linalg, loss, model, real, topk, tower,
+};
+
 pub mod augment;
 pub mod bench;
 pub mod checkpoint;
-pub mod config;
-pub mod embedding;
 pub mod eval;
-pub mod export;
 pub mod frequency;
-pub mod history;
-pub mod history_feature;
-pub mod index;
-pub mod layers;
-pub mod linalg;
-pub mod loss;
-pub mod model;
 pub mod optim;
-pub mod real;
 pub mod report;
 pub mod run;
-pub mod tower;
 pub mod train;
 pub mod util;

@@ -37,7 +37,7 @@ pub struct EmbeddingTable<F> {
 /// nearly every row, with 2 MiB pages it mostly does not. Small vectors and
 /// other systems get a plain `Vec::with_capacity`. The advice is a hint: if
 /// the kernel refuses it nothing changes but speed.
-pub(crate) fn with_capacity_huge<T>(n: usize) -> Vec<T> {
+pub fn with_capacity_huge<T>(n: usize) -> Vec<T> {
     let v: Vec<T> = Vec::with_capacity(n);
     #[cfg(target_os = "linux")]
     {
@@ -65,7 +65,7 @@ pub(crate) fn with_capacity_huge<T>(n: usize) -> Vec<T> {
 /// `n` copies of `x` in a [`with_capacity_huge`] vector, every element
 /// written now (so the page faults happen here, not in the first training
 /// steps that touch a row).
-pub(crate) fn filled_huge<T: Copy>(n: usize, x: T) -> Vec<T> {
+pub fn filled_huge<T: Copy>(n: usize, x: T) -> Vec<T> {
     let mut v = with_capacity_huge(n);
     v.resize(n, x);
     v
@@ -375,7 +375,7 @@ pub fn embedding_bag_forward<F: Real>(
 /// row costs a full memory round trip. Out-of-range requests are ignored; a
 /// no-op off x86-64.
 #[inline(always)]
-pub(crate) fn prefetch_row<F>(data: &[F], start: usize, len: usize) {
+pub fn prefetch_row<F>(data: &[F], start: usize, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         let end = start.saturating_add(len);

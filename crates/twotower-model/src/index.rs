@@ -15,7 +15,7 @@ use ndarray::{Array2, ArrayView2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::eval::{top_k, EvalError};
+use crate::topk::{top_k, EvalError};
 
 /// Tolerance on `|‖v‖ − 1|` for the vectors of an [`HnswIndex`].
 pub const UNIT_NORM_TOL: f32 = 1e-3;
@@ -179,7 +179,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 
 /// Brute-force index: scores every row (one GEMV over a contiguous
 /// `[n × d]` matrix) and keeps the exact top-K with the tie rule of
-/// [`crate::eval::top_k`].
+/// [`crate::topk::top_k`].
 #[derive(Debug, Clone)]
 pub struct ExactIndex {
     vectors: Array2<f32>,

@@ -12,15 +12,17 @@ use ndarray::{Array1, Array2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use twotower::embedding::{
+use twotower_model::embedding::{
     embedding_bag_backward, embedding_bag_forward, EmbeddingTable, SparseGrad,
 };
-use twotower::layers::{
+use twotower_model::layers::{
     l2_normalize_backward, l2_normalize_forward, relu_backward, relu_forward, Linear, LinearGrad,
 };
-use twotower::loss::{in_batch_softmax, info_nce, info_nce_symmetric, CellMask, SoftmaxWorkspace};
-use twotower::model::{LossConfig, MainBatch, ModelGrads, SslBatch, TwoTower, Workspace};
-use twotower::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, TowerBatch, TowerSpec};
+use twotower_model::loss::{
+    in_batch_softmax, info_nce, info_nce_symmetric, CellMask, SoftmaxWorkspace,
+};
+use twotower_model::model::{LossConfig, MainBatch, ModelGrads, SslBatch, TwoTower, Workspace};
+use twotower_model::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, TowerBatch, TowerSpec};
 
 const H: f64 = 1e-3;
 

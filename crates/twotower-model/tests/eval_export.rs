@@ -6,7 +6,7 @@ use ndarray::{array, Array2};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safetensors::tensor::{Dtype, SafeTensors};
-use twotower::export::{
+use twotower_model::export::{
     export_vectors, load_export, read_manifest, read_npy_f32, write_npy_f32, ExportError,
     ExportManifest, EXPORT_FORMAT_VERSION,
 };

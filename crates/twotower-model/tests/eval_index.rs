@@ -5,7 +5,7 @@ use ndarray::{array, Array2};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr_free::normal;
-use twotower::index::{
+use twotower_model::index::{
     ann_recall_at_k, ExactIndex, HnswConfig, HnswIndex, IndexError, VectorIndex,
 };
 
@@ -260,7 +260,11 @@ fn ann_recall_counts_tied_scores_as_hits_and_recomputes_scores() {
     assert_eq!(recall(vec![(0, 1.0), (99, 1.0)]), 0.5);
     assert_eq!(recall(vec![(1, 1.0)]), 0.5);
     // a size mismatch is refused
-    let wrong = Fixed { n: 5, d: 2, answer: vec![] };
+    let wrong = Fixed {
+        n: 5,
+        d: 2,
+        answer: vec![],
+    };
     assert!(matches!(
         ann_recall_at_k(&wrong, &exact, q.view(), 2).unwrap_err(),
         IndexError::InvalidParam { field: "ann", .. }

@@ -17,10 +17,10 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use twotower::model::{
+use twotower_model::model::{
     LossConfig, MainBatch, ModelGrads, SharedTable, SslBatch, TwoTower, Workspace,
 };
-use twotower::tower::{
+use twotower_model::tower::{
     BatchFeature, FeatureColumn, FeatureSpec, MaskEmbedding, TowerBatch, TowerSpec,
 };
 
@@ -240,7 +240,7 @@ fn grads(model: &TwoTower<f64>, fx: &Fixture, with_ssl: bool) -> (f64, ModelGrad
 }
 
 /// A sparse table gradient as a dense `[rows × dim]` vector.
-fn dense(g: &twotower::embedding::SparseGrad<f64>, rows: usize) -> Vec<f64> {
+fn dense(g: &twotower_model::embedding::SparseGrad<f64>, rows: usize) -> Vec<f64> {
     let mut d = vec![0.0; rows * g.dim];
     for (r, v) in g.iter() {
         d[r as usize * g.dim..(r as usize + 1) * g.dim].copy_from_slice(v);

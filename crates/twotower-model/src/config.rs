@@ -233,7 +233,7 @@ pub struct SslSection {
     pub batch_size: usize,
     /// Masking pattern: `"random"`, `"complementary"` (default), `"correlated"`
     /// or `"cold_start"` (view 1 = the item's features without its id, view 2
-    /// = the whole item; see [`crate::augment::MaskingPattern::ColdStart`]).
+    /// = the whole item; see `twotower::augment::MaskingPattern::ColdStart`).
     pub masking: String,
     /// Masking probability p of the `random` pattern (default 0.5).
     pub mask_rate: f64,

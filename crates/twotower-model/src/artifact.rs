@@ -124,7 +124,7 @@ fn le_bytes<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u
 }
 
 /// Writes the artifact of a model trained on `ds` with vectors `users`,
-/// `items` (from [`crate::train::encode_all`]).
+/// `items` (from [`crate::inference::encode_all`]).
 ///
 /// # Errors
 /// [`RunError::Io`] / [`RunError::Format`] on write failure.
