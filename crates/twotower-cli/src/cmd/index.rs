@@ -39,9 +39,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let path = args.run.join(INDEX_FILE);
     index.save(&path)?;
     println!(
-        "HNSW index over {} items built in {build_s:.1}s: recall@{} against exact top-{} = {recall:.4} \
-         ({} users as queries); saved to {}",
+        "HNSW index over {} items ({} distinct vectors) built in {build_s:.1}s: recall@{} against \
+         exact top-{} = {recall:.4} ({} users as queries, tied scores count); saved to {}",
         catalog.len(),
+        index.n_distinct(),
         args.k,
         args.k,
         probe.nrows(),
