@@ -255,3 +255,75 @@ fn a_bad_catalog_is_refused_naming_the_file_and_column() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("1 values could not be encoded"), "{err}");
 }
+
+#[test]
+fn ann_answers_equal_exact_on_a_tiny_catalog_with_a_saved_index_and_ef() {
+    // 7 items: an HNSW search at any ef visits them all, so --ann must give
+    // the exact answer; `index` saves the graph, which --ann then loads, and
+    // --ef is echoed in the recall line; a bad --ef is refused by name.
+    let dir = tempfile::tempdir().unwrap();
+    train(dir.path());
+    let run = dir.path().join("run");
+    let exact = tsv(&["recommend", "--user", "2", "-k", "3"], &run);
+    let built = tsv(&["recommend", "--user", "2", "-k", "3", "--ann"], &run);
+    let out = bin().args(["index", "--run"]).arg(&run).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        said.contains("7 items (7 distinct vectors)") && said.contains("at ef 128"),
+        "{said}"
+    );
+    assert!(run.join("index.usearch").is_file());
+    let out = bin()
+        .args([
+            "recommend",
+            "--user",
+            "2",
+            "-k",
+            "3",
+            "--ann",
+            "--ef",
+            "16",
+            "--run",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("(loaded from") && err.contains("at ef 16"),
+        "{err}"
+    );
+    let loaded: Vec<Vec<String>> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect();
+    // same items, ranks and features; scores agree to printed precision
+    for got in [&built, &loaded] {
+        assert_eq!(got.len(), exact.len());
+        for (a, b) in got.iter().zip(&exact) {
+            assert_eq!(
+                (&a[..3], &a[4..]),
+                (&b[..3], &b[4..]),
+                "{got:?} vs {exact:?}"
+            );
+            if a[3] != "score" {
+                let (x, y): (f64, f64) = (a[3].parse().unwrap(), b[3].parse().unwrap());
+                assert!((x - y).abs() < 1e-3, "{x} vs {y}");
+            }
+        }
+    }
+    let out = bin()
+        .args(["recommend", "--user", "2", "--ann", "--ef", "0", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("--ef"), "{err}");
+}

@@ -17,6 +17,9 @@ pub struct Args {
     /// Cut-off of the reported recall against exact top-k.
     #[arg(short, long, default_value_t = 10)]
     pub k: usize,
+    /// HNSW search breadth (ef) of the recall measurement (searches set their own with `--ef`).
+    #[arg(long, value_name = "N", default_value_t = super::serve::DEFAULT_EF, value_parser = super::serve::parse_ef)]
+    pub ef: usize,
 }
 
 /// Runs `twotower index`.
@@ -28,7 +31,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let catalog = super::serve::catalog(&served, None)?;
     let rank = catalog.table(&served).id_rank.clone();
     let t = Instant::now();
-    let index = UsearchIndex::build(catalog.vectors.view(), rank.clone(), &AnnConfig::default())?;
+    let cfg = AnnConfig {
+        expansion_search: args.ef,
+        ..AnnConfig::default()
+    };
+    let index = UsearchIndex::build(catalog.vectors.view(), rank.clone(), &cfg)?;
     let build_s = t.elapsed().as_secs_f64();
     let exact = twotower::index::ExactIndex::with_tie_rank(catalog.vectors.clone(), rank)?;
     let users = super::serve::user_vectors(&served);
@@ -40,11 +47,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     index.save(&path)?;
     println!(
         "HNSW index over {} items ({} distinct vectors) built in {build_s:.1}s: recall@{} against \
-         exact top-{} = {recall:.4} ({} users as queries, tied scores count); saved to {}",
+         exact top-{} = {recall:.4} at ef {} ({} users as queries, tied scores count); saved to {}",
         catalog.len(),
         index.n_distinct(),
         args.k,
         args.k,
+        args.ef,
         probe.nrows(),
         path.display()
     );

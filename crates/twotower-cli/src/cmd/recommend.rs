@@ -33,6 +33,9 @@ pub struct Args {
     /// Search an HNSW index (its recall against exact top-K is printed) instead of exact scoring.
     #[arg(long)]
     pub ann: bool,
+    /// HNSW search breadth (ef) of --ann: larger gives higher recall and slower searches.
+    #[arg(long, value_name = "N", default_value_t = super::serve::DEFAULT_EF, value_parser = super::serve::parse_ef)]
+    pub ef: usize,
     /// Keep the items the user has in the train split.
     #[arg(long)]
     pub include_seen: bool,
@@ -100,7 +103,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let probe = users
         .slice(ndarray::s![..users.nrows().min(200), ..])
         .to_owned();
-    let index = super::serve::item_index(&served, &catalog, args.ann, &probe, args.k, &args.run)?;
+    let index = super::serve::item_index(
+        &served, &catalog, args.ann, args.ef, &probe, args.k, &args.run,
+    )?;
     let hits = index.search(&q.vector, args.k, &exclude)?;
     if !hits.is_empty() && hits.len() < args.k {
         eprintln!(
@@ -136,7 +141,9 @@ fn queries(served: &Served, path: &std::path::Path, args: &Args) -> anyhow::Resu
     let probe = users
         .slice(ndarray::s![..users.nrows().min(200), ..])
         .to_owned();
-    let index = super::serve::item_index(served, &catalog, args.ann, &probe, args.k, &args.run)?;
+    let index = super::serve::item_index(
+        served, &catalog, args.ann, args.ef, &probe, args.k, &args.run,
+    )?;
     let table = catalog.table(served);
     println!("query\trank\titem\tscore");
     let mut out = String::new();

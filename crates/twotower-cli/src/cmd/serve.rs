@@ -45,32 +45,41 @@ pub fn catalog(served: &Served, file: Option<&Path>) -> anyhow::Result<Catalog> 
     Ok(c)
 }
 
+/// Default HNSW search breadth (ef) of `--ann`.
+pub const DEFAULT_EF: usize = 128;
+
+/// Parses `--ef`: a whole number >= 1.
+pub fn parse_ef(v: &str) -> Result<usize, String> {
+    v.parse()
+        .ok()
+        .filter(|&e: &usize| e >= 1)
+        .ok_or_else(|| format!("{v:?}: expected a whole number >= 1"))
+}
+
 /// The index over `catalog`: exact, or HNSW (usearch; loaded from the
-/// run's saved `index.usearch` when there is one) with its recall@k against
-/// exact measured on `probe` queries and printed.
+/// run's saved `index.usearch` when there is one) searched with breadth
+/// `ef`, with its recall@k against exact measured on `probe` queries and
+/// printed.
+#[allow(clippy::too_many_arguments)]
 pub fn item_index(
     served: &Served,
     catalog: &Catalog,
     ann: bool,
+    ef: usize,
     probe: &Array2<f32>,
     k: usize,
     run_dir: &Path,
 ) -> anyhow::Result<Box<dyn VectorIndex>> {
     let saved = run_dir.join(twotower_serve::ann::INDEX_FILE);
-    // HNSW search breadth (ef): TWOTOWER_EF, default 128 (more: higher
-    // recall, slower searches)
-    let mut cfg = twotower_serve::ann::AnnConfig::default();
-    if let Ok(v) = std::env::var("TWOTOWER_EF") {
-        cfg.expansion_search =
-            v.parse().ok().filter(|&e: &usize| e >= 1).ok_or_else(|| {
-                anyhow::anyhow!("TWOTOWER_EF={v:?}: expected a whole number >= 1")
-            })?;
-    }
+    let cfg = twotower_serve::ann::AnnConfig {
+        expansion_search: ef,
+        ..Default::default()
+    };
     let (index, recall) =
         twotower_serve::build_index(catalog, served, ann, probe, k, Some(&saved), &cfg)?;
     if let Some(recall) = recall {
         eprintln!(
-            "HNSW index over {} items{}: recall@{k} against exact top-{k} = {recall:.4} ({} probe queries)",
+            "HNSW index over {} items{}: recall@{k} against exact top-{k} = {recall:.4} at ef {ef} ({} probe queries)",
             catalog.len(),
             if saved.is_file() && !catalog.is_grown() {
                 format!(" (loaded from {})", saved.display())
@@ -90,6 +99,7 @@ pub fn app_state(
     run_dir: &Path,
     catalog_file: Option<&Path>,
     ann: bool,
+    ef: usize,
     k: usize,
 ) -> anyhow::Result<twotower_serve::http::AppState> {
     let served = load(run_dir)?;
@@ -98,7 +108,7 @@ pub fn app_state(
     let probe = users
         .slice(ndarray::s![..users.nrows().min(200), ..])
         .to_owned();
-    let index = item_index(&served, &catalog, ann, &probe, k, run_dir)?;
+    let index = item_index(&served, &catalog, ann, ef, &probe, k, run_dir)?;
     Ok(twotower_serve::http::AppState {
         served,
         catalog,

@@ -31,6 +31,9 @@ pub struct Args {
     /// Serve from an HNSW index (its recall@k against exact is printed).
     #[arg(long)]
     pub ann: bool,
+    /// HNSW search breadth (ef) of --ann: larger gives higher recall and slower searches.
+    #[arg(long, value_name = "N", default_value_t = super::serve::DEFAULT_EF, value_parser = super::serve::parse_ef)]
+    pub ef: usize,
     /// Server worker threads (default: the number of CPUs).
     #[arg(long)]
     pub threads: Option<usize>,
@@ -44,7 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     if args.requests == 0 || args.concurrency == 0 || args.k == 0 {
         bail!("--requests, --concurrency and -k must be at least 1");
     }
-    let state = super::serve::app_state(&args.run, None, args.ann, args.k)?;
+    let state = super::serve::app_state(&args.run, None, args.ann, args.ef, args.k)?;
     let ids: Arc<Vec<String>> = Arc::new(state.served.run.dataset.users.ids.clone());
     if ids.is_empty() {
         bail!("the run has no users");

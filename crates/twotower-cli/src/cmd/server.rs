@@ -19,6 +19,9 @@ pub struct Args {
     /// Search an HNSW index (its recall@10 against exact is printed at start) instead of exact scoring.
     #[arg(long)]
     pub ann: bool,
+    /// HNSW search breadth (ef) of --ann: larger gives higher recall and slower searches.
+    #[arg(long, value_name = "N", default_value_t = super::serve::DEFAULT_EF, value_parser = super::serve::parse_ef)]
+    pub ef: usize,
     /// Serve the items of this table instead of the run's (the layout of
     /// the config's `[data.items]`): new items are scored from their features.
     #[arg(long, value_name = "FILE")]
@@ -30,7 +33,7 @@ pub struct Args {
 
 /// Runs `twotower serve`.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let state = super::serve::app_state(&args.run, args.catalog.as_deref(), args.ann, 10)?;
+    let state = super::serve::app_state(&args.run, args.catalog.as_deref(), args.ann, args.ef, 10)?;
     let (n_users, n_items) = (state.served.run.dataset.users.len(), state.catalog.len());
     let threads = super::serve::server_threads(args.threads);
     serve(state, args.addr, threads, |bound| {

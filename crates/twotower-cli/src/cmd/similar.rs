@@ -19,6 +19,9 @@ pub struct Args {
     /// Search an HNSW index (its recall against exact top-K is printed).
     #[arg(long)]
     pub ann: bool,
+    /// HNSW search breadth (ef) of --ann: larger gives higher recall and slower searches.
+    #[arg(long, value_name = "N", default_value_t = super::serve::DEFAULT_EF, value_parser = super::serve::parse_ef)]
+    pub ef: usize,
     /// Rank the items of this table (the layout of the config's
     /// `[data.items]`) instead of the run's: a catalog that grew after
     /// training; new items are scored from their features, and `--item`
@@ -46,7 +49,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let probe = items
         .slice(ndarray::s![..items.nrows().min(200), ..])
         .to_owned();
-    let index = super::serve::item_index(&served, &catalog, args.ann, &probe, args.k, &args.run)?;
+    let index = super::serve::item_index(
+        &served, &catalog, args.ann, args.ef, &probe, args.k, &args.run,
+    )?;
     let q = items.row(i as usize).to_vec();
     let hits = index.search(&q, args.k, &[i])?;
     super::serve::print_items(&served, &catalog, &hits);
