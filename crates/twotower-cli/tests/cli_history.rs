@@ -130,6 +130,18 @@ fn items_give_the_users_own_vector_and_queries_match_items() {
     assert!(query_rows(&text, 2).is_empty(), "blank line 2 is skipped");
     let line3 = query_rows(&text, 3);
     assert_eq!(line3, plain_new, "line 3 (after a blank line 2)");
+
+    // regression: a UTF-8 byte-order mark (a spreadsheet's CSV export) was
+    // read as part of line 1's first id, which then was "not in the catalog"
+    std::fs::write(&q, "\u{feff}5,6\n").unwrap();
+    let out = recommend(&run, &["--queries", q.to_str().unwrap(), "-k", "4"]);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        out.status.success() && !err.contains("not in the catalog"),
+        "{err}"
+    );
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(query_rows(&text, 1), new_user);
 }
 
 #[test]

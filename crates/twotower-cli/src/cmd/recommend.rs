@@ -136,6 +136,8 @@ fn queries(served: &Served, path: &std::path::Path, args: &Args) -> anyhow::Resu
     }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    // a UTF-8 byte-order mark (spreadsheet exports) is not part of the first id
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     let catalog = super::serve::catalog(served, args.catalog.as_deref())?;
     let users = super::serve::user_vectors(served);
     let probe = users
