@@ -8,7 +8,7 @@
 //! and the synthetic long-tail generator.
 //!
 //! Entry points: [`load_data_config`] / [`load_config_doc`] +
-//! [`parse_data_sections`], then [`load_dataset`] → [`Dataset`]; [`stats`].
+//! [`parse_data_sections`], then [`load_dataset`] → [`Dataset`]; [`stats()`](fn@stats).
 
 pub mod config;
 pub mod dataset;

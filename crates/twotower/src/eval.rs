@@ -350,7 +350,7 @@ pub trait Scorer: Sync {
     fn score_block(&self, users: &[u32], items: Range<usize>, out: &mut [f32]);
 }
 
-/// Dot-product scorer: score(u, i) = ⟨users[u], items[i]⟩ — the cosine when
+/// Dot-product scorer: `score(u, i) = ⟨users[u], items[i]⟩` — the cosine when
 /// the rows are unit-norm (the towers' output). Scores a block with one GEMM
 /// (`ndarray::linalg::general_mat_mul`).
 ///

@@ -21,7 +21,7 @@
 //! - [`checkpoint`]: resumable training checkpoints.
 //! - [`run`]: finished run directories: writing them and their test metrics (loading re-exported from the model crate).
 //! - [`report`]: the comparison report of several runs.
-//! - [`bench`]: the measurement harness of `twotower bench` (step phases, allocations, memory, eval vs GEMM).
+//! - [`bench`](mod@bench): the measurement harness of `twotower bench` (step phases, allocations, memory, eval vs GEMM).
 //! - [`util`]: atomic file writes (re-exported) and PNG images.
 //!
 //! Re-exported from `twotower-model`: [`real`], [`embedding`], [`layers`],

@@ -8,7 +8,7 @@ use twotower_data::{load_config_doc, load_dataset, parse_data_sections, stats, S
 /// Arguments of `twotower stats`.
 #[derive(clap::Args)]
 pub struct Args {
-    /// Config file (only its [data] and [features] sections are read).
+    /// Config file (only its `[data]` and `[features]` sections are read).
     #[arg(long)]
     pub config: PathBuf,
     /// Override a config value, e.g. `--set data.split.test_fraction=0.1` (repeatable).
