@@ -331,8 +331,12 @@ pub struct TrainSection {
     pub refit: bool,
     /// Validation metric that drives early stopping (default `"recall@50"`).
     pub monitor: String,
-    /// Show a progress bar (default true; off when not a terminal).
+    /// Show training progress (default true): a bar when stderr is a
+    /// terminal, otherwise a line every `progress_seconds`.
     pub progress: bool,
+    /// Seconds between two progress lines when stderr is not a terminal
+    /// (a log file or a pipe) (default 30; 0 = no lines).
+    pub progress_seconds: f64,
     /// Item-id dropout of the main task: each candidate row's item-id value
     /// is replaced by row 0 (out of vocabulary, what a cold item reads) with
     /// this probability, in [0, 1) (default 0 = off). It trains the
@@ -361,6 +365,7 @@ impl Default for TrainSection {
             refit: true,
             monitor: "recall@50".into(),
             progress: true,
+            progress_seconds: 30.0,
             item_id_dropout: 0.0,
         }
     }
@@ -374,6 +379,16 @@ pub struct EvalSection {
     pub ks: Vec<usize>,
     /// Users scored per block (memory = block × catalog × 4 bytes per thread) (default 256).
     pub block_users: usize,
+    /// Evaluate on at most this many users with a held-out pair, drawn
+    /// uniformly without replacement by a seeded shuffle (`sample_seed`);
+    /// 0 = every such user (default 0, the protocol's full evaluation).
+    /// Applies to the validation and the test split; the metrics record
+    /// the sample (`n_test_users` of `sampled_from`).
+    pub max_users: usize,
+    /// Seed of the user sample of `max_users` (default 0). Independent of
+    /// `train.seed`, so runs with different training seeds are evaluated
+    /// on the same users.
+    pub sample_seed: u64,
 }
 
 impl Default for EvalSection {
@@ -381,6 +396,8 @@ impl Default for EvalSection {
         Self {
             ks: vec![10, 50, 100],
             block_users: 256,
+            max_users: 0,
+            sample_seed: 0,
         }
     }
 }
@@ -759,6 +776,13 @@ impl Config {
                 "ssl.mask_as",
                 &r.ssl.mask_as,
                 "\"unknown\" or \"mask_embedding\"",
+            ));
+        }
+        if !(r.train.progress_seconds.is_finite() && r.train.progress_seconds >= 0.0) {
+            return Err(bad(
+                "train.progress_seconds",
+                r.train.progress_seconds,
+                "a finite number of seconds >= 0 (0 = no progress lines)",
             ));
         }
         if !(0.0..1.0).contains(&r.train.item_id_dropout) {

@@ -80,6 +80,7 @@ pub struct EvalSet {
     n_head_pairs: usize,
     n_tail_pairs: usize,
     n_cold_pairs: usize,
+    sampled_from: Option<usize>,
 }
 
 /// Builds a CSR (offsets, sorted distinct items) from (user, item) pairs.
@@ -239,7 +240,51 @@ impl EvalSet {
             test_users,
             n_head_pairs,
             n_cold_pairs,
+            sampled_from: None,
         })
+    }
+
+    /// Keeps at most `max_users` of the test users (`eval.max_users`;
+    /// 0 = all): the first `max_users` of the ascending test users after a
+    /// Fisher–Yates shuffle by `ChaCha8Rng::seed_from_u64(seed)`, i.e. a
+    /// uniform sample without replacement that depends only on the test
+    /// users and `seed`, kept in ascending order. The pair counts (test,
+    /// head, tail, cold) are recounted over the sample, so every metric is
+    /// the sample's; coverage@K is the share of the catalog reaching a
+    /// sampled user's top K. Nothing changes when `max_users` is 0 or at
+    /// least the number of test users.
+    pub fn sample_users(&mut self, max_users: usize, seed: u64) {
+        use rand::seq::SliceRandom;
+        use rand::SeedableRng;
+        if max_users == 0 || max_users >= self.test_users.len() {
+            return;
+        }
+        let all = self.test_users.len();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let mut users = std::mem::take(&mut self.test_users);
+        users.shuffle(&mut rng);
+        users.truncate(max_users);
+        users.sort_unstable();
+        let (mut pairs, mut head, mut cold) = (0usize, 0usize, 0usize);
+        for &u in &users {
+            for &i in self.test_items(u) {
+                pairs += 1;
+                head += usize::from(self.is_head[i as usize]);
+                cold += usize::from(self.popularity[i as usize] == 0);
+            }
+        }
+        self.test_users = users;
+        self.n_test_pairs = pairs;
+        self.n_head_pairs = head;
+        self.n_tail_pairs = pairs - head;
+        self.n_cold_pairs = cold;
+        self.sampled_from = Some(all);
+    }
+
+    /// The number of test users before [`EvalSet::sample_users`] drew a
+    /// sample, or `None` when every test user is evaluated.
+    pub fn sampled_from(&self) -> Option<usize> {
+        self.sampled_from
     }
 
     /// Number of users (the user index space, not only test users).
@@ -529,6 +574,10 @@ pub struct Metrics {
     pub n_items: usize,
     /// Size of the head slice, ⌊0.2 · n_items⌋.
     pub head_size: usize,
+    /// When the users were sampled (`eval.max_users`): the number of users
+    /// with a test pair the sample of `n_test_users` was drawn from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampled_from: Option<usize>,
 }
 
 impl Metrics {
@@ -759,5 +808,6 @@ pub fn evaluate(
         n_cold_pairs: set.n_cold_pairs,
         n_items: set.n_items,
         head_size: set.head_items.len(),
+        sampled_from: set.sampled_from,
     })
 }

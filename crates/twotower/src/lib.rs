@@ -17,6 +17,7 @@
 //! - [`frequency`]: item sampling-probability estimators (train counts; streaming, Yi et al. 2019).
 //! - [`eval`]: the evaluation protocol (EVALUATION.md), exact top-K.
 //! - [`augment`]: SSL views (feature masking, feature dropout) and mutual information.
+//! - [`progress`]: training progress (a bar on a terminal, a line every N seconds in a log).
 //! - [`train`]: the training loop (early stopping, checkpoints, resume).
 //! - [`checkpoint`]: resumable training checkpoints.
 //! - [`run`]: finished run directories: writing them and their test metrics (loading re-exported from the model crate).
@@ -40,6 +41,7 @@ pub mod checkpoint;
 pub mod eval;
 pub mod frequency;
 pub mod optim;
+pub mod progress;
 pub mod report;
 pub mod run;
 pub mod train;

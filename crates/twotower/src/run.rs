@@ -13,7 +13,8 @@ pub use twotower_model::run::*;
 use crate::config::Config;
 use crate::model::TwoTower;
 use crate::train::{
-    encode_all, eval_set, evaluate_model, evaluate_most_popular, history_feature, TrainError,
+    encode_all, eval_set_sampled, evaluate_model, evaluate_most_popular, history_feature,
+    TrainError,
 };
 use crate::util::atomic_write_bytes;
 
@@ -76,7 +77,7 @@ pub fn evaluate_test(
     model: &TwoTower<f32>,
     info: &RunInfo,
 ) -> Result<serde_json::Value, RunError> {
-    let set = eval_set(ds, &ds.train, &ds.test)?;
+    let set = eval_set_sampled(cfg, ds, &ds.train, &ds.test)?;
     // an evaluated user's history is their train interactions (EVALUATION.md)
     let history = history_feature(cfg, ds, &ds.train);
     let m = evaluate_model(model, ds, &set, cfg, history.as_ref())?;
@@ -90,6 +91,10 @@ pub fn evaluate_test(
         serde_json::to_value(&pop.values).expect("serializable"),
     );
     out.insert("n_test_users".into(), serde_json::json!(m.n_test_users));
+    if let Some(all) = m.sampled_from {
+        // eval.max_users: the metrics are a sample's, say so beside them
+        out.insert("eval_sampled_from_users".into(), serde_json::json!(all));
+    }
     out.insert("n_users".into(), serde_json::json!(ds.users.ids.len()));
     out.insert("n_items".into(), serde_json::json!(ds.items.ids.len()));
     out.insert("n_train".into(), serde_json::json!(ds.train.user.len()));

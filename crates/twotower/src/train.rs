@@ -42,6 +42,7 @@ use crate::history::{recency_weights, UserHistory};
 use crate::history_feature::HistoryFeature;
 use crate::model::{LossConfig, MainBatch, ModelGrads, SslBatch, TwoTower, Workspace};
 use crate::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
+use crate::progress::{Progress, ProgressMode};
 use twotower_model::inference::{mix, shared_item_feature};
 
 // Building a model from a config and encoding with it moved to the model
@@ -361,6 +362,20 @@ pub fn eval_set(
     .map_err(|e| TrainError::Data(e.to_string()))
 }
 
+/// [`eval_set`] with the config's user sample (`eval.max_users`,
+/// `eval.sample_seed`; see [`EvalSet::sample_users`]): the set every
+/// validation and test evaluation of a run uses.
+pub fn eval_set_sampled(
+    cfg: &Config,
+    ds: &Dataset,
+    train: &Interactions,
+    test: &Interactions,
+) -> Result<EvalSet, TrainError> {
+    let mut set = eval_set(ds, train, test)?;
+    set.sample_users(cfg.raw.eval.max_users, cfg.raw.eval.sample_seed);
+    Ok(set)
+}
+
 /// Evaluates a model on `set` per EVALUATION.md; `history` (built from the
 /// set's train side) feeds the history feature, if the model has one.
 ///
@@ -595,7 +610,7 @@ pub fn train(
                     .into(),
             ));
         }
-        let vset = eval_set(ds, &fit, &valid)?;
+        let vset = eval_set_sampled(cfg, ds, &fit, &valid)?;
         // EVALUATION.md: an id first seen after the train cut is out of
         // vocabulary; the search phase's cut is the validation cut
         let search_ds = search_dataset(ds, &fit);
@@ -934,6 +949,7 @@ fn run_phase(
         Ok(())
     };
 
+    let progress_mode = ProgressMode::for_stderr(t.progress, t.progress_seconds);
     while !finished && epoch < epochs {
         let ep_start = Instant::now();
         let decay = t.lr_decay.powi(epoch as i32);
@@ -947,21 +963,12 @@ fn run_phase(
             *o = i as u32;
         }
         order.shuffle(&mut shuffle_rng);
-        let pb = if t.progress {
-            let pb = indicatif::ProgressBar::new(n_batches as u64);
-            pb.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})",
-                )
-                .expect("valid template")
-                .progress_chars("=> "),
-            );
-            pb.set_prefix(format!("{phase} epoch {}/{}", epoch + 1, epochs));
-            pb.set_position(batch_start as u64);
-            pb
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
+        let mut pb = Progress::new(
+            progress_mode,
+            format!("{phase} epoch {}/{}", epoch + 1, epochs),
+            n_batches as u64,
+            batch_start as u64,
+        );
         let (mut sum_main, mut sum_ssl, mut sum_total, mut n_steps) =
             (0.0f64, 0.0f64, 0.0f64, 0usize);
         let mut ep_examples = 0u64;
@@ -1075,13 +1082,13 @@ fn run_phase(
             ep_examples += bn as u64;
             cost.examples += bn as u64;
             if b % 16 == 0 || b + 1 == n_batches {
-                pb.set_position(b as u64 + 1);
                 let eps = ep_examples as f64 / ep_start.elapsed().as_secs_f64().max(1e-9);
-                pb.set_message(format!(
-                    "loss {:.4} {:.0} ex/s",
-                    sum_total / n_steps as f64,
-                    eps
-                ));
+                pb.update(
+                    b as u64 + 1,
+                    ep_examples,
+                    eps,
+                    sum_total / n_steps.max(1) as f64,
+                );
             }
             *steps_this_process += 1;
             let stop_now = opts
@@ -1111,7 +1118,7 @@ fn run_phase(
                 }
             }
         }
-        pb.finish_and_clear();
+        pb.finish();
         batch_start = 0;
         epoch += 1;
         let secs = ep_start.elapsed().as_secs_f64();

@@ -593,3 +593,72 @@ fn custom_scorer_equals_dot_scorer() {
     assert_eq!(a, b);
     assert_metric(&a, "recall@1", Some(11.0 / 24.0));
 }
+
+// eval.max_users: a seeded sample of the test users. The sampled set's
+// metrics must equal those of a set built from the sampled users' test rows
+// only (the exact oracle), with the pair counts recounted.
+#[test]
+fn sampled_users_equal_a_set_of_only_those_users() {
+    let (u, i) = hand_matrices();
+    let scorer = DotScorer::new(u.view(), i.view()).unwrap();
+    let full = evaluate(&scorer, &hand_set(), &cfg_123()).unwrap();
+    // 0 = all users, and a sample at least as large as the users: no change
+    for n in [0, 4, 10] {
+        let mut set = hand_set();
+        set.sample_users(n, 7);
+        assert_eq!(set.sampled_from(), None);
+        assert_eq!(evaluate(&scorer, &set, &cfg_123()).unwrap(), full);
+    }
+    for seed in 0..20u64 {
+        for n in 1..4 {
+            let mut set = hand_set();
+            set.sample_users(n, seed);
+            let kept = set.test_users().to_vec();
+            assert_eq!(kept.len(), n);
+            assert!(kept.windows(2).all(|w| w[0] < w[1]), "ascending: {kept:?}");
+            assert_eq!(set.sampled_from(), Some(4));
+            let rows: Vec<(u32, u32)> = TEST
+                .iter()
+                .copied()
+                .filter(|(u, _)| kept.contains(u))
+                .collect();
+            let oracle = EvalSet::new(N_USERS, N_ITEMS, &TRAIN, &rows, &RANK).unwrap();
+            let mut want = evaluate(&scorer, &oracle, &cfg_123()).unwrap();
+            want.sampled_from = Some(4);
+            assert_eq!(
+                evaluate(&scorer, &set, &cfg_123()).unwrap(),
+                want,
+                "{kept:?}"
+            );
+            // the same seed draws the same users
+            let mut again = hand_set();
+            again.sample_users(n, seed);
+            assert_eq!(again.test_users(), &kept[..]);
+        }
+    }
+    // Hand-worked: seed 0 keeps users {0, 1}. From the table at the top:
+    // K=1: u0 (1/3, 1), u1 (1/2, 1) → recall@1 = 5/12, ndcg@1 = 1.
+    // pairs: T0 = {1, 2, 4}, T1 = {0, 5} → 5 pairs; head {(0,1)} = 1 (never
+    // hit: a train pair of u0) → head_recall 0; tail {(0,2),(0,4),(1,0),(1,5)}
+    // = 4, @1 (0,2),(1,0) → 1/2; cold {(0,4),(1,5)} = 2, @1 none → 0.
+    let mut set = hand_set();
+    set.sample_users(2, 0);
+    assert_eq!(set.test_users(), &[0, 1]);
+    assert_eq!(set.n_test_pairs(), 5);
+    let m = evaluate(&scorer, &set, &cfg_123()).unwrap();
+    assert_eq!(
+        (
+            m.n_test_users,
+            m.n_head_pairs,
+            m.n_tail_pairs,
+            m.n_cold_pairs
+        ),
+        (2, 1, 4, 2)
+    );
+    assert_metric(&m, "recall@1", Some(5.0 / 12.0));
+    assert_metric(&m, "ndcg@1", Some(1.0));
+    assert_metric(&m, "head_recall@1", Some(0.0));
+    assert_metric(&m, "tail_recall@1", Some(0.5));
+    assert_metric(&m, "cold_recall@1", Some(0.0));
+    assert_eq!(m.sampled_from, Some(4));
+}

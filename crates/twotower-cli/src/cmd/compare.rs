@@ -19,7 +19,7 @@ use twotower::config::Config;
 use twotower::eval::{DotScorer, PopularityScorer};
 use twotower::report::{self, ReportInput, RunBins, VariantSpec, REPORT_FORMAT_VERSION};
 use twotower::run::{self, RunInfo};
-use twotower::train::{encode_all, eval_set, history_feature, train, TrainOptions};
+use twotower::train::{encode_all, eval_set_sampled, history_feature, train, TrainOptions};
 
 /// Largest `--seeds`: a report of more seeds than this is a mistake, not a study.
 pub const MAX_SEEDS: usize = 1000;
@@ -169,7 +169,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let cfg0 = &plans[*rep].configs[0].1;
         let ds = super::load_data(cfg0, false)?;
         let fingerprint = ds.fingerprint();
-        let set = eval_set(&ds, &ds.train, &ds.test)?;
+        let set = eval_set_sampled(cfg0, &ds, &ds.train, &ds.test)?;
         let pop_bins = report::popularity_bin_counts(
             &set,
             &PopularityScorer::from_set(&set),

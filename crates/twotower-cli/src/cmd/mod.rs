@@ -93,6 +93,12 @@ pub fn check_out_file_parent(file: &std::path::Path) -> anyhow::Result<()> {
 /// Prints the model's metrics beside the most-popular baseline.
 pub fn print_metrics(m: &serde_json::Value, ks: &[usize]) {
     let pop = m.get("most_popular");
+    if let (Some(n), Some(all)) = (
+        m.get("n_test_users").and_then(|v| v.as_u64()),
+        m.get("eval_sampled_from_users").and_then(|v| v.as_u64()),
+    ) {
+        println!("evaluated on a sample of {n} of {all} test users (eval.max_users)");
+    }
     println!("{:<20} {:>10} {:>14}", "metric", "model", "most_popular");
     for prefix in [
         "recall",
