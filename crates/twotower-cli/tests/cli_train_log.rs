@@ -68,6 +68,12 @@ fn a_log_file_gets_progress_lines() {
             "updates every 16 batches and at the end: {l}"
         );
     }
+    // the memory plan comes first, before any step
+    let mem = stderr
+        .find("refit: memory: parameters ")
+        .expect("memory line");
+    assert!(mem < stderr.find(lines[0]).unwrap(), "{stderr}");
+    assert!(stderr.contains(" GiB in all ("), "{stderr}");
     // no terminal control codes in a log
     assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
 

@@ -27,13 +27,14 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use ndarray::Array2;
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 use twotower_data::{Dataset, EncodedFeature, EntityTable, IngestReport, Interactions};
 
 use crate::run::RunError;
-use crate::util::atomic_write_bytes;
+use crate::tensor_file::{self, NamedTensor, TensorData};
+use crate::util::{atomic_write, atomic_write_bytes};
 
 /// Version of the artifact files.
 pub const ARTIFACT_FORMAT_VERSION: u32 = 1;
@@ -119,8 +120,13 @@ pub fn exists(dir: &Path) -> bool {
     dir.join(ARTIFACT_FILE).is_file()
 }
 
-fn le_bytes<T: Copy, const N: usize>(v: &[T], f: impl Fn(T) -> [u8; N]) -> Vec<u8> {
-    v.iter().flat_map(|&x| f(x)).collect()
+/// The values of `v` in row-major order: borrowed when `v` is laid out
+/// so (as [`crate::inference::encode_all`]'s arrays are), copied otherwise.
+fn row_major(v: &Array2<f32>) -> std::borrow::Cow<'_, [f32]> {
+    match v.as_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(v.iter().copied().collect()),
+    }
 }
 
 /// Writes the artifact of a model trained on `ds` with vectors `users`,
@@ -140,49 +146,48 @@ pub fn write(
         message,
     };
     let n = ds.train.len();
-    let b_user = le_bytes(&ds.train.user, u32::to_le_bytes);
-    let b_item = le_bytes(&ds.train.item, u32::to_le_bytes);
-    let b_ts = le_bytes(&ds.train.timestamp, i64::to_le_bytes);
-    let b_w = ds
-        .train
-        .weight
-        .as_ref()
-        .map(|w| le_bytes(w, f32::to_le_bytes));
-    let iv: Vec<f32> = items.iter().copied().collect();
-    let uv: Vec<f32> = users.iter().copied().collect();
-    let b_iv = le_bytes(&iv, f32::to_le_bytes);
-    let b_uv = le_bytes(&uv, f32::to_le_bytes);
-    let mut specs: Vec<(&str, Dtype, Vec<usize>, &[u8])> = vec![
-        ("train.user", Dtype::U32, vec![n], &b_user),
-        ("train.item", Dtype::U32, vec![n], &b_item),
-        ("train.timestamp", Dtype::I64, vec![n], &b_ts),
+    // streamed (crate::tensor_file): no little-endian copies of the train
+    // split or the vectors, no file-sized buffer
+    let (iv, uv) = (row_major(items), row_major(users));
+    let mut tensors = vec![
+        NamedTensor {
+            name: "train.user".into(),
+            shape: vec![n],
+            data: TensorData::U32(&ds.train.user),
+        },
+        NamedTensor {
+            name: "train.item".into(),
+            shape: vec![n],
+            data: TensorData::U32(&ds.train.item),
+        },
+        NamedTensor {
+            name: "train.timestamp".into(),
+            shape: vec![n],
+            data: TensorData::I64(&ds.train.timestamp),
+        },
     ];
-    if let Some(b) = &b_w {
-        specs.push(("train.weight", Dtype::F32, vec![n], b));
+    if let Some(w) = &ds.train.weight {
+        tensors.push(NamedTensor::f32("train.weight", vec![n], w));
     }
-    specs.push((
+    tensors.push(NamedTensor::f32(
         "item_vectors",
-        Dtype::F32,
         vec![items.nrows(), items.ncols()],
-        &b_iv,
+        &iv,
     ));
-    specs.push((
+    tensors.push(NamedTensor::f32(
         "user_vectors",
-        Dtype::F32,
         vec![users.nrows(), users.ncols()],
-        &b_uv,
+        &uv,
     ));
-    let mut views = Vec::with_capacity(specs.len());
-    for (name, dtype, shape, bytes) in specs {
-        let v = TensorView::new(dtype, shape, bytes)
-            .map_err(|e| fmt(&tpath, format!("tensor {name}: {e}")))?;
-        views.push((name.to_string(), v));
-    }
-    let bytes =
-        safetensors::tensor::serialize(views, &None).map_err(|e| fmt(&tpath, e.to_string()))?;
-    atomic_write_bytes(&tpath, &bytes).map_err(|source| RunError::Io {
-        path: tpath.clone(),
-        source,
+    atomic_write(&tpath, |w| {
+        tensor_file::write(w, &tensors, None).map(|_| ())
+    })
+    .map_err(|source| match source.kind() {
+        std::io::ErrorKind::InvalidInput => fmt(&tpath, source.to_string()),
+        _ => RunError::Io {
+            path: tpath.clone(),
+            source,
+        },
     })?;
     let doc = ArtifactDoc {
         format_version: ARTIFACT_FORMAT_VERSION,

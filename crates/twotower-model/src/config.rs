@@ -337,6 +337,9 @@ pub struct TrainSection {
     /// Seconds between two progress lines when stderr is not a terminal
     /// (a log file or a pipe) (default 30; 0 = no lines).
     pub progress_seconds: f64,
+    /// Refuse to start when the optimizer state and weight copies cannot
+    /// fit in the memory available (default true; see `twotower::memory`).
+    pub check_memory: bool,
     /// Item-id dropout of the main task: each candidate row's item-id value
     /// is replaced by row 0 (out of vocabulary, what a cold item reads) with
     /// this probability, in [0, 1) (default 0 = off). It trains the
@@ -366,6 +369,7 @@ impl Default for TrainSection {
             monitor: "recall@50".into(),
             progress: true,
             progress_seconds: 30.0,
+            check_memory: true,
             item_id_dropout: 0.0,
         }
     }

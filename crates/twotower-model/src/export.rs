@@ -29,9 +29,9 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
-use safetensors::tensor::{Dtype, TensorView};
 use serde::{Deserialize, Serialize};
 
+use crate::tensor_file::{self, NamedTensor};
 use crate::util::{atomic_write, atomic_write_bytes};
 
 /// Version of the export layout written by this library. Readers accept
@@ -279,12 +279,13 @@ fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
     out
 }
 
-fn f32_le_bytes(v: ArrayView2<f32>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(v.len() * 4);
-    for x in v.iter() {
-        out.extend_from_slice(&x.to_le_bytes());
+/// The values of `v` in row-major order: borrowed when `v` is laid out
+/// so, copied otherwise.
+fn row_major(v: ArrayView2<'_, f32>) -> std::borrow::Cow<'_, [f32]> {
+    match v.to_slice() {
+        Some(s) => std::borrow::Cow::Borrowed(s),
+        None => std::borrow::Cow::Owned(v.iter().copied().collect()),
     }
-    out
 }
 
 /// Writes `v` as a NumPy `.npy` file (format 1.0, `<f4`, C order), atomically.
@@ -375,33 +376,21 @@ pub fn export_vectors(
     write_ids(&dir.join(&files.user_ids), user_ids)?;
 
     let st_path = dir.join(&files.safetensors);
-    let st_err = |e: safetensors::SafeTensorError| ExportError::Safetensors {
-        path: st_path.clone(),
-        problem: e.to_string(),
-    };
-    let item_bytes = f32_le_bytes(item_vecs);
-    let user_bytes = f32_le_bytes(user_vecs);
-    let tensors = vec![
-        (
+    // streamed: no little-endian copy of the vectors, no file-sized buffer
+    let (items_c, users_c) = (row_major(item_vecs), row_major(user_vecs));
+    let tensors = [
+        NamedTensor::f32(
             "item_vectors",
-            TensorView::new(
-                Dtype::F32,
-                vec![item_vecs.nrows(), item_vecs.ncols()],
-                &item_bytes,
-            )
-            .map_err(st_err)?,
+            vec![item_vecs.nrows(), item_vecs.ncols()],
+            &items_c,
         ),
-        (
+        NamedTensor::f32(
             "user_vectors",
-            TensorView::new(
-                Dtype::F32,
-                vec![user_vecs.nrows(), user_vecs.ncols()],
-                &user_bytes,
-            )
-            .map_err(st_err)?,
+            vec![user_vecs.nrows(), user_vecs.ncols()],
+            &users_c,
         ),
     ];
-    let meta: std::collections::HashMap<String, String> = [
+    let meta: std::collections::BTreeMap<String, String> = [
         (
             "format_version".to_string(),
             EXPORT_FORMAT_VERSION.to_string(),
@@ -411,9 +400,16 @@ pub fn export_vectors(
     ]
     .into_iter()
     .collect();
-    let bytes = safetensors::tensor::serialize(tensors, &Some(meta)).map_err(st_err)?;
-    drop((item_bytes, user_bytes));
-    atomic_write_bytes(&st_path, &bytes).map_err(io_err(&st_path))?;
+    atomic_write(&st_path, |w| {
+        tensor_file::write(w, &tensors, Some(&meta)).map(|_| ())
+    })
+    .map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput => ExportError::Safetensors {
+            path: st_path.clone(),
+            problem: e.to_string(),
+        },
+        _ => io_err(&st_path)(e),
+    })?;
 
     let m_path = dir.join(MANIFEST_JSON);
     let json = serde_json::to_vec_pretty(&manifest).map_err(|source| ExportError::Json {

@@ -31,6 +31,7 @@
 //! - [`export`]: vectors out (.npy, safetensors, ids, manifest).
 //! - [`run`]: loading finished run directories (the model, its config, its data).
 //! - [`artifact`]: the self-contained serving part of a run directory.
+//! - [`tensor_file`]: safetensors files written as a stream (no copy of the tensors).
 //! - [`util`]: atomic file writes.
 
 #![warn(missing_docs)]
@@ -49,6 +50,7 @@ pub mod loss;
 pub mod model;
 pub mod real;
 pub mod run;
+pub mod tensor_file;
 pub mod topk;
 pub mod tower;
 pub mod util;

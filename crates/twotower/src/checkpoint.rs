@@ -14,11 +14,12 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 
-use crate::util::{atomic_write, atomic_write_bytes};
+use crate::util::atomic_write;
+use twotower_model::tensor_file::{self, NamedTensor};
 
 /// Version of the on-disk checkpoint format. Bump on incompatible changes and
 /// keep a loader (and a test) for the old one.
@@ -105,13 +106,18 @@ pub struct CheckpointMeta {
 }
 
 /// Stable 64-bit FNV-1a hash of bytes, hex.
-fn fnv_hex(bytes: &[u8]) -> String {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv_update(mut h: u64, bytes: &[u8]) -> u64 {
     for &b in bytes {
         h ^= u64::from(b);
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
-    format!("{h:016x}")
+    h
+}
+
+fn fnv_hex(bytes: &[u8]) -> String {
+    format!("{:016x}", fnv_update(FNV_OFFSET, bytes))
 }
 
 /// Writes `tensors` and `meta` into `dir` atomically (tensors first).
@@ -128,13 +134,28 @@ pub fn save(
         move |source| CheckpointError::Io { path, source }
     };
     std::fs::create_dir_all(dir).map_err(io(dir))?;
-    let bytes = encode_f32_safetensors(tensors).map_err(|message| CheckpointError::Format {
-        path: dir.join(TENSORS_FILE),
-        message,
-    })?;
-    meta.tensors_hash = fnv_hex(&bytes);
     let tpath = dir.join(TENSORS_FILE);
-    atomic_write_bytes(&tpath, &bytes).map_err(io(&tpath))?;
+    // streamed through the hash: the model and optimizer state (9 GB at 10M
+    // items) are never copied, nor held as a file-sized buffer
+    let named = named_f32(tensors);
+    let mut hash = String::new();
+    atomic_write(&tpath, |w| {
+        let mut hw = FnvWriter::new(w);
+        tensor_file::write(&mut hw, &named, None)?;
+        hash = hw.hex();
+        Ok(())
+    })
+    .map_err(|source| match source.kind() {
+        std::io::ErrorKind::InvalidInput => CheckpointError::Format {
+            path: tpath.clone(),
+            message: source.to_string(),
+        },
+        _ => CheckpointError::Io {
+            path: tpath.clone(),
+            source,
+        },
+    })?;
+    meta.tensors_hash = hash;
     let mpath = dir.join(META_FILE);
     atomic_write(&mpath, |w| {
         serde_json::to_writer_pretty(&mut *w, meta).map_err(std::io::Error::other)?;
@@ -150,17 +171,49 @@ pub fn save(
 /// # Errors
 /// safetensors' message (e.g. a shape that does not match its values).
 pub fn encode_f32_safetensors(tensors: &[(String, Vec<usize>, &[f32])]) -> Result<Vec<u8>, String> {
-    let bytes: Vec<Vec<u8>> = tensors
+    let mut out = Vec::new();
+    tensor_file::write(&mut out, &named_f32(tensors), None).map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// `(name, shape, values)` triples as [`NamedTensor`]s (borrowing the values).
+pub fn named_f32<'a>(tensors: &'a [(String, Vec<usize>, &'a [f32])]) -> Vec<NamedTensor<'a>> {
+    tensors
         .iter()
-        .map(|(_, _, data)| data.iter().flat_map(|v| v.to_le_bytes()).collect())
-        .collect();
-    let mut views = Vec::with_capacity(tensors.len());
-    for ((name, shape, _), b) in tensors.iter().zip(&bytes) {
-        let view = TensorView::new(Dtype::F32, shape.clone(), b)
-            .map_err(|e| format!("tensor {name}: {e}"))?;
-        views.push((name.clone(), view));
+        .map(|(name, shape, data)| NamedTensor::f32(name.clone(), shape.clone(), data))
+        .collect()
+}
+
+/// A writer that passes bytes on and keeps their FNV-1a 64 hash (the hash
+/// [`fnv_hex`] computes of the whole file at load).
+struct FnvWriter<W> {
+    inner: W,
+    h: u64,
+}
+
+impl<W: std::io::Write> FnvWriter<W> {
+    fn new(inner: W) -> Self {
+        Self {
+            inner,
+            h: FNV_OFFSET,
+        }
     }
-    safetensors::tensor::serialize(views, &None).map_err(|e| e.to_string())
+
+    fn hex(&self) -> String {
+        format!("{:016x}", self.h)
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for FnvWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.h = fnv_update(self.h, &buf[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
 }
 
 /// Whether `dir` holds a checkpoint.

@@ -17,6 +17,7 @@
 //! - [`frequency`]: item sampling-probability estimators (train counts; streaming, Yi et al. 2019).
 //! - [`eval`]: the evaluation protocol (EVALUATION.md), exact top-K.
 //! - [`augment`]: SSL views (feature masking, feature dropout) and mutual information.
+//! - [`memory`]: what a training run holds in memory, printed and checked before it starts.
 //! - [`progress`]: training progress (a bar on a terminal, a line every N seconds in a log).
 //! - [`train`]: the training loop (early stopping, checkpoints, resume).
 //! - [`checkpoint`]: resumable training checkpoints.
@@ -40,6 +41,7 @@ pub mod bench;
 pub mod checkpoint;
 pub mod eval;
 pub mod frequency;
+pub mod memory;
 pub mod optim;
 pub mod progress;
 pub mod report;

@@ -486,6 +486,38 @@ pub struct OptimTimes {
     pub dense: Duration,
 }
 
+/// Bytes of optimizer state that [`Optimizer::new`] allocates for `model`
+/// (f32: 4 bytes a value): per embedding table Adam `2·rows·dim`, Adagrad
+/// `rows·dim` (row-wise: `rows`); per dense tensor Adam `2·len`. Known
+/// before the allocation, so a run can refuse a model the machine cannot
+/// hold before it starts.
+pub fn state_bytes<F: Real>(model: &TwoTower<F>, cfg: &OptimConfig) -> u64 {
+    let per_table = |rows: usize, dim: usize| -> u64 {
+        let values = match cfg.sparse {
+            SparseOptimizerKind::Adam => 2 * rows * dim,
+            SparseOptimizerKind::Adagrad { row_wise: false } => rows * dim,
+            SparseOptimizerKind::Adagrad { row_wise: true } => rows,
+        };
+        values as u64
+    };
+    let mut values = 0u64;
+    for tower in [&model.user, &model.item] {
+        values += tower
+            .tables
+            .iter()
+            .map(|t| per_table(t.rows, t.dim))
+            .sum::<u64>();
+        let dense: usize = tower
+            .layers
+            .iter()
+            .map(|l| l.w.len() + l.b.len())
+            .sum::<usize>()
+            + tower.mask_vectors.iter().map(|m| m.len()).sum::<usize>();
+        values += 2 * dense as u64;
+    }
+    values * std::mem::size_of::<F>() as u64
+}
+
 impl<F: Real> Optimizer<F> {
     /// Fresh state for `model` (allocates O(parameters) once: Adagrad one
     /// accumulator per element or row, Adam two moments per element).
@@ -888,6 +920,34 @@ mod tests {
             assert_eq!(fresh, opt);
             assert!(fresh.state_mut("user.emb.nope.m").is_none());
             assert!(fresh.state_mut("user.mlp.0.w.x").is_none());
+        }
+    }
+
+    #[test]
+    fn state_bytes_is_what_new_allocates() {
+        // tiny(): per tower one 10×2 table, layers 2→3→2 (w 6 + b 3, w 6 + b 2
+        // = 17 dense values), one learned mask vector of 2: dense 19.
+        let model = tiny();
+        for (sparse, table_values) in [
+            (SparseOptimizerKind::Adam, 2 * 10 * 2),
+            (SparseOptimizerKind::Adagrad { row_wise: false }, 10 * 2),
+            (SparseOptimizerKind::Adagrad { row_wise: true }, 10),
+        ] {
+            let cfg = OptimConfig {
+                sparse,
+                ..OptimConfig::default()
+            };
+            let opt = Optimizer::new(&model, &cfg);
+            // every state tensor but the 4-limb step counter
+            let allocated: usize = opt
+                .named_state()
+                .iter()
+                .filter(|(n, _, _)| n != "step")
+                .map(|(_, _, d)| d.len())
+                .sum();
+            let want = 2 * (table_values + 2 * 19);
+            assert_eq!(allocated, want, "{sparse:?}");
+            assert_eq!(state_bytes(&model, &cfg), 4 * want as u64, "{sparse:?}");
         }
     }
 }

@@ -16,7 +16,8 @@ use crate::train::{
     encode_all, eval_set_sampled, evaluate_model, evaluate_most_popular, history_feature,
     TrainError,
 };
-use crate::util::atomic_write_bytes;
+use crate::util::atomic_write;
+use twotower_model::tensor_file;
 
 impl From<TrainError> for RunError {
     fn from(e: TrainError) -> Self {
@@ -30,16 +31,20 @@ impl From<TrainError> for RunError {
 /// [`RunError::Io`] on file-system failure.
 pub fn save_model(dir: &Path, model: &TwoTower<f32>, info: &RunInfo) -> Result<(), RunError> {
     let path = dir.join(MODEL_FILE);
-    let data =
-        crate::checkpoint::encode_f32_safetensors(&model.named_tensors()).map_err(|message| {
-            RunError::Format {
+    // streamed: the weights are not copied (crate::checkpoint::save's way)
+    let tensors = model.named_tensors();
+    let named = crate::checkpoint::named_f32(&tensors);
+    atomic_write(&path, |w| tensor_file::write(w, &named, None).map(|_| ())).map_err(|source| {
+        match source.kind() {
+            std::io::ErrorKind::InvalidInput => RunError::Format {
                 path: path.clone(),
-                message,
-            }
-        })?;
-    atomic_write_bytes(&path, &data).map_err(|source| RunError::Io {
-        path: path.clone(),
-        source,
+                message: source.to_string(),
+            },
+            _ => RunError::Io {
+                path: path.clone(),
+                source,
+            },
+        }
     })?;
     write_json(&dir.join(RUN_FILE), info)
 }

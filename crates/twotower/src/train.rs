@@ -40,6 +40,7 @@ use crate::eval::{evaluate, DotScorer, EvalConfig, EvalSet, Metrics, PopularityS
 use crate::frequency::{CountFrequency, FrequencyEstimator, StreamingFrequency, P_FLOOR};
 use crate::history::{recency_weights, UserHistory};
 use crate::history_feature::HistoryFeature;
+use crate::memory::MemoryPlan;
 use crate::model::{LossConfig, MainBatch, ModelGrads, SslBatch, TwoTower, Workspace};
 use crate::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
 use crate::progress::{Progress, ProgressMode};
@@ -110,6 +111,10 @@ pub enum TrainError {
     /// The data cannot be trained on.
     #[error("{0}")]
     Data(String),
+
+    /// The model would not fit in memory (see [`crate::memory`]).
+    #[error("{0}")]
+    OutOfMemory(String),
     /// Evaluation failed (e.g. a NaN score).
     #[error(transparent)]
     Eval(#[from] crate::eval::EvalError),
@@ -752,6 +757,16 @@ fn run_phase(
     let n_items = ds.items.ids.len();
     let seed = t.seed;
     let mut model = new_model(cfg, ds, phase_tag);
+    // say what the run holds, and refuse before allocating the optimizer
+    // state when it cannot fit (an OOM kill mid-run loses the work)
+    let plan = MemoryPlan::new(&model, &optim_config(cfg), cfg, ds, valid.is_some());
+    let available = crate::memory::available_bytes();
+    if opts.verbose {
+        eprintln!("{phase}: {}", plan.line(available));
+    }
+    if t.check_memory {
+        plan.check(available).map_err(TrainError::OutOfMemory)?;
+    }
     let mut opt = Optimizer::new(&model, &optim_config(cfg));
     let ucols = columns(&ds.users.features);
     let icols = columns(&ds.items.features);

@@ -45,8 +45,11 @@ pub fn load_data(cfg: &Config, quiet: bool) -> anyhow::Result<Dataset> {
     let t = std::time::Instant::now();
     let ds = twotower_data::load_dataset(&cfg.data(), &cfg.raw.features, &cfg.base_dir)?;
     if !quiet {
+        let resident = twotower::memory::resident_bytes()
+            .map(|r| format!(", resident {}", twotower::memory::gib(r)))
+            .unwrap_or_default();
         eprintln!(
-            "data: {} users, {} items, {} train / {} test interactions ({:.2}s)",
+            "data: {} users, {} items, {} train / {} test interactions ({:.2}s{resident})",
             ds.users.ids.len(),
             ds.items.ids.len(),
             ds.train.user.len(),
