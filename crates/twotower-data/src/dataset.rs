@@ -292,7 +292,7 @@ impl Dataset {
             for f in &side.features {
                 h.write_str(&f.name);
                 h.write(&(f.vocab.len() as u64).to_le_bytes());
-                for t in f.vocab.tokens() {
+                for t in f.vocab.iter_tokens() {
                     h.write_str(t);
                 }
                 for &o in &f.offsets {

@@ -5,7 +5,7 @@ use std::cmp::Ordering;
 
 use serde::{Deserialize, Serialize};
 
-use crate::hash::{fnv1a64, FxHashMap};
+use crate::hash::{fnv1a64, FxHasher};
 
 /// The token of index 0.
 pub const OOV_TOKEN: &str = "<oov>";
@@ -15,12 +15,43 @@ pub const OOV_TOKEN: &str = "<oov>";
 /// Index 0 is reserved for out-of-vocabulary and missing values; real
 /// values have indices `1..len()`. With `hash_buckets = Some(n)` there is
 /// no token list: `lookup(t) = 1 + fnv1a64(t) % n` and `len() = n + 1`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+///
+/// # Memory
+/// The tokens live in one string arena (their bytes back to back, plus an
+/// end offset each) and the lookup table holds only their indices: about
+/// `len + 12` bytes a token. A `Vec<String>` plus a `HashMap<String, u32>`
+/// held each token twice with two allocations and ~100 bytes of overhead:
+/// 1 GB more for a 10M-item id vocabulary.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(from = "VocabRepr", into = "VocabRepr")]
 pub struct Vocab {
-    tokens: Vec<String>,
-    index: FxHashMap<String, u32>,
+    /// The tokens of indices `1..`, concatenated.
+    bytes: String,
+    /// `ends[i]`: end in `bytes` of the token of index `i + 1`.
+    ends: Vec<usize>,
+    /// Indices (`1..`) keyed by their token's FxHash; the first of equal
+    /// tokens only.
+    index: hashbrown::HashTable<u32>,
     hash_buckets: Option<u32>,
+}
+
+impl PartialEq for Vocab {
+    fn eq(&self, other: &Self) -> bool {
+        self.bytes == other.bytes
+            && self.ends == other.ends
+            && self.hash_buckets == other.hash_buckets
+    }
+}
+
+impl std::fmt::Debug for Vocab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: Vec<&str> = self.iter_tokens().take(8).collect();
+        f.debug_struct("Vocab")
+            .field("len", &self.len())
+            .field("hash_buckets", &self.hash_buckets)
+            .field("first_tokens", &shown)
+            .finish()
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -40,36 +71,60 @@ impl From<VocabRepr> for Vocab {
 
 impl From<Vocab> for VocabRepr {
     fn from(v: Vocab) -> Self {
+        let mut tokens = Vec::with_capacity(v.ends.len() + 1);
+        tokens.push(OOV_TOKEN.to_string());
+        tokens.extend(v.iter_tokens().map(str::to_string));
         VocabRepr {
-            tokens: v.tokens,
+            tokens,
             hash_buckets: v.hash_buckets,
         }
     }
 }
 
+fn fx(s: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = FxHasher::default();
+    s.hash(&mut h);
+    h.finish()
+}
+
 impl Vocab {
     /// A vocabulary whose index `i + 1` is `tokens[i]` (duplicates keep the first index).
     pub fn from_tokens(tokens: Vec<String>) -> Self {
-        let mut all = Vec::with_capacity(tokens.len() + 1);
-        all.push(OOV_TOKEN.to_string());
-        all.extend(tokens);
-        let mut index = FxHashMap::default();
-        index.reserve(all.len());
-        for (i, t) in all.iter().enumerate().skip(1) {
-            index.entry(t.clone()).or_insert(i as u32);
-        }
-        Vocab {
-            tokens: all,
-            index,
+        Self::from_strs(tokens.iter().map(String::as_str))
+    }
+
+    /// [`Vocab::from_tokens`] over borrowed tokens.
+    pub fn from_strs<'a>(tokens: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut v = Vocab {
+            bytes: String::new(),
+            ends: Vec::new(),
+            index: hashbrown::HashTable::new(),
             hash_buckets: None,
+        };
+        for t in tokens {
+            v.bytes.push_str(t);
+            v.ends.push(v.bytes.len());
+            let i = v.ends.len() as u32;
+            let (bytes, ends) = (&v.bytes, &v.ends);
+            let token = |j: u32| slice(bytes, ends, j);
+            if v.index.find(fx(t), |&j| token(j) == t).is_none() {
+                v.index
+                    .insert_unique(fx(t), i, |&j| fx(slice(bytes, ends, j)));
+            }
         }
+        v.bytes.shrink_to_fit();
+        v.ends.shrink_to_fit();
+        v.index.shrink_to_fit(|&j| fx(slice(&v.bytes, &v.ends, j)));
+        v
     }
 
     /// A hashing vocabulary with `n` buckets (indices 1..=n).
     pub fn hashed(n: u32) -> Self {
         Vocab {
-            tokens: vec![OOV_TOKEN.to_string()],
-            index: FxHashMap::default(),
+            bytes: String::new(),
+            ends: Vec::new(),
+            index: hashbrown::HashTable::new(),
             hash_buckets: Some(n.max(1)),
         }
     }
@@ -78,7 +133,7 @@ impl Vocab {
     pub fn len(&self) -> usize {
         match self.hash_buckets {
             Some(n) => n as usize + 1,
-            None => self.tokens.len(),
+            None => self.ends.len() + 1,
         }
     }
 
@@ -90,14 +145,22 @@ impl Vocab {
     /// The token of index `i` (`"<oov>"` for 0; `None` out of range or for
     /// the buckets of a hashing vocabulary).
     pub fn token(&self, i: u32) -> Option<&str> {
-        self.tokens.get(i as usize).map(String::as_str)
+        match i {
+            0 => Some(OOV_TOKEN),
+            i if (i as usize) <= self.ends.len() => Some(slice(&self.bytes, &self.ends, i)),
+            _ => None,
+        }
     }
 
     /// The index of `tok`, 0 if out of vocabulary.
     pub fn lookup(&self, tok: &str) -> u32 {
         match self.hash_buckets {
             Some(n) => 1 + (fnv1a64(tok.as_bytes()) % n as u64) as u32,
-            None => self.index.get(tok).copied().unwrap_or(0),
+            None => self
+                .index
+                .find(fx(tok), |&j| slice(&self.bytes, &self.ends, j) == tok)
+                .copied()
+                .unwrap_or(0),
         }
     }
 
@@ -107,9 +170,21 @@ impl Vocab {
     }
 
     /// The tokens of indices `1..len()` (empty for a hashing vocabulary).
-    pub fn tokens(&self) -> &[String] {
-        &self.tokens[1..]
+    pub fn tokens(&self) -> Vec<&str> {
+        self.iter_tokens().collect()
     }
+
+    /// The tokens of indices `1..len()`, in order, without collecting them.
+    pub fn iter_tokens(&self) -> impl Iterator<Item = &str> + '_ {
+        (1..=self.ends.len() as u32).map(|i| slice(&self.bytes, &self.ends, i))
+    }
+}
+
+/// The token of index `i ≥ 1`.
+fn slice<'a>(bytes: &'a str, ends: &[usize], i: u32) -> &'a str {
+    let i = i as usize;
+    let start = if i == 1 { 0 } else { ends[i - 2] };
+    &bytes[start..ends[i - 1]]
 }
 
 /// Parses an id as an integer for the "by id" order (`str::parse::<i64>`).
@@ -196,7 +271,38 @@ mod tests {
         // fnv1a64("a") = 0xaf63dc4c8601ec8c = 12638187200555641996; % 10 = 6 → index 7.
         assert_eq!(h.lookup("a"), 7);
         let json = serde_json::to_string(&v).unwrap();
+        assert_eq!(json, r#"{"tokens":["<oov>","F","M"],"hash_buckets":null}"#);
         let back: Vocab = serde_json::from_str(&json).unwrap();
         assert_eq!(back, v);
+    }
+
+    #[test]
+    fn compact_vocab_keeps_every_token_and_the_first_index() {
+        // duplicates keep the first index; the empty token is a token
+        let toks = ["b", "a", "", "b", "ab", "ba", "a"];
+        let v = Vocab::from_strs(toks);
+        assert_eq!(v.len(), 8);
+        assert_eq!(v.tokens(), toks.to_vec());
+        for (i, t) in toks.iter().enumerate() {
+            assert_eq!(v.token(i as u32 + 1), Some(*t));
+        }
+        assert_eq!(
+            ["b", "a", "", "ab", "ba", "abc", "B"].map(|t| v.lookup(t)),
+            [1, 2, 3, 5, 6, 0, 0]
+        );
+        // a large one against a HashMap oracle
+        let many: Vec<String> = (0..20_000)
+            .map(|i| format!("item{}", i * 7 % 13_001))
+            .collect();
+        let v = Vocab::from_tokens(many.clone());
+        let mut oracle = std::collections::HashMap::new();
+        for (i, t) in many.iter().enumerate() {
+            oracle.entry(t.as_str()).or_insert(i as u32 + 1);
+        }
+        for t in many.iter().map(String::as_str).chain(["item13001", "x"]) {
+            assert_eq!(v.lookup(t), oracle.get(t).copied().unwrap_or(0), "{t}");
+        }
+        assert_eq!(v.token(20_000), Some(many[19_999].as_str()));
+        assert_eq!(v.token(20_001), None);
     }
 }
