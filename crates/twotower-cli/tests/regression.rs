@@ -45,7 +45,9 @@ fn tiny_run(dir: &Path) -> std::path::PathBuf {
 #[test]
 fn a_zero_byte_file_is_reported_as_empty_not_as_a_table_without_rows() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "i.csv", "");
+    write(dir.path(), "i.csv", "");
+    // the data layer names a file as the config's folder joined with its `file`
+    let file = dir.path().join(".").join("i.csv");
     let err = stderr_err(&stats(dir.path(), INTERACTIONS_CONFIG, &[]));
     assert!(
         err.contains(&format!(
@@ -68,7 +70,8 @@ fn a_zero_byte_file_is_reported_as_empty_not_as_a_table_without_rows() {
 #[test]
 fn a_missing_required_column_names_the_header_line() {
     let dir = tempfile::tempdir().unwrap();
-    let file = write(dir.path(), "i.csv", "user,i,t\n1,1,1\n");
+    write(dir.path(), "i.csv", "user,i,t\n1,1,1\n");
+    let file = dir.path().join(".").join("i.csv");
     let err = stderr_err(&stats(dir.path(), INTERACTIONS_CONFIG, &[]));
     assert!(
         err.contains(&format!(
@@ -85,11 +88,12 @@ fn a_missing_required_column_names_the_header_line() {
 fn a_conflicting_duplicate_row_shows_both_values() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "i.csv", INTERACTIONS);
-    let items = write(
+    write(
         dir.path(),
         "items.csv",
         "item,genres\n1,Drama\n2,Action\n1,Comedy\n",
     );
+    let items = dir.path().join(".").join("items.csv");
     let err = stderr_err(&stats(
         dir.path(),
         &format!("{INTERACTIONS_CONFIG}{ITEM_CONFIG}"),
