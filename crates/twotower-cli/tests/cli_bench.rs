@@ -1,10 +1,12 @@
 //! `twotower bench` end to end at a tiny size: the JSON report is complete and
 //! self-consistent, and bad arguments are refused before anything is measured.
 
-use std::process::Command;
+mod common;
+
+use common::{bin, stderr};
 
 fn bench(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_twotower"))
+    bin()
         .arg("bench")
         .args(args)
         .output()
@@ -45,7 +47,7 @@ fn tiny_bench_writes_a_consistent_report() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "{}", stderr(&o));
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let s = &r["settings"];
     assert_eq!(s["quick"], true);
@@ -121,7 +123,7 @@ fn bad_arguments_are_refused_before_measuring() {
         ),
     ] {
         let o = bench(&args);
-        let err = String::from_utf8_lossy(&o.stderr);
+        let err = stderr(&o);
         assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
         assert!(err.contains(needle), "{args:?}: {err}");
         // refused before any measurement was printed

@@ -2,11 +2,14 @@
 //! 2 seeds, a second of training each in a debug build), plus its input
 //! checks.
 
+mod common;
+
+use common::{bin, stderr};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn twotower(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_twotower"))
+    bin()
         .args(args)
         .current_dir(cwd)
         .output()
@@ -62,7 +65,7 @@ fn text(o: &Output) -> String {
         "status {:?}\nstdout:\n{}\nstderr:\n{}",
         o.status,
         String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
+        stderr(o)
     )
 }
 
@@ -202,9 +205,7 @@ fn compare_two_variants_two_seeds() {
     let again = compare(d, &[]);
     assert!(again.status.success(), "{}", text(&again));
     assert_eq!(
-        String::from_utf8_lossy(&again.stderr)
-            .matches("reused")
-            .count(),
+        stderr(&again).matches("reused").count(),
         4,
         "{}",
         text(&again)
@@ -217,7 +218,7 @@ fn compare_two_variants_two_seeds() {
     let other = compare(d, &["--set", "loss.temperature=0.2"]);
     assert!(!other.status.success());
     assert!(
-        String::from_utf8_lossy(&other.stderr).contains("holds a finished run of another config"),
+        stderr(&other).contains("holds a finished run of another config"),
         "{}",
         text(&other)
     );
@@ -234,7 +235,7 @@ fn compare_two_variants_two_seeds() {
     let stale = compare(d, &[]);
     assert!(!stale.status.success());
     assert!(
-        String::from_utf8_lossy(&stale.stderr).contains("trained on other data"),
+        stderr(&stale).contains("trained on other data"),
         "{}",
         text(&stale)
     );
@@ -264,7 +265,7 @@ fn bad_variants_are_refused_before_training() {
         args.extend_from_slice(variants);
         let o = twotower(&args, d);
         assert!(!o.status.success(), "{variants:?} accepted");
-        let err = String::from_utf8_lossy(&o.stderr);
+        let err = stderr(&o);
         assert!(err.contains(msg), "{variants:?}: expected {msg:?} in {err}");
         assert!(
             !d.join("out/runs").exists(),
@@ -286,5 +287,5 @@ fn bad_variants_are_refused_before_training() {
         d,
     );
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--seeds must be at least 1"));
+    assert!(stderr(&o).contains("--seeds must be at least 1"));
 }

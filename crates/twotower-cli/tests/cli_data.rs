@@ -1,15 +1,8 @@
 //! `twotower stats` and `twotower generate`, run as a binary.
 
-use std::path::PathBuf;
-use std::process::Command;
+mod common;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_twotower"))
-}
-
-fn configs() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs"))
-}
+use common::{bin, configs, stderr};
 
 fn stats_json(args: &[&str]) -> serde_json::Value {
     let out = bin()
@@ -18,11 +11,7 @@ fn stats_json(args: &[&str]) -> serde_json::Value {
         .arg("--json")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", stderr(&out));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
@@ -92,7 +81,7 @@ fn stats_set_overrides_and_rejects_unknown_keys() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(err.contains("splitt") && err.contains("`split`"), "{err}");
 }
 
@@ -121,7 +110,7 @@ fn generate_writes_tables_and_a_config_that_stats_reads() {
             ])
             .output()
             .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "{}", stderr(&o));
         let s = stats_json(&["--config", out.join("dataset.toml").to_str().unwrap()]);
         assert_eq!(s["users"], 300);
         assert_eq!(s["items"], 200);
@@ -149,7 +138,7 @@ fn generate_writes_tables_and_a_config_that_stats_reads() {
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--affinity: "));
+    assert!(stderr(&o).contains("--affinity: "));
 }
 
 #[test]
@@ -178,7 +167,7 @@ fn batches_whose_loss_weights_are_all_zero_are_skipped_not_a_panic() {
         .arg(dir.path().join("run"))
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(!err.contains("panicked"), "{err}");
     assert!(dir.path().join("run/metrics.json").exists());

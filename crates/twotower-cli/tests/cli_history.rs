@@ -3,26 +3,19 @@
 //! vector training and evaluation give them, unknown ids are reported, and a
 //! model without the feature refuses the flags.
 
+mod common;
+
+use common::{bin, stderr, write, INTERACTIONS};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_twotower"))
-}
-
-/// Users 1–4 click 4 items each (all train: fewer than 5 interactions have
-/// no test split); user 1's items in time order are 1, 2, 3, 4.
-const INTERACTIONS: &str = "u,i,t\n\
-1,1,1\n1,2,2\n1,3,3\n1,4,4\n\
-2,1,5\n2,2,6\n2,5,7\n2,6,8\n\
-3,1,9\n3,3,10\n3,5,11\n3,6,12\n\
-4,1,13\n4,2,14\n4,3,15\n4,4,16\n";
+/// The items of [`common::INTERACTIONS`] (user 1's, in time order: 1, 2, 3, 4).
 const ITEMS: &str = "item,genres\n1,Drama|Comedy\n2,Action\n3,Drama\n4,Comedy\n5,Action|Drama\n\
 6,Horror\n7,Drama\n";
 
 fn train(dir: &Path, history: bool) -> std::path::PathBuf {
-    std::fs::write(dir.join("i.csv"), INTERACTIONS).unwrap();
-    std::fs::write(dir.join("items.csv"), ITEMS).unwrap();
+    write(dir, "i.csv", INTERACTIONS);
+    write(dir, "items.csv", ITEMS);
     let cfg = format!(
         "[data.interactions]\nfile = \"i.csv\"\nuser = \"u\"\nitem = \"i\"\ntimestamp = \"t\"\n\
          [data.items]\nfile = \"items.csv\"\nkey = \"item\"\n\
@@ -32,21 +25,7 @@ fn train(dir: &Path, history: bool) -> std::path::PathBuf {
          [model.history]\nenabled = {history}\npooling = \"recency\"\nmax_len = 3\n\
          [train]\nbatch_size = 4\nepochs = 2\nvalidation = false\nprogress = false\n"
     );
-    std::fs::write(dir.join("c.toml"), cfg).unwrap();
-    let run = dir.join(if history { "run" } else { "run-plain" });
-    let out = bin()
-        .args(["train", "-q", "--config"])
-        .arg(dir.join("c.toml"))
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    run
+    common::train(dir, &cfg, if history { "run" } else { "run-plain" })
 }
 
 fn recommend(run: &Path, args: &[&str]) -> Output {
@@ -62,11 +41,7 @@ fn recommend(run: &Path, args: &[&str]) -> Output {
 /// (item, score) of each ranked row of `recommend`'s TSV (item column 1,
 /// score column 2 of the default layout; `--queries` rows: 2 and 3).
 fn ranked(out: &Output, item_col: usize, score_col: usize) -> Vec<(String, String)> {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", stderr(&out));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .skip(1)
@@ -135,7 +110,7 @@ fn items_give_the_users_own_vector_and_queries_match_items() {
     // read as part of line 1's first id, which then was "not in the catalog"
     std::fs::write(&q, "\u{feff}5,6\n").unwrap();
     let out = recommend(&run, &["--queries", q.to_str().unwrap(), "-k", "4"]);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    let err = stderr(&out).to_string();
     assert!(
         out.status.success() && !err.contains("not in the catalog"),
         "{err}"
@@ -151,7 +126,7 @@ fn unknown_items_are_reported_and_flags_need_a_history_model() {
 
     let out = recommend(&run, &["--items", "5,nope,6", "-k", "2"]);
     assert!(out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(
         err.contains("1 of 3 ids are not in the catalog") && err.contains("nope"),
         "{err}"
@@ -159,7 +134,7 @@ fn unknown_items_are_reported_and_flags_need_a_history_model() {
 
     let out = recommend(&run, &["--items", "nope,zilch"]);
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(err.contains("none of the given item ids"), "{err}");
 
     let q = dir.path().join("bad.txt");
@@ -168,7 +143,7 @@ fn unknown_items_are_reported_and_flags_need_a_history_model() {
     // regression: one line without a known item used to abort the batch
     // after partial output; it is skipped and reported, the others answered
     assert!(out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(
         err.contains("bad.txt line 2") && err.contains("skipped"),
         "{err}"
@@ -182,11 +157,11 @@ fn unknown_items_are_reported_and_flags_need_a_history_model() {
     for args in [&["--items", "5"][..], &["--user", "1", "--items", "5"][..]] {
         let out = recommend(&plain, args);
         assert!(!out.status.success());
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = stderr(&out);
         assert!(err.contains("model.history.enabled"), "{err}");
     }
     std::fs::write(&q, "5\n").unwrap();
     let out = recommend(&plain, &["--queries", q.to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("model.history.enabled"));
+    assert!(stderr(&out).contains("model.history.enabled"));
 }

@@ -8,16 +8,9 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_twotower"))
-}
+mod common;
 
-fn fixture() -> PathBuf {
-    PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/run-v1"
-    ))
-}
+use common::{bin, fixture, run_ok, train_config};
 
 /// Trains the fixture's config (a model with a user feature `age`, item
 /// features and the history feature) into `dir/run`.
@@ -25,17 +18,10 @@ fn trained_run(dir: &Path) -> PathBuf {
     let data = dir.join("data");
     std::fs::create_dir_all(&data).unwrap();
     for f in ["i.csv", "items.csv", "users.csv", "c.toml"] {
-        std::fs::copy(fixture().join("data").join(f), data.join(f)).unwrap();
+        std::fs::copy(fixture("run-v1").join("data").join(f), data.join(f)).unwrap();
     }
     let run = dir.join("run");
-    let o = bin()
-        .args(["train", "-q", "--config"])
-        .arg(data.join("c.toml"))
-        .arg("--out")
-        .arg(&run)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    train_config(&data.join("c.toml"), &run);
     run
 }
 
@@ -104,9 +90,7 @@ fn answer(r: Result<ureq::Response, ureq::Error>) -> (u16, serde_json::Value) {
 
 /// `(item, score to 4 decimals)` of a CLI TSV answer.
 fn cli(args: &[&str], run: &Path) -> Vec<(String, String)> {
-    let o = bin().args(args).arg("--run").arg(run).output().unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let text = String::from_utf8(o.stdout).unwrap();
+    let text = run_ok(args, run);
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap().split('\t').collect();
     let col = header.iter().position(|&h| h == "score").unwrap();

@@ -1,29 +1,20 @@
 //! `twotower recommend` and `twotower similar` on a tiny trained run, run as
 //! a binary: the output columns, exclusions and annotations.
 
+mod common;
+
+use common::{bin, run_ok, stderr, write, INTERACTIONS};
 use std::path::Path;
-use std::process::Command;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_twotower"))
-}
-
-/// Users 1–4 click items 1–6 (4 clicks each, so every row is in train:
-/// users with fewer than 5 interactions have no test split). Item clicks:
-/// 1 → 4, 2 → 3, 3 → 3, 4 → 2, 5 → 2, 6 → 2; item 7 is in the catalog
-/// with no click (cold).
-const INTERACTIONS: &str = "u,i,t\n\
-1,1,1\n1,2,2\n1,3,3\n1,4,4\n\
-2,1,5\n2,2,6\n2,5,7\n2,6,8\n\
-3,1,9\n3,3,10\n3,5,11\n3,6,12\n\
-4,1,13\n4,2,14\n4,3,15\n4,4,16\n";
+/// The items of [`common::INTERACTIONS`]; item 7 is in the catalog with no
+/// click (cold).
 const ITEMS: &str = "item,genres,year,name\n1,Drama|Comedy,1995,One\n2,Action,1980,Two\n\
 3,Drama,1994,Three\n4,Comedy,,Four\n5,Action|Drama,1971,\"Five, the\"\n6,Horror,1999,Six\n\
 7,Drama,1990,Seven\n";
 
 fn train(dir: &Path) {
-    std::fs::write(dir.join("i.csv"), INTERACTIONS).unwrap();
-    std::fs::write(dir.join("items.csv"), ITEMS).unwrap();
+    write(dir, "i.csv", INTERACTIONS);
+    write(dir, "items.csv", ITEMS);
     let cfg = "[data.interactions]\nfile = \"i.csv\"\nuser = \"u\"\nitem = \"i\"\ntimestamp = \"t\"\n\
                [data.items]\nfile = \"items.csv\"\nkey = \"item\"\nlabel = \"name\"\n\
                [features.user_id]\nside = \"user\"\nkind = \"categorical\"\ncolumn = \"u\"\n\
@@ -31,28 +22,12 @@ fn train(dir: &Path) {
                [features.genres]\nside = \"item\"\nkind = \"multi_categorical\"\ncolumn = \"genres\"\n\
                [features.decade]\nside = \"item\"\nkind = \"bucketized\"\ncolumn = \"year\"\nboundaries = [1980, 1990]\n\
                [train]\nbatch_size = 4\nepochs = 2\nvalidation = false\nprogress = false\n";
-    std::fs::write(dir.join("c.toml"), cfg).unwrap();
-    let out = bin()
-        .args(["train", "-q", "--config"])
-        .arg(dir.join("c.toml"))
-        .arg("--out")
-        .arg(dir.join("run"))
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::train(dir, cfg, "run");
 }
 
 /// Runs a serving command and splits its TSV output into rows of fields.
 fn tsv(args: &[&str], run: &Path) -> Vec<Vec<String>> {
-    let out = bin().args(args).arg("--run").arg(run).output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    String::from_utf8(out.stdout)
-        .unwrap()
+    run_ok(args, run)
         .lines()
         .map(|l| l.split('\t').map(str::to_string).collect())
         .collect()
@@ -128,7 +103,7 @@ fn an_out_path_that_is_a_file_is_refused_before_any_work() {
         ),
     ] {
         let out = bin().args(&args).arg(&file).output().unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
+        let err = stderr(&out);
         assert!(!out.status.success());
         assert!(err.contains(want), "{args:?}: {err}");
     }
@@ -137,7 +112,7 @@ fn an_out_path_that_is_a_file_is_refused_before_any_work() {
         .arg(file.join("sub"))
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(
         err.contains("is a file, so the directory cannot be created"),
         "{err}"
@@ -167,7 +142,7 @@ fn a_grown_catalog_is_scored_from_features_by_export_similar_and_recommend() {
             c.arg("--catalog").arg(&catalog);
         }
         let o = c.output().unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "{}", stderr(&o));
         let ids = std::fs::read_to_string(dir.path().join(out).join("item_ids.txt")).unwrap();
         let v =
             twotower::export::read_npy_f32(&dir.path().join(out).join("item_vectors.npy")).unwrap();
@@ -236,7 +211,7 @@ fn a_bad_catalog_is_refused_naming_the_file_and_column() {
         .output()
         .unwrap();
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(
         err.contains("catalog.csv") && err.contains("genres"),
         "{err}"
@@ -251,7 +226,7 @@ fn a_bad_catalog_is_refused_naming_the_file_and_column() {
         .arg(&catalog)
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(err.contains("1 values could not be encoded"), "{err}");
 }
@@ -267,11 +242,7 @@ fn ann_answers_equal_exact_on_a_tiny_catalog_with_a_saved_index_and_ef() {
     let exact = tsv(&["recommend", "--user", "2", "-k", "3"], &run);
     let built = tsv(&["recommend", "--user", "2", "-k", "3", "--ann"], &run);
     let out = bin().args(["index", "--run"]).arg(&run).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", stderr(&out));
     let said = String::from_utf8_lossy(&out.stdout);
     assert!(
         said.contains("7 items (7 distinct vectors)") && said.contains("at ef 128"),
@@ -293,7 +264,7 @@ fn ann_answers_equal_exact_on_a_tiny_catalog_with_a_saved_index_and_ef() {
         .arg(&run)
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
         err.contains("(loaded from") && err.contains("at ef 16"),
@@ -324,6 +295,6 @@ fn ann_answers_equal_exact_on_a_tiny_catalog_with_a_saved_index_and_ef() {
         .arg(&run)
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
+    let err = stderr(&out);
     assert!(!out.status.success() && err.contains("--ef"), "{err}");
 }

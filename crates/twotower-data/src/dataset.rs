@@ -133,8 +133,18 @@ pub struct FeatureReport {
     pub is_id: bool,
     /// Vocabulary size including index 0.
     pub vocab_len: usize,
-    /// Entities whose value is 0 (single-valued) or whose bag is empty (multi).
+    /// Entities whose value is 0 (single-valued) or whose bag is empty
+    /// (multi): `empty + no_row`.
     pub missing: usize,
+    /// Of `missing`, entities with a row in the feature's table but no
+    /// usable value there (an empty cell, or values unparsable or out of
+    /// vocabulary); for an id feature or a long table, all of `missing`.
+    #[serde(default)]
+    pub empty: usize,
+    /// Of `missing`, entities without a row in the side's feature table
+    /// (0 for an id feature or a long table).
+    #[serde(default)]
+    pub no_row: usize,
     /// Non-empty raw values that a numeric transform / flag could not parse (→ 0).
     pub unparsable: usize,
 }
@@ -875,12 +885,18 @@ fn encode_feature(
             }
         }
     }
-    let missing = (0..n)
-        .filter(|&e| {
-            let s = &values[offsets[e] as usize..offsets[e + 1] as usize];
-            s.is_empty() || (s.len() == 1 && s[0] == 0)
-        })
-        .count();
+    let is_missing = |e: usize| {
+        let s = &values[offsets[e] as usize..offsets[e + 1] as usize];
+        s.is_empty() || (s.len() == 1 && s[0] == 0)
+    };
+    let missing = (0..n).filter(|&e| is_missing(e)).count();
+    let no_row = if is_id || long.is_some() {
+        0
+    } else {
+        (0..n)
+            .filter(|&e| ctx.ent_row[e].is_none() && is_missing(e))
+            .count()
+    };
     let report = FeatureReport {
         name: name.to_string(),
         side: ctx.side,
@@ -888,6 +904,8 @@ fn encode_feature(
         is_id,
         vocab_len: vocab.len(),
         missing,
+        empty: missing - no_row,
+        no_row,
         unparsable,
     };
     Ok((
@@ -1241,6 +1259,8 @@ mod tests {
             is_id,
             vocab_len: 3,
             missing,
+            empty: missing,
+            no_row: 0,
             unparsable,
         };
         let mut r = IngestReport {

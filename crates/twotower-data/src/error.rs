@@ -44,10 +44,14 @@ pub enum DataError {
         message: String,
     },
     /// A column named in the config does not exist in the table.
-    #[error("{path}: unknown column `{column}`; available columns: {available:?}")]
+    #[error("{}", unknown_column(path, *header_line, column, available))]
     UnknownColumn {
         /// The table file.
         path: PathBuf,
+        /// 1-based line of the header the names were read from (`None`:
+        /// the names come from the config's `columns`, or the table has
+        /// no names).
+        header_line: Option<u64>,
         /// The column reference as written in the config.
         column: String,
         /// The table's column names (or positions) that exist.
@@ -99,6 +103,25 @@ pub enum DataError {
         /// The parser's message.
         message: String,
     },
+    /// The table at `path` is missing its key column (a feature table's
+    /// `key`, or the item table of `--catalog`).
+    #[error("{}: the key column `{column}` is missing; columns found: {available:?}", at_header(path, *header_line))]
+    MissingKeyColumn {
+        /// The table file.
+        path: PathBuf,
+        /// 1-based line of the header (`None` as in `UnknownColumn`).
+        header_line: Option<u64>,
+        /// The key column as written in the config.
+        column: String,
+        /// The table's column names (or positions).
+        available: Vec<String>,
+    },
+    /// A file holds no bytes at all (not even a header line).
+    #[error("{path}:1: the file is empty (0 bytes; expected a header line or data rows)")]
+    EmptyFile {
+        /// The file.
+        path: PathBuf,
+    },
     /// A table has no data rows.
     #[error("{path}: table has no data rows")]
     EmptyTable {
@@ -106,7 +129,7 @@ pub enum DataError {
         path: PathBuf,
     },
     /// The same key appears twice in a feature table with different values.
-    #[error("{path}:{line}: key `{key}` already defined at line {first_line} with a different value in column `{column}`")]
+    #[error("{path}:{line}: key `{key}` already defined at line {first_line} with a different value in column `{column}`: {first_value:?} at line {first_line}, {value:?} at line {line}")]
     ConflictingRow {
         /// The feature table file.
         path: PathBuf,
@@ -118,6 +141,10 @@ pub enum DataError {
         key: String,
         /// The first column whose values differ.
         column: String,
+        /// That column's value at `first_line`.
+        first_value: String,
+        /// That column's value at `line`.
+        value: String,
     },
     /// A Parquet file could not be read or has an unsupported column type.
     #[error("{path}: parquet: {message}")]
@@ -152,6 +179,32 @@ impl DataError {
             field: field.into(),
             message: message.into(),
         }
+    }
+}
+
+/// `path`, or `path:LINE (header line)`.
+fn at_header(path: &std::path::Path, header_line: Option<u64>) -> String {
+    match header_line {
+        Some(l) => format!("{}:{l} (header line)", path.display()),
+        None => path.display().to_string(),
+    }
+}
+
+fn unknown_column(
+    path: &std::path::Path,
+    header_line: Option<u64>,
+    column: &str,
+    available: &[String],
+) -> String {
+    match header_line {
+        Some(_) => format!(
+            "{}: no column `{column}`; columns found: {available:?}",
+            at_header(path, header_line)
+        ),
+        None => format!(
+            "{}: unknown column `{column}`; available columns: {available:?}",
+            path.display()
+        ),
     }
 }
 

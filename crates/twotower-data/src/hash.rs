@@ -221,6 +221,23 @@ impl Interner {
             }
         }
     }
+    /// The key of `code` (a scan: for error messages only).
+    pub fn key_of(&self, code: u32) -> Option<Box<[u8]>> {
+        for (pi, page) in self.pages.iter().enumerate() {
+            for (k, &c) in page.iter().flat_map(|p| p.iter().enumerate()) {
+                if c == code + 1 {
+                    return Some(((pi << PAGE_BITS) | k).to_string().into_bytes().into());
+                }
+            }
+        }
+        if let Some((&k, _)) = self.small.iter().find(|(_, &c)| c == code) {
+            return Some(unpack(k));
+        }
+        self.large
+            .iter()
+            .find(|(_, &c)| c == code)
+            .map(|(k, _)| k.clone())
+    }
     /// The keys in code order.
     pub fn into_keys(self) -> Vec<Box<[u8]>> {
         let mut out: Vec<Box<[u8]>> = vec![Box::default(); self.next_code() as usize];

@@ -214,12 +214,19 @@ pub(crate) fn read_entity_table(
                 let r = r as usize;
                 for (j, c) in scratch.iter().enumerate() {
                     if codes[j][r] != *c {
+                        let text =
+                            |b: &[u8]| decode(b, enc).map(|s| s.into_owned()).unwrap_or_default();
                         return Err(DataError::ConflictingRow {
                             path: path.clone(),
                             line,
                             first_line: lines[r],
-                            key: decode(k, enc).map(|s| s.into_owned()).unwrap_or_default(),
+                            key: text(k),
                             column: h.names[j + 1].clone(),
+                            first_value: dicts[j]
+                                .key_of(codes[j][r])
+                                .map(|b| text(&b))
+                                .unwrap_or_default(),
+                            value: text(crate::read::trim(f[j + 1])),
                         });
                     }
                 }
@@ -227,7 +234,8 @@ pub(crate) fn read_entity_table(
             }
         }
         Ok(())
-    })?;
+    })
+    .map_err(|e| key_missing(e, &spec.key))?;
     let columns = cols
         .iter()
         .zip(dicts)
@@ -246,6 +254,25 @@ pub(crate) fn read_entity_table(
         duplicate_rows: dup,
         rows_read: rows,
     })
+}
+
+/// An unknown column that is the table's key column becomes
+/// [`DataError::MissingKeyColumn`].
+fn key_missing(e: DataError, key: &ColumnRef) -> DataError {
+    match e {
+        DataError::UnknownColumn {
+            path,
+            header_line,
+            column,
+            available,
+        } if column == key.to_string() => DataError::MissingKeyColumn {
+            path,
+            header_line,
+            column,
+            available,
+        },
+        e => e,
+    }
 }
 
 /// Reads a long (key, value) table.
@@ -280,7 +307,8 @@ pub(crate) fn read_long_table(
         key_codes.push(keys.intern(f[0]));
         codes.push(vals.intern(crate::read::trim(f[1])));
         Ok(())
-    })?;
+    })
+    .map_err(|e| key_missing(e, &spec.key))?;
     Ok(RawLongTable {
         keys: decode_keys(keys.into_keys(), enc),
         key_codes,

@@ -110,6 +110,7 @@ pub(crate) fn is_row_error(e: &DataError) -> bool {
 
 fn resolve(
     path: &Path,
+    header_line: Option<u64>,
     refs: &[ColumnRef],
     names: Option<&[String]>,
     n_fields: Option<usize>,
@@ -123,6 +124,7 @@ fn resolve(
                     if *i >= n {
                         return Err(DataError::UnknownColumn {
                             path: path.to_path_buf(),
+                            header_line,
                             column: r.to_string(),
                             available: available(names, n),
                         });
@@ -145,6 +147,7 @@ fn resolve(
                     None => {
                         return Err(DataError::UnknownColumn {
                             path: path.to_path_buf(),
+                            header_line,
                             column: n.clone(),
                             available: match names {
                                 Some(_) => available(names, 0),
@@ -177,7 +180,8 @@ fn available(names: Option<&[String]>, n: usize) -> Vec<String> {
 ///
 /// # Errors
 /// Missing file ([`DataError::Io`]), unknown column, wrong field count,
-/// malformed record, no data rows ([`DataError::EmptyTable`]), or any error
+/// malformed record, a 0-byte file ([`DataError::EmptyFile`]), no data
+/// rows ([`DataError::EmptyTable`]), or any error
 /// of `f`.
 pub(crate) fn for_each_row<F>(
     opts: &ReadOptions,
@@ -189,6 +193,11 @@ pub(crate) fn for_each_row<F>(
 where
     F: FnMut(u64, &[&[u8]], &Header) -> Result<(), DataError>,
 {
+    if std::fs::metadata(&opts.path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Err(DataError::EmptyFile {
+            path: opts.path.clone(),
+        });
+    }
     let (header, rows) = match opts.format {
         Format::Parquet => read_parquet(opts, refs, on_bad, skipped, &mut f)?,
         _ if opts.quoting => read_quoted(opts, refs, on_bad, skipped, &mut f)?,
@@ -369,6 +378,7 @@ where
     };
 
     let mut names: Option<Vec<String>> = opts.columns.clone();
+    let mut header_line = None;
     if opts.header {
         let Some((s, e)) = next_line(&mut lines, &mut line_no)? else {
             return Err(DataError::EmptyTable { path: path.clone() });
@@ -387,12 +397,13 @@ where
         }
         if names.is_none() {
             names = Some(hn);
+            header_line = Some(line_no);
         }
     }
     let mut expected: Option<usize> = names.as_ref().map(|n| n.len());
     let mut resolved: Option<(Vec<usize>, Header)> = None;
     if let Some(n) = expected {
-        let (idx, disp) = resolve(path, refs, names.as_deref(), Some(n))?;
+        let (idx, disp) = resolve(path, header_line, refs, names.as_deref(), Some(n))?;
         resolved = Some((idx, Header { names: disp }));
     }
     let mut store: Vec<&'static [u8]> = Vec::with_capacity(refs.len());
@@ -403,7 +414,8 @@ where
         splitter.split(buf, &mut spans);
         if expected.is_none() {
             expected = Some(spans.len());
-            let (idx, disp) = resolve(path, refs, names.as_deref(), Some(spans.len()))?;
+            let (idx, disp) =
+                resolve(path, header_line, refs, names.as_deref(), Some(spans.len()))?;
             resolved = Some((idx, Header { names: disp }));
         }
         let (idx, header) = resolved.as_ref().expect("resolved above");
@@ -470,6 +482,7 @@ where
         }
     };
     let mut names: Option<Vec<String>> = opts.columns.clone();
+    let mut header_line = None;
     if opts.header {
         if !rd
             .read_byte_record(&mut rec)
@@ -489,12 +502,13 @@ where
         }
         if names.is_none() {
             names = Some(hn);
+            header_line = Some(line);
         }
     }
     let mut expected: Option<usize> = names.as_ref().map(|n| n.len());
     let mut resolved: Option<(Vec<usize>, Header)> = None;
     if let Some(n) = expected {
-        let (idx, disp) = resolve(path, refs, names.as_deref(), Some(n))?;
+        let (idx, disp) = resolve(path, header_line, refs, names.as_deref(), Some(n))?;
         resolved = Some((idx, Header { names: disp }));
     }
     let mut rows = 0usize;
@@ -520,7 +534,7 @@ where
         }
         if expected.is_none() {
             expected = Some(rec.len());
-            let (idx, disp) = resolve(path, refs, names.as_deref(), Some(rec.len()))?;
+            let (idx, disp) = resolve(path, header_line, refs, names.as_deref(), Some(rec.len()))?;
             resolved = Some((idx, Header { names: disp }));
         }
         let (idx, header) = resolved.as_ref().expect("resolved above");
@@ -742,7 +756,7 @@ where
         .iter()
         .map(|f| f.name().clone())
         .collect();
-    let (idx, disp) = resolve(path, refs, Some(&names), Some(names.len()))?;
+    let (idx, disp) = resolve(path, None, refs, Some(&names), Some(names.len()))?;
     let header = Header { names: disp };
     let mut roots: Vec<usize> = idx.clone();
     roots.sort_unstable();

@@ -98,7 +98,13 @@ fn missing_file_is_an_io_error_naming_it() {
 
 #[test]
 fn empty_tables_are_rejected() {
-    for body in [&b""[..], b"user,item,ts\n", b"\n\n"] {
+    // 0 bytes: an empty file, not a table without rows
+    let d = Dir::new(&[("inter.csv", b"")]);
+    match d.load(INTER) {
+        Err(DataError::EmptyFile { path }) => assert_eq!(file_name(&path), "inter.csv"),
+        other => panic!("expected EmptyFile, got {other:?}"),
+    }
+    for body in [&b"user,item,ts\n"[..], b"\n\n"] {
         let d = Dir::new(&[("inter.csv", body)]);
         match d.load(INTER) {
             Err(DataError::EmptyTable { path }) => assert_eq!(file_name(&path), "inter.csv"),
@@ -113,10 +119,12 @@ fn unknown_column_lists_the_available_ones() {
     match d.load(INTER) {
         Err(DataError::UnknownColumn {
             path,
+            header_line,
             column,
             available,
         }) => {
             assert_eq!(file_name(&path), "inter.csv");
+            assert_eq!(header_line, Some(1));
             assert_eq!(column, "item");
             assert_eq!(available, vec!["user", "movie", "ts"]);
         }
@@ -199,10 +207,13 @@ fn duplicate_feature_rows_identical_are_counted_conflicting_are_rejected() {
             first_line,
             key,
             column,
+            first_value,
+            value,
         }) => {
             assert_eq!(file_name(&path), "items.csv");
             assert_eq!((line, first_line), (4, 2));
             assert_eq!((key.as_str(), column.as_str()), ("i1", "genre"));
+            assert_eq!((first_value.as_str(), value.as_str()), ("drama", "horror"));
         }
         other => panic!("expected ConflictingRow, got {other:?}"),
     }

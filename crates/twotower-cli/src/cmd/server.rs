@@ -20,7 +20,7 @@ pub struct Args {
     #[arg(long)]
     pub ann: bool,
     /// HNSW search breadth (ef) of --ann: larger gives higher recall and slower searches.
-    #[arg(long, value_name = "N", default_value_t = super::serve::DEFAULT_EF, value_parser = super::serve::parse_ef)]
+    #[arg(long, value_name = "N", requires = "ann", default_value_t = super::serve::DEFAULT_EF, value_parser = super::serve::parse_ef)]
     pub ef: usize,
     /// Serve the items of this table instead of the run's (the layout of
     /// the config's `[data.items]`): new items are scored from their features.

@@ -150,12 +150,18 @@ fn render(s: &Stats) -> String {
     for f in &r.features {
         let _ = writeln!(
             o,
-            "  {:<5} {:<16} {:<18} vocab {:>8}  missing {:>7}{}{}",
+            "  {:<5} {:<16} {:<18} vocab {:>8}  {}{}{}",
             format!("{:?}", f.side).to_lowercase(),
             f.name,
             format!("{:?}", f.kind),
             f.vocab_len,
-            f.missing,
+            // an id's "missing" is an id without a train interaction; a
+            // table feature's is an empty cell or an entity without a row
+            if f.is_id {
+                format!("missing {:>7}", f.missing)
+            } else {
+                format!("empty {:>7}  no row {:>7}", f.empty, f.no_row)
+            },
             if f.unparsable > 0 {
                 format!("  unparsable {}", f.unparsable)
             } else {
