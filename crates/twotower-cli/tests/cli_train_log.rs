@@ -2,12 +2,10 @@
 //! a terminal) gets a progress line every `train.progress_seconds`, and
 //! `eval.max_users` evaluates a seeded sample of the test users, labelled.
 
-use std::path::Path;
-use std::process::Command;
+mod common;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_twotower"))
-}
+use common::bin;
+use std::path::Path;
 
 /// Trains on small built-in synthetic data with `extra` `--set`s; stderr
 /// goes to a file (as `2> train.log` would), returned with stdout.
