@@ -41,7 +41,7 @@ fn recommend(run: &Path, args: &[&str]) -> Output {
 /// (item, score) of each ranked row of `recommend`'s TSV (item column 1,
 /// score column 2 of the default layout; `--queries` rows: 2 and 3).
 fn ranked(out: &Output, item_col: usize, score_col: usize) -> Vec<(String, String)> {
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(out.status.success(), "{}", stderr(out));
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .skip(1)

@@ -141,10 +141,10 @@ pub enum DataError {
         key: String,
         /// The first column whose values differ.
         column: String,
-        /// That column's value at `first_line`.
-        first_value: String,
+        /// That column's value at `first_line` (boxed: keeps `DataError` small).
+        first_value: Box<str>,
         /// That column's value at `line`.
-        value: String,
+        value: Box<str>,
     },
     /// A Parquet file could not be read or has an unsupported column type.
     #[error("{path}: parquet: {message}")]

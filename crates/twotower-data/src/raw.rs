@@ -225,8 +225,9 @@ pub(crate) fn read_entity_table(
                             first_value: dicts[j]
                                 .key_of(codes[j][r])
                                 .map(|b| text(&b))
-                                .unwrap_or_default(),
-                            value: text(crate::read::trim(f[j + 1])),
+                                .unwrap_or_default()
+                                .into(),
+                            value: text(crate::read::trim(f[j + 1])).into(),
                         });
                     }
                 }

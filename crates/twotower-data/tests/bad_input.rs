@@ -213,7 +213,7 @@ fn duplicate_feature_rows_identical_are_counted_conflicting_are_rejected() {
             assert_eq!(file_name(&path), "items.csv");
             assert_eq!((line, first_line), (4, 2));
             assert_eq!((key.as_str(), column.as_str()), ("i1", "genre"));
-            assert_eq!((first_value.as_str(), value.as_str()), ("drama", "horror"));
+            assert_eq!((&*first_value, &*value), ("drama", "horror"));
         }
         other => panic!("expected ConflictingRow, got {other:?}"),
     }

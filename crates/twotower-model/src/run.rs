@@ -73,13 +73,20 @@ pub enum RunError {
     /// The stored config no longer loads.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The data the run was trained on no longer loads.
+    /// The data the run was trained on no longer loads (boxed: keeps
+    /// `RunError` small).
     #[error(transparent)]
-    Data(#[from] twotower_data::DataError),
+    Data(Box<twotower_data::DataError>),
     /// Evaluation setup: a training-crate error (`twotower::train::TrainError`,
     /// converted by `From` there).
     #[error(transparent)]
     Train(Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+impl From<twotower_data::DataError> for RunError {
+    fn from(e: twotower_data::DataError) -> Self {
+        RunError::Data(Box::new(e))
+    }
 }
 
 /// How a run was made.
