@@ -4,7 +4,7 @@
 //! returns the whole file as one `Vec<u8>`: written that way, a model of
 //! 9 GB (a 10M-item embedding table with its Adam moments) needs 9 GB of
 //! little-endian copies plus a 9 GB file buffer on top of itself — the
-//! out-of-memory kill after the first epoch at 10M items. [`write`] produces
+//! out-of-memory kill after the first epoch at 10M items. [`write()`] produces
 //! the same bytes (checked against the crate in the tests below) while
 //! holding only a 64 KiB conversion buffer: the header first, then each
 //! tensor converted to little-endian in chunks, straight into the writer
