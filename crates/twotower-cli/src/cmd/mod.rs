@@ -18,25 +18,9 @@ pub mod train;
 use twotower::config::Config;
 use twotower_data::Dataset;
 
-/// Sizes rayon's global pool, the one source of parallelism: matrixmultiply's
-/// own GEMM pool is pinned to one thread (unless `MATMUL_NUM_THREADS` is set),
-/// and products are split over rayon where that pays (`twotower::linalg`),
-/// so the towers can run side by side without oversubscribing the cores.
+/// Sizes rayon's global pool ([`twotower::util::set_threads`]).
 pub fn set_threads(threads: usize) -> anyhow::Result<()> {
-    let n = if threads == 0 {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    } else {
-        threads
-    };
-    if std::env::var_os("MATMUL_NUM_THREADS").is_none() {
-        std::env::set_var("MATMUL_NUM_THREADS", "1");
-    }
-    // Ignore "already initialised" (a second call in the same process).
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global();
+    twotower::util::set_threads(threads);
     Ok(())
 }
 
