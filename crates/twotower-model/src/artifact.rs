@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use twotower_data::{Dataset, EncodedFeature, EntityTable, IngestReport, Interactions};
 
 use crate::run::RunError;
-use crate::tensor_file::{self, NamedTensor, TensorData};
+use crate::tensor_file::{self, row_major, NamedTensor, TensorData};
 use crate::util::{atomic_write, atomic_write_bytes};
 
 /// Version of the artifact files.
@@ -120,15 +120,6 @@ pub fn exists(dir: &Path) -> bool {
     dir.join(ARTIFACT_FILE).is_file()
 }
 
-/// The values of `v` in row-major order: borrowed when `v` is laid out
-/// so (as [`crate::inference::encode_all`]'s arrays are), copied otherwise.
-fn row_major(v: &Array2<f32>) -> std::borrow::Cow<'_, [f32]> {
-    match v.as_slice() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(v.iter().copied().collect()),
-    }
-}
-
 /// Writes the artifact of a model trained on `ds` with vectors `users`,
 /// `items` (from [`crate::inference::encode_all`]).
 ///
@@ -148,7 +139,7 @@ pub fn write(
     let n = ds.train.len();
     // streamed (crate::tensor_file): no little-endian copies of the train
     // split or the vectors, no file-sized buffer
-    let (iv, uv) = (row_major(items), row_major(users));
+    let (iv, uv) = (row_major(items.view()), row_major(users.view()));
     let mut tensors = vec![
         NamedTensor {
             name: "train.user".into(),

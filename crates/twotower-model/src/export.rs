@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use ndarray::{Array2, ArrayView2, ShapeBuilder};
 use serde::{Deserialize, Serialize};
 
-use crate::tensor_file::{self, NamedTensor};
+use crate::tensor_file::{self, row_major, NamedTensor};
 use crate::util::{atomic_write, atomic_write_bytes};
 
 /// Version of the export layout written by this library. Readers accept
@@ -277,15 +277,6 @@ fn npy_header(rows: usize, cols: usize) -> Vec<u8> {
     out.resize(10 + header_len - 1, b' ');
     out.push(b'\n');
     out
-}
-
-/// The values of `v` in row-major order: borrowed when `v` is laid out
-/// so, copied otherwise.
-fn row_major(v: ArrayView2<'_, f32>) -> std::borrow::Cow<'_, [f32]> {
-    match v.to_slice() {
-        Some(s) => std::borrow::Cow::Borrowed(s),
-        None => std::borrow::Cow::Owned(v.iter().copied().collect()),
-    }
 }
 
 /// Writes `v` as a NumPy `.npy` file (format 1.0, `<f4`, C order), atomically.

@@ -19,9 +19,11 @@
 //! ascending order (the crate writes a `HashMap`'s order, which varies
 //! from run to run when there is more than one key).
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{self, Write};
 
+use ndarray::ArrayView2;
 use safetensors::tensor::TensorInfo;
 use safetensors::Dtype;
 
@@ -103,6 +105,16 @@ impl<'a> NamedTensor<'a> {
             shape,
             data: TensorData::F32(data),
         }
+    }
+}
+
+/// The values of `v` in row-major order, for a [`TensorData::F32`]:
+/// borrowed when `v` is laid out so (as `encode_all`'s arrays are), copied
+/// otherwise.
+pub fn row_major(v: ArrayView2<'_, f32>) -> Cow<'_, [f32]> {
+    match v.to_slice() {
+        Some(s) => Cow::Borrowed(s),
+        None => Cow::Owned(v.iter().copied().collect()),
     }
 }
 
@@ -299,5 +311,16 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.to_string(), "tensor w: name used twice");
+    }
+
+    #[test]
+    fn row_major_borrows_standard_layout_and_copies_others() {
+        let a =
+            ndarray::Array2::from_shape_vec((2, 3), vec![1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]).unwrap();
+        assert!(matches!(row_major(a.view()), Cow::Borrowed(_)));
+        // the transpose is column-major in memory: copied in logical row order
+        let t = row_major(a.t());
+        assert!(matches!(t, Cow::Owned(_)));
+        assert_eq!(&*t, &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
     }
 }
