@@ -469,15 +469,13 @@ where
     let mut rec = csv::ByteRecord::new();
     let csv_err = |e: csv::Error, lines: &mut Lines| -> DataError {
         let line = e.position().map(|p| lines.line_at(p.byte())).unwrap_or(0);
-        match e.kind() {
-            csv::ErrorKind::Io(_) => match e.into_kind() {
-                csv::ErrorKind::Io(io) => DataError::io(path, io),
-                _ => unreachable!("checked kind"),
-            },
+        let message = e.to_string();
+        match e.into_kind() {
+            csv::ErrorKind::Io(io) => DataError::io(path, io),
             _ => DataError::Malformed {
                 path: path.clone(),
                 line,
-                message: e.to_string(),
+                message,
             },
         }
     };

@@ -69,6 +69,103 @@ pub struct RawConfig {
     pub eval: EvalSection,
 }
 
+pub use crate::tower::MaskEmbedding;
+
+/// `loss.frequency`: where the logQ correction's sampling probability
+/// `p_j` comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogqFrequency {
+    /// Train counts: `p_j = c_j / N` (the default).
+    #[default]
+    Counts,
+    /// Train counts as the probability of appearing in a batch of
+    /// `train.batch_size`, brought to per-example scale:
+    /// `(1 − (1 − c_j/N)^B) / B`.
+    BatchInclusion,
+    /// The streaming estimator of Yi et al. 2019, Algorithm 2 (multi-hash).
+    Streaming,
+}
+
+/// `ssl.masking`: which features are masked in the two SSL views (Yao et
+/// al. 2021, §3.3; `cold_start` is twotower's addition).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskingPattern {
+    /// Each maskable feature masked independently with probability
+    /// `mask_rate`, independently in each view (the views may overlap).
+    Random,
+    /// Random Feature Masking (RFM): the maskable features are split uniformly
+    /// at random into two disjoint sets of sizes ⌈k/2⌉ (masked in view 1) and
+    /// ⌊k/2⌋ (masked in view 2). The default.
+    #[default]
+    Complementary,
+    /// Correlated Feature Masking (CFM): a seed feature drawn uniformly; view 1
+    /// masks its precomputed group (seed + the ⌈k/2⌉ − 1 features sharing the
+    /// most mutual information with it), view 2 masks the complement.
+    Correlated,
+    /// Cold-start views (in the spirit of content-to-collaborative alignment
+    /// for cold start, e.g. CLCRec, Wei et al. 2021): view 1 masks every
+    /// item-id feature — the item as a cold item is seen, its features only —
+    /// and view 2 masks nothing (feature dropout still applies to both).
+    /// InfoNCE over uniformly sampled items then pulls each item's
+    /// features-only vector toward its full vector and away from the other
+    /// items', which is the vector a cold item is scored with. Needs at least
+    /// one id feature and one other feature; `ssl.mask_id` must be true.
+    ColdStart,
+}
+
+/// `ssl.seed_scope`: whether the masking draw is made once per row or once
+/// per batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SeedScope {
+    /// A fresh draw (seed feature, RFM split or Bernoulli masks) for every row (the default).
+    #[default]
+    PerExample,
+    /// One draw for the whole batch, shared by all its rows.
+    PerBatch,
+}
+
+/// `ssl.mi_weighting`: how the mutual information of correlated masking
+/// counts items.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MiWeighting {
+    /// Every catalog item counts once (the default).
+    #[default]
+    Items,
+    /// Every item counts once per train click.
+    Clicks,
+}
+
+/// `ssl.mask_as`: how a masked feature reaches the item tower.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MaskAs {
+    /// As a missing / out-of-vocabulary value is at inference: row 0 of a
+    /// single-valued feature's table, an empty bag for a multi-valued one
+    /// (the default), so SSL trains the path cold items take.
+    #[default]
+    Unknown,
+    /// The `model.mask_embedding` vector (zero or learned), the paper's choice.
+    MaskEmbedding,
+}
+
+/// `train.sparse_optimizer`: the optimizer of the embedding tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SparseOptimizer {
+    /// Lazy row-wise Adam: moments of the touched rows only, bias correction
+    /// from the global step (the default).
+    #[default]
+    Adam,
+    /// Adagrad, one accumulator per element.
+    Adagrad,
+    /// Adagrad with one accumulator per row (`G_r += mean(g²)`).
+    AdagradRowwise,
+}
+
 /// `[model]`: the two towers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -80,7 +177,7 @@ pub struct ModelConfig {
     /// Output dimension of both towers; outputs are L2-normalized (default 64).
     pub out_dim: usize,
     /// Default embedding of a masked feature in SSL views: `"zero"` (default) or `"learned"`.
-    pub mask_embedding: String,
+    pub mask_embedding: MaskEmbedding,
     /// Standard deviation of the N(0, σ²) initialisation of embedding rows
     /// (default 0 = `1/√dim` per feature).
     pub embedding_init_std: f64,
@@ -94,7 +191,7 @@ impl Default for ModelConfig {
             embedding_dim: 32,
             hidden: vec![128],
             out_dim: 64,
-            mask_embedding: "zero".into(),
+            mask_embedding: MaskEmbedding::Zero,
             embedding_init_std: 0.0,
             history: HistoryConfig::default(),
         }
@@ -164,7 +261,7 @@ pub struct LossSection {
     /// of `train.batch_size`, brought to per-example scale:
     /// `(1 − (1 − c_j/N)^B)/B`) or `"streaming"` (Yi et al. 2019,
     /// Algorithm 2, multi-hash).
-    pub frequency: String,
+    pub frequency: LogqFrequency,
     /// Strength β of the correction: logits are `cos/τ − β·log p_j` (default
     /// 1.0, the unbiased correction; 0 is the same as `logq = false`).
     pub logq_weight: f64,
@@ -196,7 +293,7 @@ impl Default for LossSection {
         Self {
             temperature: 0.05,
             logq: true,
-            frequency: "counts".into(),
+            frequency: LogqFrequency::Counts,
             logq_weight: 1.0,
             streaming_alpha: 0.01,
             streaming_buckets: 1 << 20,
@@ -234,13 +331,13 @@ pub struct SslSection {
     /// Masking pattern: `"random"`, `"complementary"` (default), `"correlated"`
     /// or `"cold_start"` (view 1 = the item's features without its id, view 2
     /// = the whole item; see `twotower::augment::MaskingPattern::ColdStart`).
-    pub masking: String,
+    pub masking: MaskingPattern,
     /// Masking probability p of the `random` pattern (default 0.5).
     pub mask_rate: f64,
     /// Feature dropout probability q of each value of a multi-valued feature (default 0.0).
     pub dropout_rate: f64,
     /// Correlated masking: seed feature drawn `"per_example"` (default) or `"per_batch"`.
-    pub seed_scope: String,
+    pub seed_scope: SeedScope,
     /// Whether the item-id feature may be masked (default true).
     pub mask_id: bool,
     /// Correlated masking: whether the item id may be chosen as a seed's
@@ -249,7 +346,7 @@ pub struct SslSection {
     /// false groups the content features by their MI among themselves.
     pub cfm_id_partner: bool,
     /// Mutual information counted once per item (`"items"`, default) or per click (`"clicks"`).
-    pub mi_weighting: String,
+    pub mi_weighting: MiWeighting,
     /// How a masked feature reaches the item tower: `"unknown"` — as a
     /// missing / out-of-vocabulary value is at inference (row 0 of a
     /// single-valued feature's table, an empty bag for a multi-valued one),
@@ -258,7 +355,7 @@ pub struct SslSection {
     /// Default `"unknown"`: on Amazon Beauty the mask embedding left every
     /// cold test item behind (cold_recall@50 0 with correlated masking),
     /// unknown raised it above no SSL (README "SSL on Amazon Beauty").
-    pub mask_as: String,
+    pub mask_as: MaskAs,
 }
 
 impl Default for SslSection {
@@ -268,14 +365,14 @@ impl Default for SslSection {
             weight: 0.1,
             temperature: 0.1,
             batch_size: 0,
-            masking: "complementary".into(),
+            masking: MaskingPattern::Complementary,
             mask_rate: 0.5,
             dropout_rate: 0.0,
-            seed_scope: "per_example".into(),
+            seed_scope: SeedScope::PerExample,
             mask_id: true,
             cfm_id_partner: true,
-            mi_weighting: "items".into(),
-            mask_as: "unknown".into(),
+            mi_weighting: MiWeighting::Items,
+            mask_as: MaskAs::Unknown,
         }
     }
 }
@@ -293,7 +390,7 @@ pub struct TrainSection {
     pub batch_size: usize,
     /// Sparse optimizer of the embedding tables: `"adam"` (lazy row-wise moments, default),
     /// `"adagrad"` or `"adagrad_rowwise"`.
-    pub sparse_optimizer: String,
+    pub sparse_optimizer: SparseOptimizer,
     /// Learning rate of the embedding tables (default 0.01).
     pub lr_sparse: f64,
     /// Learning rate of the dense MLP weights (Adam/AdamW) (default 0.001).
@@ -353,7 +450,7 @@ impl Default for TrainSection {
         Self {
             epochs: 30,
             batch_size: 256,
-            sparse_optimizer: "adam".into(),
+            sparse_optimizer: SparseOptimizer::Adam,
             lr_sparse: 0.01,
             lr_dense: 0.001,
             weight_decay: 0.0,
@@ -670,16 +767,6 @@ impl Config {
                 "a finite number > 0",
             ));
         }
-        if !matches!(
-            r.loss.frequency.as_str(),
-            "counts" | "batch_inclusion" | "streaming"
-        ) {
-            return Err(bad(
-                "loss.frequency",
-                &r.loss.frequency,
-                "\"counts\", \"batch_inclusion\" or \"streaming\"",
-            ));
-        }
         if !(r.loss.logq_weight.is_finite() && r.loss.logq_weight >= 0.0) {
             return Err(bad(
                 "loss.logq_weight",
@@ -724,13 +811,6 @@ impl Config {
                 "sizes of at least 1",
             ));
         }
-        if !matches!(r.model.mask_embedding.as_str(), "zero" | "learned") {
-            return Err(bad(
-                "model.mask_embedding",
-                &r.model.mask_embedding,
-                "\"zero\" or \"learned\"",
-            ));
-        }
         let h = &r.model.history;
         if !(1..=10_000).contains(&h.max_len) {
             return Err(bad("model.history.max_len", h.max_len, "in 1..=10000"));
@@ -752,35 +832,11 @@ impl Config {
                 "a finite number > 0",
             ));
         }
-        if !matches!(
-            r.ssl.masking.as_str(),
-            "random" | "complementary" | "correlated" | "cold_start"
-        ) {
-            return Err(bad(
-                "ssl.masking",
-                &r.ssl.masking,
-                "\"random\", \"complementary\", \"correlated\" or \"cold_start\"",
-            ));
-        }
         if !(0.0..=1.0).contains(&r.ssl.mask_rate) {
             return Err(bad("ssl.mask_rate", r.ssl.mask_rate, "in [0, 1]"));
         }
         if !(0.0..=1.0).contains(&r.ssl.dropout_rate) {
             return Err(bad("ssl.dropout_rate", r.ssl.dropout_rate, "in [0, 1]"));
-        }
-        if !matches!(r.ssl.seed_scope.as_str(), "per_example" | "per_batch") {
-            return Err(bad(
-                "ssl.seed_scope",
-                &r.ssl.seed_scope,
-                "\"per_example\" or \"per_batch\"",
-            ));
-        }
-        if !matches!(r.ssl.mask_as.as_str(), "unknown" | "mask_embedding") {
-            return Err(bad(
-                "ssl.mask_as",
-                &r.ssl.mask_as,
-                "\"unknown\" or \"mask_embedding\"",
-            ));
         }
         if !(r.train.progress_seconds.is_finite() && r.train.progress_seconds >= 0.0) {
             return Err(bad(
@@ -796,13 +852,6 @@ impl Config {
                 "in [0, 1)",
             ));
         }
-        if !matches!(r.ssl.mi_weighting.as_str(), "items" | "clicks") {
-            return Err(bad(
-                "ssl.mi_weighting",
-                &r.ssl.mi_weighting,
-                "\"items\" or \"clicks\"",
-            ));
-        }
         if r.train.batch_size < 2 {
             return Err(bad(
                 "train.batch_size",
@@ -812,16 +861,6 @@ impl Config {
         }
         if r.train.epochs == 0 {
             return Err(bad("train.epochs", 0, "at least 1"));
-        }
-        if !matches!(
-            r.train.sparse_optimizer.as_str(),
-            "adam" | "adagrad" | "adagrad_rowwise"
-        ) {
-            return Err(bad(
-                "train.sparse_optimizer",
-                &r.train.sparse_optimizer,
-                "\"adam\", \"adagrad\" or \"adagrad_rowwise\"",
-            ));
         }
         for (key, v) in [
             ("train.lr_sparse", r.train.lr_sparse),
@@ -931,6 +970,79 @@ mod tests {
         .unwrap();
         assert!(!c.raw.ssl.cfm_id_partner);
         assert_eq!(c.raw.train.seed, 7);
+    }
+
+    #[test]
+    fn choice_fields_are_enums_whose_errors_list_the_choices() {
+        // every choice field, with a bad value from a flag: the flag is blamed
+        // and serde lists the valid values
+        for (set, choices) in [
+            (
+                "loss.frequency=count",
+                "`counts`, `batch_inclusion`, `streaming`",
+            ),
+            ("model.mask_embedding=zeros", "`zero` or `learned`"),
+            (
+                "ssl.masking=corelated",
+                "`random`, `complementary`, `correlated`, `cold_start`",
+            ),
+            ("ssl.seed_scope=batch", "`per_example` or `per_batch`"),
+            ("ssl.mi_weighting=click", "`items` or `clicks`"),
+            ("ssl.mask_as=zero", "`unknown` or `mask_embedding`"),
+            (
+                "train.sparse_optimizer=sgd",
+                "`adam`, `adagrad`, `adagrad_rowwise`",
+            ),
+        ] {
+            let err = set_err(set);
+            assert!(err.contains(&format!("--set {set}")), "{err}");
+            assert!(err.contains("unknown variant"), "{err}");
+            assert!(err.contains(choices), "{set}: {err}");
+        }
+        // from a file: the file's line
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        std::fs::write(&p, "[ssl]\nenabled = true\nmasking = \"cfm\"\n").unwrap();
+        let err = Config::load(Some(&p), &[]).unwrap_err().to_string();
+        assert!(err.contains("c.toml line 3"), "{err}");
+        assert!(err.contains("unknown variant `cfm`"), "{err}");
+        // the defaults, and every value parses to its variant
+        let c = Config::load(None, &[]).unwrap();
+        assert_eq!(c.raw.loss.frequency, LogqFrequency::Counts);
+        assert_eq!(c.raw.model.mask_embedding, MaskEmbedding::Zero);
+        assert_eq!(c.raw.ssl.masking, MaskingPattern::Complementary);
+        assert_eq!(c.raw.ssl.seed_scope, SeedScope::PerExample);
+        assert_eq!(c.raw.ssl.mi_weighting, MiWeighting::Items);
+        assert_eq!(c.raw.ssl.mask_as, MaskAs::Unknown);
+        assert_eq!(c.raw.train.sparse_optimizer, SparseOptimizer::Adam);
+        let c = Config::load(
+            None,
+            &[
+                "loss.frequency=batch_inclusion".into(),
+                "model.mask_embedding=learned".into(),
+                "ssl.masking=cold_start".into(),
+                "ssl.seed_scope=per_batch".into(),
+                "ssl.mi_weighting=clicks".into(),
+                "ssl.mask_as=mask_embedding".into(),
+                "train.sparse_optimizer=adagrad_rowwise".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.raw.loss.frequency, LogqFrequency::BatchInclusion);
+        assert_eq!(c.raw.model.mask_embedding, MaskEmbedding::Learned);
+        assert_eq!(c.raw.ssl.masking, MaskingPattern::ColdStart);
+        assert_eq!(c.raw.ssl.seed_scope, SeedScope::PerBatch);
+        assert_eq!(c.raw.ssl.mi_weighting, MiWeighting::Clicks);
+        assert_eq!(c.raw.ssl.mask_as, MaskAs::MaskEmbedding);
+        assert_eq!(
+            c.raw.train.sparse_optimizer,
+            SparseOptimizer::AdagradRowwise
+        );
+        // the defaults serialize to the strings the TOML uses (checkpoints
+        // and `--set` key checks read them)
+        let v = toml::Value::try_from(SslSection::default()).unwrap();
+        assert_eq!(v["masking"].as_str(), Some("complementary"));
+        assert_eq!(v["mask_as"].as_str(), Some("unknown"));
     }
 
     #[test]

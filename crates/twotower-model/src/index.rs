@@ -85,6 +85,10 @@ pub enum IndexError {
         /// The row.
         row: u32,
     },
+    /// Exact top-K selection rejected its inputs (other than a NaN score,
+    /// [`IndexError::NanScore`]).
+    #[error(transparent)]
+    TopK(EvalError),
     /// The index library behind an implementation failed (its message).
     #[error("index backend: {message}")]
     Backend {
@@ -251,7 +255,7 @@ impl VectorIndex for ExactIndex {
         let mut out = Vec::with_capacity(k.min(self.len()));
         top_k(scores, k, &ex, &self.tie_rank, &mut out).map_err(|e| match e {
             EvalError::NanScore { item, .. } => IndexError::NanScore { row: item },
-            other => unreachable!("top_k inputs are checked here: {other}"),
+            other => IndexError::TopK(other),
         })?;
         Ok(out)
     }

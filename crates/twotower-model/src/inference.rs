@@ -15,7 +15,7 @@ use twotower_data::{Dataset, EncodedFeature, EntityTable, Interactions};
 use crate::config::{Config, HistoryPoolingKind};
 use crate::history_feature::{item_rows, HistoryFeature, HistoryPooling, HISTORY_FEATURE};
 use crate::model::{SharedTable, TwoTower};
-use crate::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, Tower, TowerSpec};
+use crate::tower::{FeatureColumn, FeatureSpec, Tower, TowerSpec};
 
 /// Borrowed CSR columns of one side's features.
 pub fn columns(features: &[EncodedFeature]) -> Vec<FeatureColumn<'_>> {
@@ -43,11 +43,7 @@ pub fn tower_spec(cfg: &Config, features: &[EncodedFeature]) -> TowerSpec {
             .collect(),
         hidden: m.hidden.clone(),
         out_dim: m.out_dim,
-        mask_embedding: if m.mask_embedding == "learned" {
-            MaskEmbedding::Learned
-        } else {
-            MaskEmbedding::Zero
-        },
+        mask_embedding: m.mask_embedding,
     }
 }
 

@@ -28,7 +28,8 @@ use crate::loss::ensure_len;
 use crate::real::Real;
 
 /// What a masked feature (SSL augmentation) contributes to the concatenation.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MaskEmbedding {
     /// The zero vector (no parameters).
     #[default]

@@ -45,43 +45,9 @@ use serde::{Deserialize, Serialize};
 use crate::model::SslBatch;
 use crate::tower::{BatchFeature, FeatureColumn, TowerBatch};
 
-/// Which features are masked in the two views (Yao et al. 2021, §3.3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MaskingPattern {
-    /// Each maskable feature masked independently with probability
-    /// `mask_rate`, independently in each view (the views may overlap).
-    Random,
-    /// Random Feature Masking (RFM): the maskable features are split uniformly
-    /// at random into two disjoint sets of sizes ⌈k/2⌉ (masked in view 1) and
-    /// ⌊k/2⌋ (masked in view 2).
-    Complementary,
-    /// Correlated Feature Masking (CFM): a seed feature drawn uniformly; view 1
-    /// masks its precomputed group (seed + the ⌈k/2⌉ − 1 features sharing the
-    /// most mutual information with it, see [`correlated_groups`]), view 2
-    /// masks the complement.
-    Correlated,
-    /// Cold-start views (twotower's addition, in the spirit of content-to-
-    /// collaborative alignment for cold start, e.g. CLCRec, Wei et al. 2021):
-    /// view 1 masks every item-id feature — the item as a cold item is seen,
-    /// its features only — and view 2 masks nothing (feature dropout still
-    /// applies to both). InfoNCE over uniformly sampled items then pulls each
-    /// item's features-only vector toward its full vector and away from the
-    /// other items', which is the vector a cold item is scored with. Needs at
-    /// least one id feature and one other feature; `mask_id_feature` must be
-    /// true.
-    ColdStart,
-}
-
-/// Whether the masking draw is made once per row or once per batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SeedScope {
-    /// A fresh draw (seed feature, RFM split or Bernoulli masks) for every row.
-    PerExample,
-    /// One draw for the whole batch, shared by all its rows.
-    PerBatch,
-}
+// The two choices of the `[ssl]` section that the augmenter acts on are
+// config enums (so serde checks them); re-exported here under their old paths.
+pub use crate::config::{MaskingPattern, SeedScope};
 
 /// Augmentation settings (checked by [`Augmenter::new`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

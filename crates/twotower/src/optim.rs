@@ -39,6 +39,18 @@ pub enum SparseOptimizerKind {
     Adam,
 }
 
+impl From<crate::config::SparseOptimizer> for SparseOptimizerKind {
+    /// The optimizer `train.sparse_optimizer` names.
+    fn from(c: crate::config::SparseOptimizer) -> Self {
+        use crate::config::SparseOptimizer as C;
+        match c {
+            C::Adam => Self::Adam,
+            C::Adagrad => Self::Adagrad { row_wise: false },
+            C::AdagradRowwise => Self::Adagrad { row_wise: true },
+        }
+    }
+}
+
 /// Optimizer hyper-parameters.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OptimConfig {

@@ -33,9 +33,9 @@ use serde::Serialize;
 
 use twotower_data::{Dataset, EntityTable, Interactions};
 
-use crate::augment::{AugmentConfig, Augmenter, MaskingPattern, SeedScope};
+use crate::augment::{AugmentConfig, Augmenter, MaskingPattern};
 use crate::checkpoint::{self, CheckpointMeta, CHECKPOINT_FORMAT_VERSION};
-use crate::config::Config;
+use crate::config::{Config, LogqFrequency, MaskAs, MiWeighting};
 use crate::eval::{evaluate, DotScorer, EvalConfig, EvalSet, Metrics, PopularityScorer};
 use crate::frequency::{CountFrequency, FrequencyEstimator, StreamingFrequency, P_FLOOR};
 use crate::history::{recency_weights, UserHistory};
@@ -148,6 +148,9 @@ pub struct TrainOptions<'a> {
     /// process (checkpoint saved, [`TrainError::Interrupted`]); for testing
     /// that `resume` reproduces an uninterrupted run. `None` in normal use.
     pub stop_after_steps: Option<u64>,
+    /// Called with each epoch's record (the line `epochs.jsonl` gains)
+    /// once it is written; the Python package reports progress through it.
+    pub on_epoch: Option<&'a (dyn Fn(&serde_json::Value) + Sync)>,
 }
 
 /// What training produced.
@@ -420,11 +423,7 @@ pub fn eval_config(cfg: &Config) -> EvalConfig {
 pub fn optim_config(cfg: &Config) -> OptimConfig {
     let t = &cfg.raw.train;
     OptimConfig {
-        sparse: match t.sparse_optimizer.as_str() {
-            "adagrad" => SparseOptimizerKind::Adagrad { row_wise: false },
-            "adagrad_rowwise" => SparseOptimizerKind::Adagrad { row_wise: true },
-            _ => SparseOptimizerKind::Adam,
-        },
+        sparse: SparseOptimizerKind::from(t.sparse_optimizer),
         sparse_lr: t.lr_sparse,
         dense_lr: t.lr_dense,
         weight_decay: t.weight_decay,
@@ -459,15 +458,10 @@ pub fn augmenter(
         .map(|f| matches!(f.kind, twotower_data::FeatureKind::MultiCategorical))
         .collect();
     let is_id: Vec<bool> = feats.iter().map(|f| f.is_id).collect();
-    let pattern = match s.masking.as_str() {
-        "random" => MaskingPattern::Random,
-        "correlated" => MaskingPattern::Correlated,
-        "cold_start" => MaskingPattern::ColdStart,
-        _ => MaskingPattern::Complementary,
-    };
+    let pattern = s.masking;
     let mi = if pattern == MaskingPattern::Correlated {
         let cols = columns(feats);
-        let weights = if s.mi_weighting == "clicks" {
+        let weights = if s.mi_weighting == MiWeighting::Clicks {
             let mut c = vec![0u32; ds.items.ids.len()];
             for &i in &train.item {
                 c[i as usize] += 1;
@@ -487,14 +481,10 @@ pub fn augmenter(
         pattern,
         mask_rate: s.mask_rate,
         dropout_rate: s.dropout_rate,
-        seed_scope: if s.seed_scope == "per_batch" {
-            SeedScope::PerBatch
-        } else {
-            SeedScope::PerExample
-        },
+        seed_scope: s.seed_scope,
         mask_id_feature: s.mask_id,
         cfm_id_partner: s.cfm_id_partner,
-        mask_as_unknown: s.mask_as == "unknown",
+        mask_as_unknown: s.mask_as == MaskAs::Unknown,
     };
     Ok(Some(Augmenter::new(acfg, is_multi, is_id, mi.as_deref())?))
 }
@@ -776,19 +766,22 @@ fn run_phase(
     for &i in &fit.item {
         counts[i as usize] += 1;
     }
-    let mut freq = if !l.logq {
-        Frequency::Off
-    } else if l.frequency == "streaming" {
-        Frequency::Streaming(Box::new(StreamingFrequency::new(
-            l.streaming_alpha,
-            l.streaming_buckets,
-            l.streaming_hashes,
-            seed,
-        )?))
-    } else if l.frequency == "batch_inclusion" {
-        Frequency::Counts(CountFrequency::batch_inclusion(&counts, t.batch_size)?)
-    } else {
-        Frequency::Counts(CountFrequency::from_train_counts(&counts)?)
+    let mut freq = match (l.logq, l.frequency) {
+        (false, _) => Frequency::Off,
+        (true, LogqFrequency::Streaming) => {
+            Frequency::Streaming(Box::new(StreamingFrequency::new(
+                l.streaming_alpha,
+                l.streaming_buckets,
+                l.streaming_hashes,
+                seed,
+            )?))
+        }
+        (true, LogqFrequency::BatchInclusion) => {
+            Frequency::Counts(CountFrequency::batch_inclusion(&counts, t.batch_size)?)
+        }
+        (true, LogqFrequency::Counts) => {
+            Frequency::Counts(CountFrequency::from_train_counts(&counts)?)
+        }
     };
     let logq_weight = l.logq_weight as f32;
     let aug = augmenter(cfg, ds, fit)?;
@@ -1223,6 +1216,9 @@ fn run_phase(
             );
         }
         write_history(&opts.run_dir, history)?;
+        if let (Some(f), Some(rec)) = (opts.on_epoch, history.last()) {
+            f(rec);
+        }
         save(
             &model,
             &opt,

@@ -669,6 +669,7 @@ fn opts(dir: &Path) -> TrainOptions<'static> {
         interrupt: None,
         verbose: false,
         stop_after_steps: None,
+        on_epoch: None,
     }
 }
 

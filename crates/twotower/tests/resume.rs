@@ -43,6 +43,7 @@ fn opts(dir: &Path, resume: bool, stop: Option<u64>) -> TrainOptions<'static> {
         interrupt: None,
         verbose: false,
         stop_after_steps: stop,
+        on_epoch: None,
     }
 }
 

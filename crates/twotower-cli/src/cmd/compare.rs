@@ -216,6 +216,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     interrupt: Some(&flag),
                     verbose: args.verbose,
                     stop_after_steps: None,
+                    on_epoch: None,
                 };
                 let outcome = match train(cfg, &ds, &opts) {
                     Ok(o) => o,
