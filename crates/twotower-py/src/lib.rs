@@ -9,7 +9,7 @@
 //! searching. Vectors cross as little-endian f32 bytes, turned into numpy
 //! arrays by the Python layer (no copy beyond the one into `bytes`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use pyo3::create_exception;
@@ -18,8 +18,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use twotower::config::Config;
 use twotower::index::VectorIndex;
-use twotower::run::{self, RunInfo};
-use twotower::train::{train, TrainError, TrainOptions};
+use twotower::pipeline::{train_to_dir, PipelineError, TrainJob};
+use twotower::run;
 use twotower_serve::{Catalog, Served};
 
 create_exception!(
@@ -53,10 +53,9 @@ fn chain(e: &anyhow::Error) -> String {
 }
 
 fn err(e: anyhow::Error) -> PyErr {
-    let interrupted = matches!(
-        e.downcast_ref::<TrainError>(),
-        Some(TrainError::Interrupted { .. })
-    );
+    let interrupted = e
+        .downcast_ref::<PipelineError>()
+        .is_some_and(PipelineError::is_interrupted);
     if interrupted {
         Interrupted::new_err(chain(&e))
     } else {
@@ -65,11 +64,17 @@ fn err(e: anyhow::Error) -> PyErr {
 }
 
 /// Trains as `twotower train --config CONFIG --set K=V... --out OUT [--force]`
-/// and writes the run directory (model, artifact, metrics.json). Returns
-/// metrics.json's text. Ctrl-C (SIGINT seen by Python) stops training at
-/// the next step, saves a checkpoint and raises `Interrupted`.
+/// (the same [`twotower::pipeline::train_to_dir`]) and writes the run
+/// directory (model, artifact, metrics.json). Returns metrics.json's text.
+///
+/// `on_epoch`, when given, is called on this (the calling) thread with each
+/// epoch record's JSON text as training writes it to `epochs.jsonl`; an
+/// exception it raises stops training (a checkpoint is saved) and is
+/// re-raised. Ctrl-C (SIGINT seen by Python) stops training at the next
+/// step, saves a checkpoint and raises `Interrupted`.
 #[pyfunction]
-#[pyo3(signature = (config, overrides, out, force=false, resume=false, verbose=false))]
+#[pyo3(signature = (config, overrides, out, force=false, resume=false, verbose=false, on_epoch=None))]
+#[allow(clippy::too_many_arguments)]
 fn train_run(
     py: Python<'_>,
     config: Option<PathBuf>,
@@ -78,33 +83,46 @@ fn train_run(
     force: bool,
     resume: bool,
     verbose: bool,
+    on_epoch: Option<PyObject>,
 ) -> PyResult<String> {
     let cfg = Config::load(config.as_deref(), &overrides).map_err(|e| err(e.into()))?;
     twotower::util::set_threads(cfg.raw.train.threads);
-    check_out(&out, force, resume).map_err(err)?;
     let flag = AtomicBool::new(false);
-    let result: anyhow::Result<String> = std::thread::scope(|s| {
-        let worker = s.spawn(|| -> anyhow::Result<String> {
-            std::fs::create_dir_all(&out)?;
-            let ds = twotower_data::load_dataset(&cfg.data(), &cfg.raw.features, &cfg.base_dir)?;
-            let mut cfg_run = cfg.clone();
-            cfg_run.raw.train.progress = cfg_run.raw.train.progress && verbose;
-            let opts = TrainOptions {
-                run_dir: out.clone(),
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let tx = std::sync::Mutex::new(tx);
+    let send = |rec: &serde_json::Value| {
+        if let Ok(tx) = tx.lock() {
+            let _ = tx.send(rec.to_string());
+        }
+    };
+    let mut callback_error: Option<PyErr> = None;
+    let result: anyhow::Result<serde_json::Value> = std::thread::scope(|s| {
+        let worker = s.spawn(|| {
+            let job = TrainJob {
+                config: &cfg,
+                out: out.clone(),
                 resume,
+                force,
                 interrupt: Some(&flag),
                 verbose,
-                stop_after_steps: None,
+                on_epoch: Some(&send),
             };
-            let outcome = train(&cfg_run, &ds, &opts)?;
-            let info = RunInfo::new(&cfg, &outcome);
-            run::save_run(&out, &cfg, &ds, &outcome.model, &info)?;
-            let metrics = run::evaluate_test(&cfg, &ds, &outcome.model, &info)?;
-            run::write_json(&out.join(run::METRICS_FILE), &metrics)?;
-            Ok(serde_json::to_string(&metrics)?)
+            train_to_dir(&job).map_err(anyhow::Error::from)
         });
-        // the GIL is held only for these signal checks, every 50 ms
-        while !worker.is_finished() {
+        // the GIL is held only for signal checks and callbacks, every 50 ms
+        loop {
+            let done = worker.is_finished();
+            for line in rx.try_iter() {
+                if let (Some(cb), None) = (&on_epoch, &callback_error) {
+                    if let Err(e) = cb.call1(py, (line,)) {
+                        callback_error = Some(e);
+                        flag.store(true, Ordering::SeqCst);
+                    }
+                }
+            }
+            if done {
+                break;
+            }
             py.allow_threads(|| std::thread::sleep(std::time::Duration::from_millis(50)));
             if py.check_signals().is_err() {
                 flag.store(true, Ordering::SeqCst);
@@ -115,38 +133,20 @@ fn train_run(
             Err(_) => Err(anyhow::anyhow!("training panicked")),
         }
     });
-    result.map_err(err)
+    if let Some(e) = callback_error {
+        return Err(e);
+    }
+    let metrics = result.map_err(err)?;
+    Ok(metrics.to_string())
 }
 
-/// The CLI's checks of `--out` before training.
-fn check_out(out: &Path, force: bool, resume: bool) -> anyhow::Result<()> {
-    if let Some(p) = out.ancestors().find(|p| p.exists()) {
-        if !p.is_dir() {
-            anyhow::bail!(
-                "out {}: {} is a file, expected a directory",
-                out.display(),
-                p.display()
-            );
-        }
-    }
-    let finished = out.join(run::RUN_FILE).exists();
-    let ckpt = out.join(twotower::checkpoint::META_FILE).exists();
-    if !resume && finished && !force {
-        anyhow::bail!(
-            "{} already holds a finished run (see its metrics.json); use force=True to replace it, or another out",
-            out.display()
-        );
-    }
-    if !resume && ckpt && !force {
-        anyhow::bail!(
-            "{} already holds a run; use resume=True to continue it, force=True to replace it, or another out",
-            out.display()
-        );
-    }
-    if resume && !ckpt {
-        anyhow::bail!("resume: {} holds no checkpoint", out.display());
-    }
-    Ok(())
+/// Checks a run directory as `train` does before any work (the message
+/// names `--force` / `force=True`), so `fit` can refuse before writing
+/// its data files there.
+#[pyfunction]
+#[pyo3(signature = (out, resume=false, force=false))]
+fn check_run_dir(out: PathBuf, resume: bool, force: bool) -> PyResult<()> {
+    twotower::pipeline::check_run_dir(&out, resume, force).map_err(|e| err(e.into()))
 }
 
 /// A loaded run ready for queries (`twotower recommend/similar/export`).
@@ -363,6 +363,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("TwoTowerError", m.py().get_type::<TwoTowerError>())?;
     m.add("Interrupted", m.py().get_type::<Interrupted>())?;
     m.add_function(wrap_pyfunction!(train_run, m)?)?;
+    m.add_function(wrap_pyfunction!(check_run_dir, m)?)?;
     m.add_class::<NativeRun>()?;
     Ok(())
 }

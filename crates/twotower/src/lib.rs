@@ -21,6 +21,7 @@
 //! - [`progress`]: training progress (a bar on a terminal, a line every N seconds in a log).
 //! - [`train`]: the training loop (early stopping, checkpoints, resume).
 //! - [`checkpoint`]: resumable training checkpoints.
+//! - [`pipeline`]: the `train` job as one function (run directory checks, load, train, save, evaluate), shared by the CLI and the Python package.
 //! - [`run`]: finished run directories: writing them and their test metrics (loading re-exported from the model crate).
 //! - [`report`]: the comparison report of several runs.
 //! - [`bench`](mod@bench): the measurement harness of `twotower bench` (step phases, allocations, memory, eval vs GEMM).
@@ -43,6 +44,7 @@ pub mod eval;
 pub mod frequency;
 pub mod memory;
 pub mod optim;
+pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod run;

@@ -24,28 +24,10 @@ pub fn set_threads(threads: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Loads and encodes the dataset of a config, with a one-line summary.
+/// Loads and encodes the dataset of a config, with a one-line summary
+/// ([`twotower::pipeline::load_data`]).
 pub fn load_data(cfg: &Config, quiet: bool) -> anyhow::Result<Dataset> {
-    let t = std::time::Instant::now();
-    let ds = twotower_data::load_dataset(&cfg.data(), &cfg.raw.features, &cfg.base_dir)?;
-    if !quiet {
-        let resident = twotower::memory::resident_bytes()
-            .map(|r| format!(", resident {}", twotower::memory::gib(r)))
-            .unwrap_or_default();
-        eprintln!(
-            "data: {} users, {} items, {} train / {} test interactions ({:.2}s{resident})",
-            ds.users.ids.len(),
-            ds.items.ids.len(),
-            ds.train.user.len(),
-            ds.test.user.len(),
-            t.elapsed().as_secs_f64()
-        );
-    }
-    // printed even with -q: these change what the model can learn
-    for w in ds.report.warnings(ds.users.ids.len(), ds.items.ids.len()) {
-        eprintln!("warning: {w}");
-    }
-    Ok(ds)
+    Ok(twotower::pipeline::load_data(cfg, !quiet)?)
 }
 
 /// Checks an `--out` directory before any work: it, and the nearest of its

@@ -1,0 +1,102 @@
+"""Bad input raises TwoTowerError with the CLI's message; progress reaches a
+callback or the logging module; Ctrl-C and a failing callback stop training
+with a checkpoint that resume continues."""
+import logging
+import os
+import signal
+import threading
+from pathlib import Path
+
+import pytest
+
+import twotower
+from conftest import ML100K_CONFIG, SHORT, cli
+
+
+def test_missing_config_file_names_it(tmp_path):
+    with pytest.raises(twotower.TwoTowerError, match="nope.toml"):
+        twotower.train(config=tmp_path / "nope.toml", out=tmp_path / "r")
+
+
+def test_bad_override_names_the_flag(tmp_path):
+    with pytest.raises(twotower.TwoTowerError, match=r"loss.temperature"):
+        twotower.train(config=ML100K_CONFIG, overrides={"loss.temperature": -1},
+                       out=tmp_path / "r")
+
+
+def test_bad_row_names_file_line_and_column_as_the_cli(tmp_path):
+    (tmp_path / "i.csv").write_text("user,item,ts\n1,10,1\n1,11,2\n2,10,x\n")
+    (tmp_path / "c.toml").write_text(
+        '[data]\npath = "."\n[data.interactions]\nfile = "i.csv"\nuser = "user"\n'
+        'item = "item"\ntimestamp = "ts"\n')
+    with pytest.raises(twotower.TwoTowerError) as e:
+        twotower.train(config=tmp_path / "c.toml", out=tmp_path / "r")
+    msg = str(e.value)
+    assert "i.csv:4" in msg and "column `ts`" in msg and "\"x\"" in msg, msg
+    _, err = cli("train", "--config", tmp_path / "c.toml", "--out", tmp_path / "r2",
+                 check=False)
+    assert msg in err, (msg, err)
+
+
+def test_finished_run_is_not_overwritten(py_run):
+    with pytest.raises(twotower.TwoTowerError, match="already holds a finished run"):
+        twotower.train(config=ML100K_CONFIG, overrides=SHORT, out=py_run.path)
+
+
+def test_load_of_a_missing_run(tmp_path):
+    with pytest.raises(twotower.TwoTowerError, match="run.json"):
+        twotower.load(tmp_path)
+
+
+def test_unknown_item_and_k_zero(py_run):
+    with pytest.raises(twotower.TwoTowerError, match="not in the catalog"):
+        py_run.similar_items(["no-such-item"], k=3)
+    with pytest.raises(twotower.TwoTowerError, match="k must be at least 1"):
+        py_run.recommend(["1"], k=0)
+
+
+def test_progress_callback_and_logging(tmp_path, caplog):
+    recs = []
+    twotower.train(config=ML100K_CONFIG, overrides=SHORT, out=tmp_path / "a",
+                   on_epoch=recs.append)
+    assert [r["epoch"] for r in recs] == [1, 2]
+    assert all(r["loss"] > 0 and r["examples_per_second"] > 0 for r in recs)
+    with caplog.at_level(logging.INFO, logger="twotower"):
+        twotower.train(config=ML100K_CONFIG, overrides=SHORT, out=tmp_path / "b")
+    lines = [r.getMessage() for r in caplog.records if r.name == "twotower"]
+    assert len(lines) == 2 and "epoch 1" in lines[0] and "loss" in lines[0], lines
+
+
+def test_failing_callback_stops_with_a_checkpoint_and_resume_finishes(tmp_path, py_run):
+    def stop(rec):
+        raise RuntimeError(f"stop at {rec['epoch']}")
+
+    out = tmp_path / "r"
+    with pytest.raises(RuntimeError, match="stop at 1"):
+        twotower.train(config=ML100K_CONFIG, overrides=SHORT, out=out, on_epoch=stop)
+    assert (out / "checkpoint.json").exists() and not (out / "run.json").exists()
+    with pytest.raises(twotower.TwoTowerError, match="already holds a run"):
+        twotower.train(config=ML100K_CONFIG, overrides=SHORT, out=out)
+    run = twotower.train(config=ML100K_CONFIG, overrides=SHORT, out=out, resume=True)
+    # bit-identical resume: the uninterrupted run's model
+    assert (out / "model.safetensors").read_bytes() == \
+        (Path(py_run.path) / "model.safetensors").read_bytes()
+    assert run.metrics["recall@50"] == py_run.metrics["recall@50"]
+
+
+def test_ctrl_c_raises_interrupted_after_a_checkpoint(tmp_path):
+    out = tmp_path / "r"
+    started = threading.Event()
+
+    def on_epoch(rec):
+        if not started.is_set():
+            started.set()
+            # SIGINT as a terminal's Ctrl-C delivers it, during training
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+
+    with pytest.raises(twotower.Interrupted, match="checkpoint saved"):
+        twotower.train(config=ML100K_CONFIG,
+                       overrides={**SHORT, "train.epochs": 200, "train.patience": 200},
+                       out=out, on_epoch=on_epoch)
+    assert (out / "checkpoint.json").exists()
+    assert issubclass(twotower.Interrupted, twotower.TwoTowerError)

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the Python package (crates/twotower-py) into a virtualenv with
+# maturin and runs its pytest suite against the release CLI. Called by
+# .ci/run; by hand: `bash scripts/test-python.sh`. VENV (default
+# target/py-venv) is created when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VENV:-$PWD/target/py-venv}"
+if [ ! -x "$VENV/bin/python" ]; then
+    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+        # Debian's python3 ships venv separately
+        echo "== installing python3-venv"
+        SUDO=""
+        if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO=sudo; fi
+        $SUDO apt-get update -qq && $SUDO apt-get install -y -qq python3-venv >/dev/null
+        rm -rf "$VENV"
+        python3 -m venv "$VENV"
+    fi
+fi
+"$VENV/bin/python" -m pip install -q --upgrade pip
+"$VENV/bin/python" -m pip install -q "maturin>=1.5,<2" pytest numpy pandas
+# the tests compare the package's runs with the release CLI's
+cargo build --release --quiet -p twotower-cli
+(cd crates/twotower-py && VIRTUAL_ENV="$VENV" PATH="$VENV/bin:$PATH" maturin develop --release --quiet)
+# pytest exits 5 when it collects no test: set -e fails the script on that too
+TWOTOWER_BIN="$PWD/target/release/twotower" "$VENV/bin/python" -m pytest crates/twotower-py/tests -q
