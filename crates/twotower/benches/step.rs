@@ -1,4 +1,6 @@
-//! One training step = `TwoTower::loss_and_grads` + `Optimizer::step`, f32.
+//! One training step — the trainer's own [`twotower::step::Step`]: batch
+//! assembly (both towers' gather, `log q`), SSL views, loss, backward and
+//! update, f32 — over uniformly drawn (user, item) pairs.
 //!
 //! - `b1024_items10k` / `b1024_items1m`: B = 1024, three 64-d features per
 //!   tower (id, a 1k-vocab feature, a 3-valued bag over 100 tags), MLP
@@ -9,21 +11,27 @@
 //! - `b256_ml100k`: ML-100K sizes (943 users with 5 features, 1682 items with
 //!   id + genres bag + decade, all 32-d), MLP → 128 → 64, B = 256.
 //!
-//! Batches are pre-gathered (8, cycled) so the step alone is timed. Run with
+//! Each iteration is one whole step on the next `B` rows. Run with
 //! `cargo bench -p twotower --bench step -- --quick`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use twotower::model::{LossConfig, MainBatch, ModelGrads, SslBatch, TwoTower, Workspace};
+use twotower::augment::{AugmentConfig, Augmenter, MaskingPattern, SeedScope};
+use twotower::bench::uniform_pairs;
+use twotower::frequency::CountFrequency;
+use twotower::model::{LossConfig, TwoTower};
 use twotower::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
-use twotower::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, TowerBatch, TowerSpec};
+use twotower::step::{Frequency, Step, StepInputs, StepOutcome};
+use twotower::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, TowerSpec};
+use twotower_data::Interactions;
 
 /// A synthetic feature over `n` entities: `bag` ids per entity drawn from
 /// `vocab` (or the entity's own id + 1 when `vocab` is `None`).
 struct Col {
     name: &'static str,
+    bag: usize,
     vocab: usize,
     dim: usize,
     offsets: Vec<u32>,
@@ -54,6 +62,7 @@ fn col(
     }
     Col {
         name,
+        bag,
         vocab: vocab.unwrap_or(n + 1),
         dim,
         offsets,
@@ -87,10 +96,14 @@ fn views(cols: &[Col]) -> Vec<FeatureColumn<'_>> {
         .collect()
 }
 
+/// A synthetic setup: the features of both sides, the pairs, `B`, SSL on/off.
 struct Setup {
-    model: TwoTower<f32>,
-    opt: Optimizer<f32>,
-    batches: Vec<(MainBatch<f32>, Option<SslBatch>)>,
+    users: Vec<Col>,
+    items: Vec<Col>,
+    fit: Interactions,
+    n_items: usize,
+    b: usize,
+    ssl: bool,
 }
 
 fn setup(
@@ -101,80 +114,106 @@ fn setup(
     b: usize,
     ssl: bool,
 ) -> Setup {
-    let mut rng = ChaCha8Rng::seed_from_u64(42);
-    let model = TwoTower::new(spec(&users, vec![128]), spec(&items, vec![128]), &mut rng).unwrap();
-    let cfg = OptimConfig {
-        sparse: SparseOptimizerKind::Adam,
-        sparse_lr: 0.01,
-        ..OptimConfig::default()
-    };
-    let opt = Optimizer::new(&model, &cfg);
-    let (uc, ic) = (views(&users), views(&items));
-    let batches = (0..8)
-        .map(|_| {
-            let u: Vec<u32> = (0..b).map(|_| rng.gen_range(0..n_users as u32)).collect();
-            let i: Vec<u32> = (0..b).map(|_| rng.gen_range(0..n_items as u32)).collect();
-            let mut m = MainBatch::<f32>::default();
-            m.users.gather(&uc, &u);
-            m.items.gather(&ic, &i);
-            m.log_q = i
-                .iter()
-                .map(|_| rng.gen_range(1e-6f32..1e-3).ln())
-                .collect();
-            m.item_ids = i;
-            let s = ssl.then(|| {
-                let items: Vec<u32> = (0..b).map(|_| rng.gen_range(0..n_items as u32)).collect();
-                let mut v1 = TowerBatch::default();
-                let mut v2 = TowerBatch::default();
-                v1.gather(&ic, &items);
-                v2.gather(&ic, &items);
-                for (f, (a, c)) in v1
-                    .features
-                    .iter_mut()
-                    .zip(v2.features.iter_mut())
-                    .enumerate()
-                {
-                    a.masked = (0..b).map(|r| (r + f) % 2 == 0).collect();
-                    c.masked = a.masked.iter().map(|&x| !x).collect();
-                }
-                SslBatch {
-                    view1: v1,
-                    view2: v2,
-                }
-            });
-            (m, s)
-        })
-        .collect();
+    let fit = uniform_pairs(n_users, n_items, 64 * b, 3);
     Setup {
-        model,
-        opt,
-        batches,
+        users,
+        items,
+        fit,
+        n_items,
+        b,
+        ssl,
     }
 }
 
-fn run(c: &mut Criterion, name: &str, make: impl FnOnce() -> Setup) {
-    let cfg = LossConfig {
-        temperature: 0.05f32,
-        mask_accidental_hits: true,
-        ssl_temperature: 0.1,
-        ssl_weight: 0.1,
+/// The model, its optimizer and the step over a setup.
+type State = (TwoTower<f32>, Optimizer<f32>, Step<'static>);
+
+fn build(s: &'static Setup) -> State {
+    let mut rng = ChaCha8Rng::seed_from_u64(42);
+    let model = TwoTower::new(
+        spec(&s.users, vec![128]),
+        spec(&s.items, vec![128]),
+        &mut rng,
+    )
+    .unwrap();
+    let opt = Optimizer::new(
+        &model,
+        &OptimConfig {
+            sparse: SparseOptimizerKind::Adam,
+            sparse_lr: 0.01,
+            ..OptimConfig::default()
+        },
+    );
+    let k = s.items.len();
+    let aug = s.ssl.then(|| {
+        let a = Augmenter::new(
+            AugmentConfig {
+                pattern: MaskingPattern::Complementary,
+                mask_rate: 0.5,
+                dropout_rate: 0.0,
+                seed_scope: SeedScope::PerExample,
+                mask_id_feature: true,
+                cfm_id_partner: true,
+                mask_as_unknown: true,
+            },
+            s.items.iter().map(|c| c.bag > 1).collect(),
+            (0..k).map(|f| f == 0).collect(),
+            None,
+        )
+        .unwrap();
+        (a, s.b)
+    });
+    let mut counts = vec![0u32; s.n_items];
+    for &i in &s.fit.item {
+        counts[i as usize] += 1;
+    }
+    let inputs = StepInputs {
+        user_columns: views(&s.users),
+        item_columns: views(&s.items),
+        n_items: s.n_items,
+        fit: &s.fit,
+        frequency: Frequency::Counts(CountFrequency::from_train_counts(&counts).unwrap()),
+        logq_weight: 1.0,
+        mixed_negatives: 0,
+        weights: None,
+        user_history: None,
+        history: None,
+        id_dropout: None,
+        ssl: aug,
+        loss: LossConfig {
+            temperature: 0.05f32,
+            mask_accidental_hits: true,
+            ssl_temperature: 0.1,
+            ssl_weight: 0.1,
+        },
+        seed: 7,
+        phase_tag: 0,
     };
-    // Built lazily so that a filtered-out benchmark costs nothing.
+    let step = Step::new(inputs, &model, s.b);
+    (model, opt, step)
+}
+
+fn run(c: &mut Criterion, name: &str, make: impl FnOnce() -> Setup) {
+    // Built lazily so that a filtered-out benchmark costs nothing; leaked
+    // (once per benchmark run) so the step can borrow it.
     let mut make = Some(make);
-    let mut state: Option<(Setup, Workspace<f32>, ModelGrads<f32>)> = None;
-    let mut k = 0usize;
+    let mut state: Option<(&'static Setup, State)> = None;
+    let mut n = 0usize;
     c.bench_function(name, |bch| {
-        let (s, ws, grads) = state.get_or_insert_with(|| {
-            let s = (make.take().expect("built once"))();
-            let g = ModelGrads::new(&s.model);
-            (s, Workspace::default(), g)
+        let (s, (model, opt, step)) = state.get_or_insert_with(|| {
+            let s: &'static Setup = Box::leak(Box::new((make.take().expect("built once"))()));
+            (s, build(s))
         });
+        let b = s.b;
+        let rows_total = s.fit.len() as u32;
         bch.iter(|| {
-            let (m, ssl) = &s.batches[k % s.batches.len()];
-            k += 1;
-            let parts = s.model.loss_and_grads(m, ssl.as_ref(), &cfg, ws, grads);
-            s.opt.step(&mut s.model, grads);
-            parts.total
+            let start = ((n * b) as u32) % (rows_total - b as u32);
+            n += 1;
+            let rows: Vec<u32> = (start..start + b as u32).collect();
+            match step.run(model, opt, &rows, n as u64).unwrap() {
+                StepOutcome::Updated(p) => p.total,
+                other => panic!("{other:?}"),
+            }
         })
     });
 }

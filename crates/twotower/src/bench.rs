@@ -3,15 +3,14 @@
 //! allocation count of the steady state, resident memory, and evaluation
 //! throughput next to a plain GEMM of the same shape.
 //!
-//! A training step here is the training loop's step ([`crate::train`]):
-//! take the next `B` (user, item) pairs, gather both towers' embedding-bag
-//! inputs ([`crate::tower::TowerBatch::gather`]), look up `log p_j` of the logQ correction
-//! (train counts), optionally sample `m` catalog items uniformly and build
-//! their two augmented views ([`Augmenter`]), then
-//! [`TwoTower::loss_and_grads`] and [`Optimizer::step`]. Only the data
-//! source differs: the harness reads its pairs from a list (ML-100K's train
-//! split) or draws them uniformly at random (synthetic catalogs, the worst
-//! case for caches: every touched embedding row is a random row of the table).
+//! A training step here is the training loop's own [`Step`]
+//! ([`crate::step`]): batch assembly (candidates and mixed negatives, both
+//! towers' inputs, history bags, id dropout, `log q`, false-negative masks,
+//! weights), the SSL views, loss and backward, update. For a config, its
+//! inputs are the trainer's ([`crate::train::step_inputs`]); only the row
+//! order is the harness's. Synthetic catalogs step over pairs drawn
+//! uniformly at random ([`uniform_pairs`]: the worst case for caches, every
+//! touched embedding row a random row of its table).
 //!
 //! Memory and allocation figures come from the process: [`CountingAlloc`]
 //! (install it as the `#[global_allocator]` to count heap allocations) and
@@ -28,11 +27,14 @@ use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::augment::{AugmentError, Augmenter};
+use twotower_data::Interactions;
+
+use crate::augment::AugmentError;
 use crate::eval::{evaluate, DotScorer, EvalConfig, EvalError, EvalSet};
-use crate::frequency::{CountFrequency, FrequencyError, FrequencyEstimator};
-use crate::model::{LossConfig, MainBatch, ModelGrads, SslBatch, TwoTower, Workspace};
+use crate::frequency::FrequencyError;
+use crate::model::TwoTower;
 use crate::optim::{Optimizer, SparseOptimizerKind};
+use crate::step::{Step, StepOutcome, StepTimes};
 use crate::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, TowerSpec};
 
 // ---------------------------------------------------------------- allocations
@@ -203,48 +205,47 @@ pub fn synthetic_spec(cols: &[SyntheticColumn], hidden: Vec<usize>, out_dim: usi
 
 // --------------------------------------------------------------- step harness
 
-/// Where the harness takes its (user, item) pairs from.
-#[derive(Clone, Debug)]
-pub enum PairSource {
-    /// Train interactions, visited in a shuffled order (reshuffled per pass).
-    List(Vec<(u32, u32)>),
-    /// Uniform random users and items.
-    Uniform,
-}
-
 /// Everything one training-step measurement needs.
 pub struct StepSetup<'a> {
     /// The model (trained in place).
     pub model: TwoTower<f32>,
     /// Its optimizer.
     pub opt: Optimizer<f32>,
-    /// User feature columns over all users.
-    pub user_columns: Vec<FeatureColumn<'a>>,
-    /// Item feature columns over the catalog.
-    pub item_columns: Vec<FeatureColumn<'a>>,
+    /// The training step: for a config, the trainer's own
+    /// ([`crate::train::step_inputs`]); for a synthetic catalog, one over
+    /// [`uniform_pairs`].
+    pub step: Step<'a>,
     /// Number of users.
     pub n_users: usize,
-    /// Catalog size.
-    pub n_items: usize,
-    /// Where the pairs come from.
-    pub pairs: PairSource,
-    /// Per-item click counts of the logQ correction (`None`: no correction).
-    pub item_counts: Option<Vec<u32>>,
-    /// The SSL augmenter and `m` (`None`: no SSL task).
-    pub ssl: Option<(Augmenter, usize)>,
-    /// Loss hyper-parameters.
-    pub loss: LossConfig<f32>,
     /// Main batch size `B`.
     pub batch_size: usize,
-    /// Seed of the pair order and the SSL sampling.
-    pub seed: u64,
-    /// The user tower's history feature and the interactions it was built
-    /// from (`pairs` must then be those interactions' pairs, in order), or
-    /// `None`.
-    pub history: Option<(
-        &'a crate::history_feature::HistoryFeature,
-        &'a twotower_data::Interactions,
-    )>,
+    /// The order the steps visit the rows in.
+    pub order: RowOrder,
+}
+
+/// The order in which [`run_steps`] visits the rows of the step's
+/// interactions, `B` consecutive entries a step.
+#[derive(Clone, Debug)]
+pub enum RowOrder {
+    /// A permutation drawn from this seed, redrawn when used up (as epochs are).
+    Shuffled(u64),
+    /// These rows, in this order, cycled when used up (e.g. an epoch of the
+    /// trainer, [`crate::train::epoch_order`]).
+    Given(Vec<u32>),
+}
+
+/// `n` (user, item) pairs drawn uniformly at random — the worst case for
+/// caches: every touched embedding row is a random row of its table —
+/// as interactions (timestamps = row numbers), deterministic in `seed`.
+pub fn uniform_pairs(n_users: usize, n_items: usize, n: usize, seed: u64) -> Interactions {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut x = Interactions::default();
+    for r in 0..n {
+        x.user.push(rng.gen_range(0..n_users as u32));
+        x.item.push(rng.gen_range(0..n_items as u32));
+        x.timestamp.push(r as i64);
+    }
+    x
 }
 
 /// Milliseconds per step of each phase (means over the measured steps).
@@ -332,43 +333,39 @@ pub fn run_steps(
     repeats: usize,
 ) -> Result<StepReport, BenchError> {
     let b = setup.batch_size;
-    if b == 0 || setup.n_items == 0 || setup.n_users == 0 || steps == 0 || repeats == 0 {
+    let n = setup.step.inputs.fit.len();
+    if b == 0 || setup.step.inputs.n_items == 0 || setup.n_users == 0 || steps == 0 || repeats == 0
+    {
         return Err(BenchError::Setup(
             "batch size, users, items, steps and repeats must all be > 0".into(),
         ));
     }
-    if let PairSource::List(p) = &setup.pairs {
-        if p.len() < b {
-            return Err(BenchError::Setup(format!(
-                "{} pairs cannot fill a batch of {b}",
-                p.len()
-            )));
-        }
+    if n < b {
+        return Err(BenchError::Setup(format!(
+            "{n} pairs cannot fill a batch of {b}"
+        )));
     }
-    let freq = match &setup.item_counts {
-        Some(c) => Some(CountFrequency::from_train_counts(c)?),
-        None => None,
+    // the rows in a shuffled order, reshuffled per pass (as epochs are),
+    // or the order given
+    let (mut rng, reshuffle) = match &setup.order {
+        RowOrder::Shuffled(seed) => (ChaCha8Rng::seed_from_u64(*seed), true),
+        RowOrder::Given(_) => (ChaCha8Rng::seed_from_u64(0), false),
     };
-    let mut rng = ChaCha8Rng::seed_from_u64(setup.seed);
-    let mut order: Vec<u32> = match &setup.pairs {
-        PairSource::List(p) => (0..p.len() as u32).collect(),
-        PairSource::Uniform => Vec::new(),
+    let mut order: Vec<u32> = match &setup.order {
+        RowOrder::Shuffled(_) => (0..n as u32).collect(),
+        RowOrder::Given(o) => o.clone(),
     };
-    order.shuffle(&mut rng);
+    if order.len() < b || order.iter().any(|&r| r as usize >= n) {
+        return Err(BenchError::Setup(format!(
+            "the row order has {} rows (of {n}): fewer than a batch of {b}, or out of range",
+            order.len()
+        )));
+    }
+    if reshuffle {
+        order.shuffle(&mut rng);
+    }
     let mut cursor = 0usize;
-    let mut users_idx: Vec<u32> = Vec::with_capacity(b);
-    let mut items_idx: Vec<u32> = Vec::with_capacity(b);
-    let mut main = MainBatch::<f32>::default();
-    let mut ssl = SslBatch::default();
-    let mut ssl_items: Vec<u32> = Vec::new();
-    let mut ws = Workspace::<f32>::default();
-    let mut grads = ModelGrads::new(&setup.model);
-    let mut hist_bags = crate::tower::BatchFeature::default();
-    let mut rows: Vec<u32> = Vec::with_capacity(b);
-
-    let mut gather_t = Duration::ZERO;
-    let mut augment_t = Duration::ZERO;
-    let mut total_t = Duration::ZERO;
+    let mut step_count = 0u64;
     let mut loss_sum = 0.0;
     let mut eps = Vec::with_capacity(repeats);
     let mut allocs = 0u64;
@@ -376,91 +373,31 @@ pub fn run_steps(
         // window 0 is the warm-up
         let n_steps = if window == 0 { warmup } else { steps };
         if window == 1 {
-            ws.times.reset();
+            setup.step.workspace().times.reset();
+            setup.step.times = StepTimes::default();
             setup.opt.times = Default::default();
-            gather_t = Duration::ZERO;
-            augment_t = Duration::ZERO;
-            total_t = Duration::ZERO;
             loss_sum = 0.0;
         }
         let a0 = allocations();
         let w0 = Instant::now();
         for _ in 0..n_steps {
-            let t0 = Instant::now();
-            users_idx.clear();
-            items_idx.clear();
-            match &setup.pairs {
-                PairSource::List(p) => {
-                    if cursor + b > order.len() {
-                        order.shuffle(&mut rng);
-                        cursor = 0;
-                    }
-                    rows.clear();
-                    for &r in &order[cursor..cursor + b] {
-                        let (u, i) = p[r as usize];
-                        users_idx.push(u);
-                        items_idx.push(i);
-                        rows.push(r);
-                    }
-                    cursor += b;
+            if cursor + b > order.len() {
+                if reshuffle {
+                    order.shuffle(&mut rng);
                 }
-                PairSource::Uniform => {
-                    for _ in 0..b {
-                        users_idx.push(rng.gen_range(0..setup.n_users as u32));
-                        items_idx.push(rng.gen_range(0..setup.n_items as u32));
-                    }
-                }
+                cursor = 0;
             }
-            rayon::join(
-                || main.users.gather(&setup.user_columns, &users_idx),
-                || main.items.gather(&setup.item_columns, &items_idx),
-            );
-            if let (Some((h, fit)), PairSource::List(_)) = (&setup.history, &setup.pairs) {
-                // the trainer's history bags: each example's earlier items
-                h.gather_examples(fit, &rows, &mut hist_bags);
-                main.users.features.push(std::mem::take(&mut hist_bags));
+            let rows = &order[cursor..cursor + b];
+            cursor += b;
+            match setup
+                .step
+                .run(&mut setup.model, &mut setup.opt, rows, step_count)?
+            {
+                StepOutcome::Updated(parts) => loss_sum += parts.total,
+                StepOutcome::Skipped => {}
+                StepOutcome::NonFinite(v) => return Err(BenchError::NonFinite(v)),
             }
-            main.item_ids.clear();
-            main.item_ids.extend_from_slice(&items_idx);
-            main.log_q.clear();
-            if let Some(f) = &freq {
-                // the training loop's own lookup (no mixed negatives, full strength)
-                crate::train::fill_log_q(
-                    &mut main.log_q,
-                    &items_idx,
-                    b,
-                    0,
-                    setup.n_items,
-                    1.0,
-                    |j| f.prob(j),
-                );
-            }
-            let t1 = Instant::now();
-            let ssl_ref = match &setup.ssl {
-                Some((aug, m)) => {
-                    aug.sample_items(setup.n_items, *m, &mut rng, &mut ssl_items);
-                    aug.build_views(&setup.item_columns, &ssl_items, &mut rng, &mut ssl)?;
-                    Some(&ssl)
-                }
-                None => None,
-            };
-            let t2 = Instant::now();
-            let parts =
-                setup
-                    .model
-                    .loss_and_grads(&main, ssl_ref, &setup.loss, &mut ws, &mut grads);
-            if !parts.total.is_finite() {
-                return Err(BenchError::NonFinite(parts.total));
-            }
-            setup.opt.step(&mut setup.model, &grads);
-            if setup.history.is_some() && main.users.features.len() > setup.user_columns.len() {
-                hist_bags = main.users.features.pop().expect("pushed above");
-            }
-            let t3 = Instant::now();
-            gather_t += t1 - t0;
-            augment_t += t2 - t1;
-            total_t += t3 - t0;
-            loss_sum += parts.total;
+            step_count += 1;
         }
         let wall = w0.elapsed().as_secs_f64();
         if window > 0 {
@@ -476,7 +413,8 @@ pub fn run_steps(
     } else {
         0.5 * (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2])
     };
-    let t = ws.times;
+    let t = setup.step.workspace().times;
+    let st = setup.step.times;
     let o = setup.opt.times;
     Ok(StepReport {
         batch_size: b,
@@ -486,15 +424,15 @@ pub fn run_steps(
         examples_per_second: median,
         ms_per_step: b as f64 / median * 1e3,
         phases_ms: PhaseMs {
-            gather: ms(gather_t, measured),
+            gather: ms(st.gather, measured),
             forward: ms(t.forward, measured),
             loss: ms(t.loss, measured),
             backward: ms(t.backward, measured),
-            ssl_augment: ms(augment_t, measured),
+            ssl_augment: ms(st.augment, measured),
             ssl_compute: ms(t.ssl, measured),
             sparse_update: ms(o.sparse, measured),
             dense_update: ms(o.dense, measured),
-            total: ms(total_t, measured),
+            total: ms(st.total, measured),
         },
         allocations_per_step: allocs as f64 / measured as f64,
         mean_loss: loss_sum / measured as f64,
@@ -671,6 +609,9 @@ mod tests {
 
     #[test]
     fn run_steps_reports_every_phase_and_learns() {
+        use crate::frequency::CountFrequency;
+        use crate::model::LossConfig;
+        use crate::step::{Frequency, StepInputs};
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let u = synthetic_side(50, 8, 1);
         let i = synthetic_side(40, 8, 2);
@@ -681,17 +622,24 @@ mod tests {
         )
         .unwrap();
         let opt = Optimizer::new(&model, &Default::default());
-        let pairs: Vec<(u32, u32)> = (0..200).map(|k| (k % 50, (k * 7) % 40)).collect();
-        let mut setup = StepSetup {
-            history: None,
-            model,
-            opt,
+        let mut fit = Interactions::default();
+        for k in 0..200u32 {
+            fit.user.push(k % 50);
+            fit.item.push((k * 7) % 40);
+            fit.timestamp.push(k as i64);
+        }
+        let inputs = StepInputs {
             user_columns: u.iter().map(SyntheticColumn::column).collect(),
             item_columns: i.iter().map(SyntheticColumn::column).collect(),
-            n_users: 50,
             n_items: 40,
-            pairs: PairSource::List(pairs),
-            item_counts: Some(vec![5; 40]),
+            fit: &fit,
+            frequency: Frequency::Counts(CountFrequency::from_train_counts(&[5; 40]).unwrap()),
+            logq_weight: 1.0,
+            mixed_negatives: 0,
+            weights: None,
+            user_history: None,
+            history: None,
+            id_dropout: None,
             ssl: None,
             loss: LossConfig {
                 temperature: 0.1,
@@ -699,8 +647,17 @@ mod tests {
                 ssl_temperature: 0.1,
                 ssl_weight: 0.1,
             },
-            batch_size: 16,
             seed: 1,
+            phase_tag: 0,
+        };
+        let step = Step::new(inputs, &model, 16);
+        let mut setup = StepSetup {
+            model,
+            opt,
+            step,
+            n_users: 50,
+            batch_size: 16,
+            order: RowOrder::Shuffled(1),
         };
         let first = run_steps(&mut setup, 0, 5, 1).unwrap();
         let r = run_steps(&mut setup, 2, 50, 3).unwrap();

@@ -19,6 +19,7 @@
 //! - [`augment`]: SSL views (feature masking, feature dropout) and mutual information.
 //! - [`memory`]: what a training run holds in memory, printed and checked before it starts.
 //! - [`progress`]: training progress (a bar on a terminal, a line every N seconds in a log).
+//! - [`step`]: one training step (batch assembly, loss and backward, update), run by the trainer, the bench and the no-allocation test.
 //! - [`train`]: the training loop (early stopping, checkpoints, resume).
 //! - [`checkpoint`]: resumable training checkpoints.
 //! - [`pipeline`]: the `train` job as one function (run directory checks, load, train, save, evaluate), shared by the CLI and the Python package.
@@ -48,5 +49,6 @@ pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod run;
+pub mod step;
 pub mod train;
 pub mod util;

@@ -21,13 +21,14 @@
 //! config and thread count give the same model bit for bit, and a resumed run
 //! (which restarts at the saved step) equals an uninterrupted one.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
@@ -37,18 +38,20 @@ use crate::augment::{AugmentConfig, Augmenter, MaskingPattern};
 use crate::checkpoint::{self, CheckpointMeta, CHECKPOINT_FORMAT_VERSION};
 use crate::config::{Config, LogqFrequency, MaskAs, MiWeighting};
 use crate::eval::{evaluate, DotScorer, EvalConfig, EvalSet, Metrics, PopularityScorer};
-use crate::frequency::{CountFrequency, FrequencyEstimator, StreamingFrequency, P_FLOOR};
+use crate::frequency::{CountFrequency, StreamingFrequency};
 use crate::history::{recency_weights, UserHistory};
 use crate::history_feature::HistoryFeature;
 use crate::memory::MemoryPlan;
-use crate::model::{LossConfig, MainBatch, ModelGrads, SslBatch, TwoTower, Workspace};
+use crate::model::{LossConfig, TwoTower};
 use crate::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
 use crate::progress::{Progress, ProgressMode};
+use crate::step::{Frequency, Step, StepInputs, StepOutcome};
 use twotower_model::inference::{mix, shared_item_feature};
 
 // Building a model from a config and encoding with it moved to the model
 // crate (serving needs them without training code); re-exported here under
 // their old paths.
+pub use crate::step::{fill_log_q, item_id_dropout};
 pub use twotower_model::inference::{
     columns, encode_all, encode_items, encode_user_table, history_feature, new_model, tower_spec,
     user_columns, user_tower_spec, HistoryColumn,
@@ -228,29 +231,14 @@ pub fn check_history(cfg: &Config, ds: &Dataset) -> Result<(), TrainError> {
     Ok(())
 }
 
-/// Item-id dropout (`train.item_id_dropout`): each row's bag of the id
-/// feature becomes row 0 — the out-of-vocabulary row a cold item reads —
-/// with probability `p`, one Bernoulli draw per row in row order.
-///
-/// # Panics
-/// If `p` is not in [0, 1].
-pub fn item_id_dropout(feat: &mut crate::tower::BatchFeature, p: f64, rng: &mut impl Rng) {
-    for row in 0..feat.offsets.len().saturating_sub(1) {
-        if rng.gen_bool(p) {
-            let (a, z) = (feat.offsets[row] as usize, feat.offsets[row + 1] as usize);
-            feat.values[a..z].fill(0);
-        }
-    }
-}
-
 /// Never set: stands in for a Ctrl-C flag when `stop_after_steps` fires.
 static STOP: AtomicBool = AtomicBool::new(false);
 
-const PHASE_SEARCH: u64 = 1;
-const PHASE_REFIT: u64 = 2;
+/// The search phase's tag in the random streams (validation + early stopping).
+pub const PHASE_SEARCH: u64 = 1;
+/// The refit phase's tag (all of train; also the only phase without validation).
+pub const PHASE_REFIT: u64 = 2;
 const STREAM_SHUFFLE: u64 = 1;
-const STREAM_STEP: u64 = 2;
-const STREAM_ID_DROPOUT: u64 = 3;
 
 /// A config document with its `[model]`, `[loss]`, `[ssl]`, `[train]` and
 /// `[eval]` sections replaced by their resolved values (every default filled
@@ -489,13 +477,6 @@ pub fn augmenter(
     Ok(Some(Augmenter::new(acfg, is_multi, is_id, mi.as_deref())?))
 }
 
-/// The sampling-probability estimator of the logQ correction.
-enum Frequency {
-    Off,
-    Counts(CountFrequency),
-    Streaming(Box<StreamingFrequency>),
-}
-
 /// Trains per `cfg` on `ds`, writing checkpoints and logs into `opts.run_dir`.
 ///
 /// # Errors
@@ -725,48 +706,45 @@ struct EpochRecord<'a> {
     validation: Option<BTreeMap<String, Option<f64>>>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn run_phase(
+/// The order in which epoch `epoch` (0-based) of a phase visits the rows of
+/// its interactions: a permutation of `0..order.len()` that depends only on
+/// `(seed, phase_tag, epoch)`, never on the previous epoch's, so a resumed
+/// process reproduces it. The epoch's batches are its consecutive
+/// `train.batch_size` slices.
+pub fn epoch_order(seed: u64, phase_tag: u64, epoch: usize, order: &mut [u32]) {
+    let mut shuffle_rng =
+        ChaCha8Rng::seed_from_u64(mix(seed, phase_tag, STREAM_SHUFFLE, epoch as u64));
+    for (i, o) in order.iter_mut().enumerate() {
+        *o = i as u32;
+    }
+    order.shuffle(&mut shuffle_rng);
+}
+
+/// The inputs of the training [`Step`] of one phase: `fit` is the phase's
+/// train interactions (the logQ counts, false-negative masks, recency
+/// weights and history bags all come from it), `phase_tag` the phase's
+/// random stream. `twotower bench` builds its config cases' step here too,
+/// so it measures the step training runs.
+///
+/// # Errors
+/// [`TrainError`] if the SSL augmenter or the logQ estimator cannot be
+/// built from the config.
+pub fn step_inputs<'a>(
     cfg: &Config,
-    ds: &Dataset,
-    fit: &Interactions,
-    valid: Option<&EvalSet>,
-    epochs: usize,
+    ds: &'a Dataset,
+    fit: &'a Interactions,
     phase_tag: u64,
-    phase: &str,
-    resume: Option<(CheckpointMeta, BTreeMap<String, checkpoint::Tensor>)>,
-    history: &mut Vec<serde_json::Value>,
-    opts: &TrainOptions<'_>,
-    cost: &mut Cost,
-    data_fingerprint: &str,
-    steps_this_process: &mut u64,
-    initial_best: Option<(f64, usize)>,
-) -> Result<PhaseResult, TrainError> {
+) -> Result<StepInputs<'a>, TrainError> {
     let t = &cfg.raw.train;
     let l = &cfg.raw.loss;
     let n_items = ds.items.ids.len();
     let seed = t.seed;
-    let mut model = new_model(cfg, ds, phase_tag);
-    // say what the run holds, and refuse before allocating the optimizer
-    // state when it cannot fit (an OOM kill mid-run loses the work)
-    let plan = MemoryPlan::new(&model, &optim_config(cfg), cfg, ds, valid.is_some());
-    let available = crate::memory::available_bytes();
-    if opts.verbose {
-        eprintln!("{phase}: {}", plan.line(available));
-    }
-    if t.check_memory {
-        plan.check(available).map_err(TrainError::OutOfMemory)?;
-    }
-    let mut opt = Optimizer::new(&model, &optim_config(cfg));
-    let ucols = columns(&ds.users.features);
-    let icols = columns(&ds.items.features);
-
     // sampling probabilities of the logQ correction, from this phase's train data only
     let mut counts = vec![0u32; n_items];
     for &i in &fit.item {
         counts[i as usize] += 1;
     }
-    let mut freq = match (l.logq, l.frequency) {
+    let freq = match (l.logq, l.frequency) {
         (false, _) => Frequency::Off,
         (true, LogqFrequency::Streaming) => {
             Frequency::Streaming(Box::new(StreamingFrequency::new(
@@ -811,8 +789,69 @@ fn run_phase(
         }
         w
     });
-    let weights_col = combined.as_ref().or(data_weights);
 
+    Ok(StepInputs {
+        user_columns: columns(&ds.users.features),
+        item_columns: columns(&ds.items.features),
+        n_items,
+        fit,
+        frequency: freq,
+        logq_weight,
+        mixed_negatives: l.mixed_negatives,
+        weights: match combined {
+            Some(w) => Some(Cow::Owned(w)),
+            None => data_weights.map(|w| Cow::Borrowed(w.as_slice())),
+        },
+        // false-negative masking: each user's items in this phase's train data
+        user_history: l
+            .mask_false_negatives
+            .then(|| UserHistory::from_pairs(ds.users.ids.len(), &fit.user, &fit.item)),
+        // the history feature: each example's earlier items of this phase's data
+        history: history_feature(cfg, ds, fit),
+        // item-id dropout acts on the item tower's id feature
+        id_dropout: (t.item_id_dropout > 0.0)
+            .then(|| ds.items.features.iter().position(|f| f.is_id))
+            .flatten()
+            .map(|f| (f, t.item_id_dropout)),
+        ssl: aug.map(|a| (a, m_ssl)),
+        loss: loss_cfg,
+        seed,
+        phase_tag,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_phase(
+    cfg: &Config,
+    ds: &Dataset,
+    fit: &Interactions,
+    valid: Option<&EvalSet>,
+    epochs: usize,
+    phase_tag: u64,
+    phase: &str,
+    resume: Option<(CheckpointMeta, BTreeMap<String, checkpoint::Tensor>)>,
+    history: &mut Vec<serde_json::Value>,
+    opts: &TrainOptions<'_>,
+    cost: &mut Cost,
+    data_fingerprint: &str,
+    steps_this_process: &mut u64,
+    initial_best: Option<(f64, usize)>,
+) -> Result<PhaseResult, TrainError> {
+    let t = &cfg.raw.train;
+    let seed = t.seed;
+    let mut model = new_model(cfg, ds, phase_tag);
+    // say what the run holds, and refuse before allocating the optimizer
+    // state when it cannot fit (an OOM kill mid-run loses the work)
+    let plan = MemoryPlan::new(&model, &optim_config(cfg), cfg, ds, valid.is_some());
+    let available = crate::memory::available_bytes();
+    if opts.verbose {
+        eprintln!("{phase}: {}", plan.line(available));
+    }
+    if t.check_memory {
+        plan.check(available).map_err(TrainError::OutOfMemory)?;
+    }
+    let mut opt = Optimizer::new(&model, &optim_config(cfg));
+    let mut inputs = step_inputs(cfg, ds, fit, phase_tag)?;
     // training position
     let mut epoch = 0usize;
     let mut batch_start = 0usize;
@@ -826,7 +865,7 @@ fn run_phase(
     let mut finished = false;
     if let Some((meta, tensors)) = resume {
         restore(&mut model, &mut opt, &tensors, &opts.run_dir)?;
-        if let Frequency::Streaming(s) = &mut freq {
+        if let Frequency::Streaming(s) = &mut inputs.frequency {
             restore_streaming(s, &tensors, &opts.run_dir)?;
         }
         epoch = meta.epoch;
@@ -875,25 +914,7 @@ fn run_phase(
     let bsz = t.batch_size.min(n).max(1);
     let n_batches = n.div_ceil(bsz);
     let mut order: Vec<u32> = (0..n as u32).collect();
-    let mut users_idx: Vec<u32> = Vec::with_capacity(bsz);
-    let mut items_idx: Vec<u32> = Vec::with_capacity(bsz + l.mixed_negatives);
-    let mut main = MainBatch::<f32>::default();
-    // false-negative masking: each user's items in this phase's train data
-    let user_history = l
-        .mask_false_negatives
-        .then(|| UserHistory::from_pairs(ds.users.ids.len(), &fit.user, &fit.item));
-    let mut mask_scratch = crate::history::MaskScratch::default();
-    // the history feature: each example's earlier items of this phase's data
-    let hist = history_feature(cfg, ds, fit);
-    // item-id dropout acts on the item tower's id feature
-    let id_dropout_feature = (t.item_id_dropout > 0.0)
-        .then(|| ds.items.features.iter().position(|f| f.is_id))
-        .flatten();
-    let mut hist_bags = crate::tower::BatchFeature::default();
-    let mut ssl = SslBatch::default();
-    let mut ssl_items: Vec<u32> = Vec::with_capacity(m_ssl);
-    let mut ws = Workspace::default();
-    let mut grads = ModelGrads::new(&model);
+    let mut one_step = Step::new(inputs, &model, bsz);
 
     let save = |model: &TwoTower<f32>,
                 opt: &Optimizer<f32>,
@@ -963,14 +984,7 @@ fn run_phase(
         let decay = t.lr_decay.powi(epoch as i32);
         opt.config.sparse_lr = t.lr_sparse * decay;
         opt.config.dense_lr = t.lr_dense * decay;
-        let mut shuffle_rng =
-            ChaCha8Rng::seed_from_u64(mix(seed, phase_tag, STREAM_SHUFFLE, epoch as u64));
-        // the permutation of epoch e depends only on (seed, phase, e), never on
-        // the previous epoch's, so a resumed process reproduces it
-        for (i, o) in order.iter_mut().enumerate() {
-            *o = i as u32;
-        }
-        order.shuffle(&mut shuffle_rng);
+        epoch_order(seed, phase_tag, epoch, &mut order);
         let mut pb = Progress::new(
             progress_mode,
             format!("{phase} epoch {}/{}", epoch + 1, epochs),
@@ -982,110 +996,34 @@ fn run_phase(
         let mut ep_examples = 0u64;
         for b in batch_start..n_batches {
             let rows = &order[b * bsz..((b + 1) * bsz).min(n)];
-            users_idx.clear();
-            items_idx.clear();
-            for &r in rows {
-                users_idx.push(fit.user[r as usize]);
-                items_idx.push(fit.item[r as usize]);
-            }
-            let mut step_rng = ChaCha8Rng::seed_from_u64(mix(seed, phase_tag, STREAM_STEP, step));
-            for _ in 0..l.mixed_negatives {
-                items_idx.push(step_rng.gen_range(0..n_items as u32));
-            }
-            // the two towers' inputs are independent: gather them side by side
-            rayon::join(
-                || main.users.gather(&ucols, &users_idx),
-                || main.items.gather(&icols, &items_idx),
-            );
-            if let Some(h) = &hist {
-                h.gather_examples(fit, rows, &mut hist_bags);
-                main.users.features.push(std::mem::take(&mut hist_bags));
-            }
-            if let Some(f) = id_dropout_feature {
-                // item-id dropout: a candidate's id → row 0 (unknown), from
-                // its own stream so the other draws stay as they were
-                let mut rng =
-                    ChaCha8Rng::seed_from_u64(mix(seed, phase_tag, STREAM_ID_DROPOUT, step));
-                item_id_dropout(&mut main.items.features[f], t.item_id_dropout, &mut rng);
-            }
-            main.item_ids.clear();
-            main.item_ids.extend_from_slice(&items_idx);
-            main.log_q.clear();
             let bn = rows.len();
-            let estimator: Option<&dyn FrequencyEstimator> = match &mut freq {
-                Frequency::Off => None,
-                Frequency::Counts(c) => Some(c),
-                Frequency::Streaming(s) => {
-                    s.observe_batch(&items_idx[..bn]);
-                    Some(&**s)
+            match one_step.run(&mut model, &mut opt, rows, step)? {
+                StepOutcome::Updated(parts) => {
+                    step += 1;
+                    sum_main += parts.main;
+                    sum_ssl += parts.ssl;
+                    sum_total += parts.total;
+                    n_steps += 1;
                 }
-            };
-            if let Some(f) = estimator {
-                fill_log_q(
-                    &mut main.log_q,
-                    &items_idx,
-                    bn,
-                    l.mixed_negatives,
-                    n_items,
-                    logq_weight,
-                    |j| f.prob(j),
-                );
-            }
-            if let Some(h) = &user_history {
-                h.fill_mask(
-                    &users_idx,
-                    &items_idx,
-                    &mut main.mask_offsets,
-                    &mut main.mask_cols,
-                    &mut mask_scratch,
-                );
-            }
-            main.weights.clear();
-            if let Some(w) = weights_col {
-                main.weights.extend(rows.iter().map(|&r| w[r as usize]));
-            }
-            // every loss weight of the batch 0 (weight column, or recency
-            // weights underflowing): nothing to learn from it, skip the update
-            let skip = !main.weights.is_empty() && main.weights.iter().all(|&w| w <= 0.0);
-            let ssl_ref = if skip {
-                None
-            } else if let Some(a) = &aug {
-                a.sample_items(n_items, m_ssl, &mut step_rng, &mut ssl_items);
-                a.build_views(&icols, &ssl_items, &mut step_rng, &mut ssl)?;
-                Some(&ssl)
-            } else {
-                None
-            };
-            if !skip {
-                let parts = model.loss_and_grads(&main, ssl_ref, &loss_cfg, &mut ws, &mut grads);
-                if !parts.total.is_finite() {
+                StepOutcome::Skipped => {}
+                StepOutcome::NonFinite(value) => {
                     pb.abandon();
                     if !checkpoint::exists(&opts.run_dir) {
                         return Err(TrainError::NonFiniteLossNoCheckpoint {
-                            value: parts.total,
+                            value,
                             epoch: epoch + 1,
                             batch: b + 1,
                             phase: phase.to_string(),
                         });
                     }
                     return Err(TrainError::NonFiniteLoss {
-                        value: parts.total,
+                        value,
                         epoch: epoch + 1,
                         step,
                         phase: phase.to_string(),
                         run_dir: opts.run_dir.clone(),
                     });
                 }
-                opt.step(&mut model, &grads);
-                step += 1;
-                sum_main += parts.main;
-                sum_ssl += parts.ssl;
-                sum_total += parts.total;
-                n_steps += 1;
-            }
-            if hist.is_some() {
-                // keep the history bags' buffers for the next step
-                hist_bags = main.users.features.pop().expect("pushed above");
             }
             ep_examples += bn as u64;
             cost.examples += bn as u64;
@@ -1108,7 +1046,7 @@ fn run_phase(
                     save(
                         &model,
                         &opt,
-                        &freq,
+                        &one_step.inputs.frequency,
                         &best_tensors,
                         &ema,
                         epoch,
@@ -1168,7 +1106,7 @@ fn run_phase(
         };
         let current = averaged.as_ref().unwrap_or(&model);
         if let Some(vset) = valid {
-            let m = evaluate_model(current, ds, vset, cfg, hist.as_ref())?;
+            let m = evaluate_model(current, ds, vset, cfg, one_step.inputs.history.as_ref())?;
             let v = m
                 .values
                 .get(&t.monitor)
@@ -1222,7 +1160,7 @@ fn run_phase(
         save(
             &model,
             &opt,
-            &freq,
+            &one_step.inputs.frequency,
             &best_tensors,
             &ema,
             epoch,
@@ -1246,35 +1184,6 @@ fn run_phase(
         }
     }
     Ok(PhaseResult { model, best })
-}
-
-/// `log q_j` of every candidate column. In-batch columns are sampled by the
-/// click distribution p_j; the M mixed negatives uniformly (1/|I|). The
-/// combined per-column probability used for every column is
-/// `q_j = p_j + M / (B · |I|)`: the expected number of times j is a candidate
-/// in a batch, divided by B (which reduces to p_j when M = 0; a constant
-/// factor would not change the softmax). Clamped to [`P_FLOOR`], then
-/// multiplied by the correction strength β (`loss.logq_weight`).
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn fill_log_q(
-    out: &mut Vec<f32>,
-    items: &[u32],
-    b: usize,
-    m: usize,
-    n_items: usize,
-    beta: f32,
-    prob: impl Fn(u32) -> f64,
-) {
-    let uniform = if m > 0 {
-        m as f64 / (b as f64 * n_items as f64)
-    } else {
-        0.0
-    };
-    out.extend(
-        items
-            .iter()
-            .map(|&j| beta * (prob(j) + uniform).clamp(P_FLOOR, 1.0).ln() as f32),
-    );
 }
 
 fn write_history(dir: &Path, history: &[serde_json::Value]) -> Result<(), TrainError> {

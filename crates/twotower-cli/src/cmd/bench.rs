@@ -13,11 +13,14 @@ use serde::Serialize;
 use twotower::augment::{AugmentConfig, Augmenter, MaskingPattern, SeedScope};
 use twotower::bench::{
     embedding_state_bytes, eval_throughput, peak_rss_bytes, reset_peak_rss, run_steps,
-    synthetic_side, synthetic_spec, EvalReport, PairSource, StepReport, StepSetup, SyntheticColumn,
+    synthetic_side, synthetic_spec, uniform_pairs, EvalReport, RowOrder, StepReport, StepSetup,
+    SyntheticColumn,
 };
 use twotower::config::Config;
+use twotower::frequency::CountFrequency;
 use twotower::model::{LossConfig, TwoTower};
 use twotower::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
+use twotower::step::{Frequency, Step, StepInputs};
 use twotower::train;
 
 /// Arguments of `twotower bench`. Options left out take the full run's
@@ -482,15 +485,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn loss_config(cfg: &Config) -> LossConfig<f32> {
-    LossConfig {
-        temperature: cfg.raw.loss.temperature as f32,
-        mask_accidental_hits: cfg.raw.loss.mask_accidental_hits,
-        ssl_temperature: cfg.raw.ssl.temperature as f32,
-        ssl_weight: cfg.raw.ssl.weight as f32,
-    }
-}
-
 fn real_case(
     path: &Path,
     ssl: bool,
@@ -510,33 +504,25 @@ fn real_case(
     let model = train::new_model(&cfg, &ds, 0);
     let opt_cfg = train::optim_config(&cfg);
     let opt = Optimizer::new(&model, &opt_cfg);
-    let mut counts = vec![0u32; ds.items.ids.len()];
-    for &i in &ds.train.item {
-        counts[i as usize] += 1;
-    }
     let b = cfg.raw.train.batch_size;
     let m = if cfg.raw.ssl.batch_size > 0 {
         cfg.raw.ssl.batch_size
     } else {
         b
     };
-    let aug = train::augmenter(&cfg, &ds, &ds.train)?.map(|a| (a, m));
     let emb = embedding_state_bytes(&model, opt_cfg.sparse);
-    let hist = train::history_feature(&cfg, &ds, &ds.train);
+    // the trainer's own step over the train split (logQ, mixed negatives,
+    // masks, weights, history bags, id dropout, SSL as configured)
+    let inputs = train::step_inputs(&cfg, &ds, &ds.train, 0)?;
+    let step = Step::new(inputs, &model, b);
+    let n_items = ds.items.ids.len();
     let mut setup = StepSetup {
-        history: hist.as_ref().map(|h| (h, &ds.train)),
         model,
         opt,
-        user_columns: train::columns(&ds.users.features),
-        item_columns: train::columns(&ds.items.features),
+        step,
         n_users: ds.users.ids.len(),
-        n_items: ds.items.ids.len(),
-        pairs: PairSource::List(train::pairs(&ds.train)),
-        item_counts: cfg.raw.loss.logq.then_some(counts),
-        ssl: aug,
-        loss: loss_config(&cfg),
         batch_size: b,
-        seed: cfg.raw.train.seed,
+        order: RowOrder::Shuffled(cfg.raw.train.seed),
     };
     let setup_seconds = t.elapsed().as_secs_f64();
     let report = run_steps(&mut setup, warmup, steps, repeats)?;
@@ -555,7 +541,7 @@ fn real_case(
             if ssl { " +SSL" } else { "" }
         ),
         kind: "config",
-        items: setup.n_items,
+        items: n_items,
         users: setup.n_users,
         ssl,
         ssl_batch: if ssl { m } else { 0 },
@@ -614,16 +600,26 @@ fn synthetic_case(
     } else {
         None
     };
-    let mut setup = StepSetup {
-        history: None,
-        model,
-        opt,
+    let n_users = users[0].offsets.len() - 1;
+    // enough uniform pairs that no row repeats during the measurement
+    let fit = uniform_pairs(
+        n_users,
+        n_items,
+        args.batch_size * (warmup + steps * repeats),
+        7,
+    );
+    let inputs = StepInputs {
         user_columns: users.iter().map(SyntheticColumn::column).collect(),
         item_columns: items.iter().map(SyntheticColumn::column).collect(),
-        n_users: users[0].offsets.len() - 1,
         n_items,
-        pairs: PairSource::Uniform,
-        item_counts: Some(vec![1; n_items]),
+        fit: &fit,
+        frequency: Frequency::Counts(CountFrequency::from_train_counts(&vec![1; n_items])?),
+        logq_weight: 1.0,
+        mixed_negatives: 0,
+        weights: None,
+        user_history: None,
+        history: None,
+        id_dropout: None,
         ssl: aug,
         loss: LossConfig {
             temperature: 0.1,
@@ -631,8 +627,17 @@ fn synthetic_case(
             ssl_temperature: 0.1,
             ssl_weight: 0.1,
         },
-        batch_size: args.batch_size,
         seed: 7,
+        phase_tag: 0,
+    };
+    let step = Step::new(inputs, &model, args.batch_size);
+    let mut setup = StepSetup {
+        model,
+        opt,
+        step,
+        n_users,
+        batch_size: args.batch_size,
+        order: RowOrder::Shuffled(7),
     };
     let setup_seconds = t.elapsed().as_secs_f64();
     let report = run_steps(&mut setup, warmup, steps, repeats)?;
