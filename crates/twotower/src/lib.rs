@@ -12,6 +12,10 @@
 //! and an item vector (item tower); each tower is an MLP over embedding bags
 //! of that side's features, its output L2-normalized.
 //!
+//! The comparison report of several runs (and every plot) is the
+//! `twotower-report` crate, which depends on this one: the training library
+//! builds without a plotting stack.
+//!
 //! Modules of this crate:
 //! - [`optim`]: sparse row-wise optimizers (Adagrad, lazy Adam) and dense Adam/AdamW.
 //! - [`frequency`]: item sampling-probability estimators (train counts; streaming, Yi et al. 2019).
@@ -23,7 +27,6 @@
 //! - [`checkpoint`]: resumable training checkpoints.
 //! - [`pipeline`]: the `train` job as one function (run directory checks, load, train, save, evaluate), shared by the CLI and the Python package.
 //! - [`run`]: finished run directories: writing them and their test metrics (loading re-exported from the model crate).
-//! - [`report`]: the comparison report of several runs.
 //! - [`bench`](mod@bench): the measurement harness of `twotower bench` (step phases, allocations, memory, eval vs GEMM).
 //! - [`util`]: atomic file writes (re-exported) and PNG images.
 //!
@@ -46,7 +49,6 @@ pub mod memory;
 pub mod optim;
 pub mod pipeline;
 pub mod progress;
-pub mod report;
 pub mod run;
 pub mod train;
 pub mod util;

@@ -1,9 +1,15 @@
+//! # twotower-report
+//!
 //! Comparison reports: several config variants × several seeds, summarised
 //! as mean ± sample standard deviation per metric (EVALUATION.md
 //! "Reporting"), beside the most-popular baseline, with recall by
 //! item-popularity decile and training-loss curves as plots.
 //!
-//! The CLI (`twotower compare`) trains the runs; this module holds the
+//! This crate holds the plotting of the workspace, so the training library
+//! (`twotower`) builds without a plotting stack: it depends on `twotower`,
+//! never the reverse.
+//!
+//! The CLI (`twotower compare`) trains the runs; this crate holds the
 //! computations and writers, so a report can be rebuilt from run directories:
 //! - [`recall_by_popularity_decile`] / [`popularity_bin_counts`]: recall@K
 //!   of the test pairs of each popularity bin of the catalog;
@@ -23,8 +29,8 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::eval::{top_k, EvalError, EvalSet, Scorer};
-use crate::util::{atomic_write, atomic_write_bytes};
+use twotower::eval::{top_k, EvalError, EvalSet, Scorer};
+use twotower::util::{atomic_write, atomic_write_bytes};
 
 /// Version of `report.json` and of [`BINS_FILE`].
 pub const REPORT_FORMAT_VERSION: u32 = 1;
@@ -536,7 +542,7 @@ fn metric_map(
 /// [`ReportError::Io`], [`ReportError::Json`], [`ReportError::Field`] naming
 /// the file and field (e.g. `most_popular` missing, a metric that is a string).
 pub fn read_run(dir: &Path) -> Result<RunResult, ReportError> {
-    let mpath = dir.join(crate::run::METRICS_FILE);
+    let mpath = dir.join(twotower::run::METRICS_FILE);
     let doc: serde_json::Value = read_json_file(&mpath)?;
     let obj = doc.as_object().ok_or_else(|| ReportError::Field {
         path: mpath.clone(),
@@ -751,7 +757,7 @@ pub fn parse_variant(spec: &str) -> Result<VariantSpec, ReportError> {
 /// crate owns (`[model]`, `[loss]`, `[ssl]`, `[train]`, `[eval]`); `[data]`
 /// and `[features]` stay as written (a preset or generator fills the rest
 /// when the data loads). This is the "full configuration" a report shows.
-pub fn resolved_config(cfg: &crate::config::Config) -> toml::Value {
+pub fn resolved_config(cfg: &twotower::config::Config) -> toml::Value {
     let mut doc = cfg.doc.clone();
     let r = &cfg.raw;
     if let Some(t) = doc.as_table_mut() {
@@ -1150,6 +1156,8 @@ pub fn build_report(input: &ReportInput) -> Result<Report, ReportError> {
     }
     Ok(Report {
         format_version: REPORT_FORMAT_VERSION,
+        // every crate of the workspace carries the workspace version, so
+        // this crate's is the twotower version
         twotower_version: env!("CARGO_PKG_VERSION").to_string(),
         std: STD_NOTE.to_string(),
         config_file: input.config_file.clone(),
@@ -1717,7 +1725,7 @@ pub fn write_line_chart(path_png: &Path, chart: &LineChart) -> Result<(), Report
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         draw_chart(root, chart).map_err(|m| perr(path_png, m))?;
     }
-    crate::util::atomic_write_rgb_png(path_png, w, h, &buf).map_err(io_err(path_png))?;
+    twotower::util::atomic_write_rgb_png(path_png, w, h, &buf).map_err(io_err(path_png))?;
     let svg_path = path_png.with_extension("svg");
     let mut svg = String::new();
     {
