@@ -5,9 +5,10 @@
 //! "Reporting"), beside the most-popular baseline, with recall by
 //! item-popularity decile and training-loss curves as plots.
 //!
-//! This crate holds the plotting of the workspace, so the training library
-//! (`twotower`) builds without a plotting stack: it depends on `twotower`,
-//! never the reverse.
+//! It also draws the mutual-information heatmap of `twotower mi`
+//! ([`write_mi_heatmap`]). This crate holds all the plotting of the
+//! workspace, so the training library (`twotower`) builds without a plotting
+//! stack: it depends on `twotower`, never the reverse.
 //!
 //! The CLI (`twotower compare`) trains the runs; this crate holds the
 //! computations and writers, so a report can be rebuilt from run directories:
@@ -31,6 +32,9 @@
 //! - [`compare`]: aggregating runs into a [`Report`] ([`build_report`]);
 //! - [`markdown`]: `report.md` and writing the whole report ([`write_report`]);
 //! - [`plot`]: the PNG + SVG line charts;
+//! - [`mi_heatmap`]: the heatmap of the mutual information between item
+//!   features (computed by `twotower::augment`), PNG + labelled SVG;
+//! - [`png`](mod@png): RGB buffers written as PNG files, atomically;
 //! - [`ReportError`]: the one error type.
 //!
 //! The file names and [`REPORT_FORMAT_VERSION`] below are the on-disk
@@ -41,7 +45,9 @@ pub mod compare;
 mod error;
 mod json;
 pub mod markdown;
+pub mod mi_heatmap;
 pub mod plot;
+pub mod png;
 pub mod read;
 pub mod stats;
 pub mod variant;
@@ -55,9 +61,11 @@ pub use compare::{
 };
 pub use error::ReportError;
 pub use markdown::{render_markdown, write_report};
+pub use mi_heatmap::{mi_heatmap_svg, write_mi_heatmap, HeatmapError};
 pub use plot::{
     plot_loss_curves, plot_recall_by_decile, write_line_chart, ChartSeries, LineChart, CHART_SIZE,
 };
+pub use png::atomic_write_rgb_png;
 pub use read::{final_phase, is_metric_name, read_epochs, read_run, EpochLoss, RunResult};
 pub use stats::{format_summary, mean_std, Summary};
 pub use variant::{override_key, parse_variant, resolved_config, VariantSpec};

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use twotower::util::atomic_write_bytes;
 
 use crate::error::io_err;
+use crate::png::atomic_write_rgb_png;
 use crate::ReportError;
 
 /// One line of a [`LineChart`]: `(x, y)` points, `None` y = gap.
@@ -224,7 +225,7 @@ pub fn write_line_chart(path_png: &Path, chart: &LineChart) -> Result<(), Report
         let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
         draw_chart(root, chart).map_err(|m| perr(path_png, m))?;
     }
-    twotower::util::atomic_write_rgb_png(path_png, w, h, &buf).map_err(io_err(path_png))?;
+    atomic_write_rgb_png(path_png, w, h, &buf).map_err(io_err(path_png))?;
     let svg_path = path_png.with_extension("svg");
     let mut svg = String::new();
     {
