@@ -1,26 +1,8 @@
 //! Small shared helpers: atomic file writes ([`atomic_write`],
-//! [`atomic_write_bytes`], from the model crate's `util`) and PNG images.
-
-use std::io;
-use std::path::Path;
+//! [`atomic_write_bytes`], from the model crate's `util`) and the size of
+//! the thread pool ([`set_threads`]).
 
 pub use twotower_model::util::*;
-
-/// Writes an 8-bit RGB image (`rgb`: `width × height × 3` bytes, row-major)
-/// as a PNG, atomically (see [`atomic_write`]).
-///
-/// # Errors
-/// The I/O error, or the encoder's error wrapped as [`io::Error::other`].
-pub fn atomic_write_rgb_png(path: &Path, width: u32, height: u32, rgb: &[u8]) -> io::Result<()> {
-    atomic_write(path, |wr| {
-        let mut enc = png::Encoder::new(wr, width, height);
-        enc.set_color(png::ColorType::Rgb);
-        enc.set_depth(png::BitDepth::Eight);
-        let mut writer = enc.write_header().map_err(io::Error::other)?;
-        writer.write_image_data(rgb).map_err(io::Error::other)?;
-        writer.finish().map_err(io::Error::other)
-    })
-}
 
 /// Sizes rayon's global pool to `threads` (0 = the number of CPUs), the one
 /// source of parallelism: matrixmultiply's own GEMM pool is pinned to one

@@ -1,7 +1,7 @@
 //! `twotower compare`: train config variants × seeds exactly as `twotower
 //! train` does, then write a comparison report (mean ± sample std over seeds
 //! beside the most-popular baseline, recall by popularity decile, loss
-//! curves) — see `twotower::report`.
+//! curves) — see the `twotower-report` crate.
 //!
 //! Layout of `--out DIR`: `runs/<variant>/seed<k>/` (ordinary run
 //! directories plus `recall_by_popularity.json`), `report.md`,
@@ -17,9 +17,9 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use twotower::config::Config;
 use twotower::eval::{DotScorer, PopularityScorer};
-use twotower::report::{self, ReportInput, RunBins, VariantSpec, REPORT_FORMAT_VERSION};
 use twotower::run::{self, RunInfo};
 use twotower::train::{encode_all, eval_set_sampled, history_feature, train, TrainOptions};
+use twotower_report::{self as report, ReportInput, RunBins, VariantSpec, REPORT_FORMAT_VERSION};
 
 /// Largest `--seeds`: a report of more seeds than this is a mistake, not a study.
 pub const MAX_SEEDS: usize = 1000;

@@ -3,11 +3,10 @@
 
 use std::path::PathBuf;
 
-use twotower::augment::{
-    mi_table, mutual_information, write_mi_heatmap, AugmentConfig, Augmenter, MaskingPattern,
-};
+use twotower::augment::{mi_table, mutual_information, AugmentConfig, Augmenter, MaskingPattern};
 use twotower::config::Config;
 use twotower::train::columns;
+use twotower_report::write_mi_heatmap;
 
 /// Arguments of `twotower mi`.
 #[derive(clap::Args)]

@@ -7,8 +7,8 @@ use std::ops::Range;
 use std::path::PathBuf;
 
 use twotower::eval::{evaluate, EvalConfig, EvalError, EvalSet, Scorer};
-use twotower::report::{
-    self, build_report, mean_std, parse_variant, popularity_bin_counts, popularity_bins,
+use twotower_report::{
+    build_report, mean_std, parse_variant, popularity_bin_counts, popularity_bins,
     recall_by_popularity_decile, render_markdown, BinCounts, EpochLoss, ReportError, ReportInput,
     RunBins, RunResult, Summary, VariantSpec,
 };
@@ -302,7 +302,7 @@ fn run(
         train_seconds: secs,
         examples_per_second: eps,
         bins: Some(RunBins {
-            format_version: report::REPORT_FORMAT_VERSION,
+            format_version: twotower_report::REPORT_FORMAT_VERSION,
             k: 50,
             n_bins: 2,
             model: BinCounts {
@@ -518,7 +518,7 @@ fn png_dims(bytes: &[u8]) -> (u32, u32) {
 fn write_report_writes_every_file() {
     let dir = tempfile::tempdir().unwrap();
     let r = build_report(&input()).unwrap();
-    report::write_report(dir.path(), &r).unwrap();
+    twotower_report::write_report(dir.path(), &r).unwrap();
     for f in [
         "report.md",
         "report.json",
@@ -531,7 +531,7 @@ fn write_report_writes_every_file() {
     }
     for f in ["recall_by_popularity_decile.png", "training_loss.png"] {
         let bytes = std::fs::read(dir.path().join(f)).unwrap();
-        assert_eq!(png_dims(&bytes), report::CHART_SIZE);
+        assert_eq!(png_dims(&bytes), twotower_report::CHART_SIZE);
         // Text was rendered: the caption row holds dark anti-aliased pixels.
         let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
         let mut reader = decoder.read_info().unwrap();
@@ -561,7 +561,7 @@ fn write_report_writes_every_file() {
             "svg lacks {text}"
         );
     }
-    let back: report::Report =
+    let back: twotower_report::Report =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
             .unwrap();
     assert_eq!(back.variants.len(), 2);
@@ -584,7 +584,7 @@ fn read_run_reads_and_rejects() {
         "{\"phase\":\"search\",\"epoch\":1,\"loss\":3.0,\"loss_main\":3.0,\"loss_ssl\":0.0,\"seconds\":1}\n\n{\"phase\":\"refit\",\"epoch\":1,\"loss\":2.0,\"loss_main\":2.0,\"loss_ssl\":0.0}\n",
     )
     .unwrap();
-    let r = report::read_run(d).unwrap();
+    let r = twotower_report::read_run(d).unwrap();
     assert_eq!(
         r.metrics,
         metrics(&[("recall@50", Some(0.3)), ("cold_recall@50", None)])
@@ -595,11 +595,11 @@ fn read_run_reads_and_rejects() {
     );
     assert_eq!((r.train_seconds, r.examples_per_second), (2.5, 400.0));
     assert_eq!(r.epochs.len(), 2);
-    assert_eq!(report::final_phase(&r.epochs), Some("refit"));
+    assert_eq!(twotower_report::final_phase(&r.epochs), Some("refit"));
     assert!(r.bins.is_none());
 
     std::fs::write(d.join("epochs.jsonl"), "{\"phase\":\"search\",\"epoch\":1,\"loss\":3.0,\"loss_main\":3.0,\"loss_ssl\":0.0}\n{\"phase\":\"search\",\"epoch\":2}\n").unwrap();
-    match report::read_run(d) {
+    match twotower_report::read_run(d) {
         Err(ReportError::Json { line: 2, path, .. }) => assert!(path.ends_with("epochs.jsonl")),
         other => panic!("expected a JSON error at line 2, got {other:?}"),
     }
@@ -609,7 +609,7 @@ fn read_run_reads_and_rejects() {
         r#"{"recall@50": "high", "most_popular": {}}"#,
     )
     .unwrap();
-    match report::read_run(d) {
+    match twotower_report::read_run(d) {
         Err(ReportError::Field {
             field, expected, ..
         }) => {
@@ -631,7 +631,7 @@ fn read_run_reads_and_rejects() {
         ),
     ] {
         std::fs::write(d.join("metrics.json"), text).unwrap();
-        match report::read_run(d) {
+        match twotower_report::read_run(d) {
             Err(ReportError::Field { field, .. }) => assert_eq!(field, want),
             other => panic!("{text}: expected a field error, got {other:?}"),
         }
@@ -641,12 +641,12 @@ fn read_run_reads_and_rejects() {
         r#"{"recall@50": 0.3, "train_seconds": 1, "examples_per_second": 1}"#,
     )
     .unwrap();
-    match report::read_run(d) {
+    match twotower_report::read_run(d) {
         Err(ReportError::Field { field, .. }) => assert_eq!(field, "most_popular"),
         other => panic!("expected a field error, got {other:?}"),
     }
     assert!(matches!(
-        report::read_run(&d.join("nope")),
+        twotower_report::read_run(&d.join("nope")),
         Err(ReportError::Io { .. })
     ));
 }
