@@ -45,7 +45,9 @@ enum Command {
 }
 
 /// Counts heap allocations (one relaxed atomic add each) so that `twotower
-/// bench` can show the steady-state training step allocates nothing.
+/// bench` can show the steady-state training step allocates nothing; only
+/// in a build with `--features alloc-count`, never in the default binary.
+#[cfg(feature = "alloc-count")]
 #[global_allocator]
 static ALLOC: twotower::bench::CountingAlloc = twotower::bench::CountingAlloc;
 

@@ -68,6 +68,14 @@ unsafe impl GlobalAlloc for CountingAlloc {
     }
 }
 
+/// Whether [`CountingAlloc`] is this process's global allocator (an
+/// allocation moves the count).
+pub fn counting_allocations() -> bool {
+    let before = allocations();
+    drop(std::hint::black_box(Vec::<u8>::with_capacity(16)));
+    allocations() > before
+}
+
 /// Heap allocations counted by [`CountingAlloc`] so far in this process
 /// (0 forever when it is not the global allocator).
 pub fn allocations() -> u64 {
@@ -288,9 +296,9 @@ pub struct StepReport {
     pub ms_per_step: f64,
     /// Mean per-phase milliseconds over every measured step.
     pub phases_ms: PhaseMs,
-    /// Heap allocations per measured step ([`CountingAlloc`]; 0 when it is
-    /// not installed).
-    pub allocations_per_step: f64,
+    /// Heap allocations per measured step ([`CountingAlloc`]; `None` when
+    /// it is not the global allocator).
+    pub allocations_per_step: Option<f64>,
     /// Mean training loss over the measured steps (a sanity check: finite).
     pub mean_loss: f64,
 }
@@ -434,7 +442,7 @@ pub fn run_steps(
             dense_update: ms(o.dense, measured),
             total: ms(st.total, measured),
         },
-        allocations_per_step: allocs as f64 / measured as f64,
+        allocations_per_step: counting_allocations().then(|| allocs as f64 / measured as f64),
         mean_loss: loss_sum / measured as f64,
     })
 }

@@ -54,7 +54,10 @@ fn bench_and_trainer_give_the_same_loss_on_the_same_batches() {
         twotower_data::load_dataset(&probe.data(), &probe.raw.features, &probe.base_dir).unwrap();
     let n = ds.train.len();
     // a batch size that divides the train split: no partial last batch
-    let b = (40..=120).rev().find(|b| n.is_multiple_of(*b)).expect("a divisor");
+    let b = (40..=120)
+        .rev()
+        .find(|b| n.is_multiple_of(*b))
+        .expect("a divisor");
     let mut doc = doc;
     twotower_data::apply_override(&mut doc, &format!("train.batch_size={b}")).unwrap();
     let cfg = Config::from_doc(doc, ".".into(), "test").unwrap();

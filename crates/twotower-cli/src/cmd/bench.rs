@@ -222,7 +222,7 @@ fn print_case(c: &TrainCase) {
         String::new()
     };
     println!(
-        "{:<20} {:>8.0} ex/s {:>6.2} ms/step | ms: gather {:.2} fwd {:.2} loss {:.2} bwd {:.2} {}sparse {:.2} dense {:.2} | allocs/step {:.1} | peak {} MiB (emb+opt {:.0} MiB)",
+        "{:<20} {:>8.0} ex/s {:>6.2} ms/step | ms: gather {:.2} fwd {:.2} loss {:.2} bwd {:.2} {}sparse {:.2} dense {:.2} | allocs/step {} | peak {} MiB (emb+opt {:.0} MiB)",
         c.name,
         c.report.examples_per_second,
         c.report.ms_per_step,
@@ -233,7 +233,10 @@ fn print_case(c: &TrainCase) {
         ssl,
         p.sparse_update,
         p.dense_update,
-        c.report.allocations_per_step,
+        c.report
+            .allocations_per_step
+            .map(|a| format!("{a:.1}"))
+            .unwrap_or_else(|| "- (build with --features alloc-count)".into()),
         c.peak_rss_mib
             .map(|m| format!("{m:.0}"))
             .unwrap_or_else(|| "?".into()),
