@@ -10,6 +10,8 @@
 //! Entry points: [`load_data_config`] / [`load_config_doc`] +
 //! [`parse_data_sections`], then [`load_dataset`] → [`Dataset`]; [`stats()`](fn@stats).
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod dataset;
 pub mod encode;

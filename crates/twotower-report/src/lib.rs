@@ -40,6 +40,8 @@
 //! The file names and [`REPORT_FORMAT_VERSION`] below are the on-disk
 //! format (ARCHITECTURE.md, "On-disk formats").
 
+#![warn(missing_docs)]
+
 pub mod bins;
 pub mod compare;
 mod error;

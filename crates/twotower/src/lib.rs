@@ -37,6 +37,8 @@
 //! [`model`], [`config`], [`inference`], [`topk`], [`index`], [`export`],
 //! [`artifact`].
 
+#![warn(missing_docs)]
+
 pub use twotower_model::{
     artifact, config, embedding, export, history, history_feature, index, inference, layers,
     linalg, loss, model, real, topk, tower,
