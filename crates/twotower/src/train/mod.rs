@@ -35,7 +35,7 @@ use serde::Serialize;
 use twotower_data::{Dataset, EntityTable, Interactions};
 
 use crate::augment::{AugmentConfig, Augmenter, MaskingPattern};
-use crate::checkpoint::{self, CheckpointMeta, CHECKPOINT_FORMAT_VERSION};
+use crate::checkpoint::{self, CheckpointMeta};
 use crate::config::{Config, LogqFrequency, MaskAs, MiWeighting};
 use crate::eval::{evaluate, DotScorer, EvalConfig, EvalSet, Metrics, PopularityScorer};
 use crate::frequency::{CountFrequency, StreamingFrequency};
@@ -46,6 +46,11 @@ use crate::model::{LossConfig, TwoTower};
 use crate::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
 use crate::progress::{Progress, ProgressMode};
 use crate::step::{Frequency, Step, StepInputs, StepOutcome};
+
+mod state;
+use state::{
+    restore, restore_streaming, saved_set, CheckpointTarget, NamedTensors, Position, Snapshot,
+};
 use twotower_model::inference::{mix, shared_item_feature};
 
 // Building a model from a config and encoding with it moved to the model
@@ -686,7 +691,6 @@ impl Cost {
 }
 
 /// Owned named tensors: (name, shape, values).
-type NamedTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
 
 struct PhaseResult {
     model: TwoTower<f32>,
@@ -875,32 +879,7 @@ fn run_phase(
         best = meta.best;
         since_best = meta.epochs_without_improvement;
         finished = meta.finished;
-        // the saved best and averaged weight sets, by name prefix, in the
-        // model's tensor order (the averaging pairs them with
-        // `model.named_tensors()` by position; the checkpoint's map is sorted
-        // by name, which is not that order)
-        let order: Vec<(String, usize)> = names_of(model.named_tensors());
-        let saved_set = |prefix: &str| -> Result<Option<NamedTensors>, TrainError> {
-            if !tensors.keys().any(|k| k.starts_with(prefix)) {
-                return Ok(None);
-            }
-            let mut set = NamedTensors::with_capacity(order.len());
-            for (name, len) in &order {
-                let key = format!("{prefix}{name}");
-                match tensors.get(&key) {
-                    Some(v) if v.data.len() == *len => {
-                        set.push((name.clone(), v.shape.clone(), v.data.clone()))
-                    }
-                    _ => {
-                        return Err(TrainError::Resume {
-                            run_dir: opts.run_dir.clone(),
-                            message: format!("tensor {key} missing or of the wrong size"),
-                        })
-                    }
-                }
-            }
-            Ok(Some(set))
-        };
+        let saved_set = |prefix: &str| saved_set(&model, &tensors, prefix, &opts.run_dir);
         if let Some(bt) = saved_set("best.")? {
             best_tensors = Some(bt);
         }
@@ -916,66 +895,11 @@ fn run_phase(
     let mut order: Vec<u32> = (0..n as u32).collect();
     let mut one_step = Step::new(inputs, &model, bsz);
 
-    let save = |model: &TwoTower<f32>,
-                opt: &Optimizer<f32>,
-                freq: &Frequency,
-                best_tensors: &Option<NamedTensors>,
-                ema: &Option<NamedTensors>,
-                epoch: usize,
-                batch_in_epoch: usize,
-                step: u64,
-                best: Option<(f64, usize)>,
-                since_best: usize,
-                finished: bool,
-                history: &Vec<serde_json::Value>,
-                cost: &Cost|
-     -> Result<(), TrainError> {
-        let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
-        for (name, shape, data) in model.named_tensors() {
-            tensors.push((format!("model.{name}"), shape, data));
-        }
-        for (name, shape, data) in opt.named_state() {
-            tensors.push((format!("optim.{name}"), shape, data));
-        }
-        if let Frequency::Streaming(s) = freq {
-            for (name, shape, data) in s.named_state() {
-                tensors.push((format!("freq.{name}"), shape, data));
-            }
-        }
-        for (prefix, set) in [("best", best_tensors), ("ema", ema)] {
-            if let Some(bt) = set {
-                for (name, shape, data) in bt {
-                    tensors.push((format!("{prefix}.{name}"), shape.clone(), data.as_slice()));
-                }
-            }
-        }
-        let mut table_rows = BTreeMap::new();
-        for (side, tower) in [("user", &model.user), ("item", &model.item)] {
-            for (f, tab) in tower.spec.features.iter().zip(&tower.tables) {
-                table_rows.insert(format!("{side}.{}", f.name), tab.rows);
-            }
-        }
-        let mut meta = CheckpointMeta {
-            format_version: CHECKPOINT_FORMAT_VERSION,
-            twotower_version: env!("CARGO_PKG_VERSION").to_string(),
-            config: cfg.doc.clone(),
-            base_dir: cfg.base_dir.clone(),
-            phase: phase.to_string(),
-            epoch,
-            batch_in_epoch,
-            global_step: step,
-            best,
-            epochs_without_improvement: since_best,
-            finished,
-            history: history.clone(),
-            table_rows,
-            tensors_hash: String::new(),
-            train_seconds: cost.seconds(),
-            examples: cost.examples,
-            data_fingerprint: Some(data_fingerprint.to_string()),
-        };
-        checkpoint::save(&opts.run_dir, &tensors, &mut meta)?;
-        Ok(())
+    let target = CheckpointTarget {
+        cfg,
+        phase,
+        run_dir: &opts.run_dir,
+        data_fingerprint,
     };
 
     let progress_mode = ProgressMode::for_stderr(t.progress, t.progress_seconds);
@@ -1043,20 +967,26 @@ fn run_phase(
             if let Some(flag) = opts.interrupt.or(if stop_now { Some(&STOP) } else { None }) {
                 if stop_now || flag.load(Ordering::SeqCst) {
                     pb.abandon();
-                    save(
-                        &model,
-                        &opt,
-                        &one_step.inputs.frequency,
-                        &best_tensors,
-                        &ema,
-                        epoch,
-                        b + 1,
-                        step,
-                        best,
-                        since_best,
-                        false,
-                        history,
-                        cost,
+                    state::save(
+                        &target,
+                        &Snapshot {
+                            model: &model,
+                            opt: &opt,
+                            freq: &one_step.inputs.frequency,
+                            best_tensors: &best_tensors,
+                            ema: &ema,
+                            position: Position {
+                                epoch,
+                                batch_in_epoch: b + 1,
+                                step,
+                                best,
+                                since_best,
+                                finished: false,
+                            },
+                            history,
+                            train_seconds: cost.seconds(),
+                            examples: cost.examples,
+                        },
                     )?;
                     return Err(TrainError::Interrupted {
                         run_dir: opts.run_dir.clone(),
@@ -1157,20 +1087,26 @@ fn run_phase(
         if let (Some(f), Some(rec)) = (opts.on_epoch, history.last()) {
             f(rec);
         }
-        save(
-            &model,
-            &opt,
-            &one_step.inputs.frequency,
-            &best_tensors,
-            &ema,
-            epoch,
-            0,
-            step,
-            best,
-            since_best,
-            finished,
-            history,
-            cost,
+        state::save(
+            &target,
+            &Snapshot {
+                model: &model,
+                opt: &opt,
+                freq: &one_step.inputs.frequency,
+                best_tensors: &best_tensors,
+                ema: &ema,
+                position: Position {
+                    epoch,
+                    batch_in_epoch: 0,
+                    step,
+                    best,
+                    since_best,
+                    finished,
+                },
+                history,
+                train_seconds: cost.seconds(),
+                examples: cost.examples,
+            },
         )?;
     }
     // the search phase returns its best model; the refit phase its last
@@ -1196,68 +1132,6 @@ fn write_history(dir: &Path, history: &[serde_json::Value]) -> Result<(), TrainE
         Ok(())
     })
     .map_err(|source| TrainError::Io { path, source })
-}
-
-/// Copies the checkpoint tensors `<prefix>.<name>` for every (name, length)
-/// of `names` through `copy(name, values)`, checking presence and size.
-fn copy_named(
-    names: Vec<(String, usize)>,
-    prefix: &str,
-    tensors: &BTreeMap<String, checkpoint::Tensor>,
-    run_dir: &Path,
-    mut copy: impl FnMut(&str, &[f32]) -> bool,
-) -> Result<(), TrainError> {
-    let err = |message: String| TrainError::Resume {
-        run_dir: run_dir.to_path_buf(),
-        message,
-    };
-    for (name, len) in names {
-        let key = format!("{prefix}.{name}");
-        let src = tensors
-            .get(&key)
-            .ok_or_else(|| err(format!("tensor {key} missing")))?;
-        if src.data.len() != len {
-            return Err(err(format!(
-                "tensor {key} has {} values, expected {len} (did the data or config change?)",
-                src.data.len()
-            )));
-        }
-        if !copy(&name, &src.data) {
-            return Err(err(format!("tensor {key} has no destination")));
-        }
-    }
-    Ok(())
-}
-
-fn names_of(v: Vec<(String, Vec<usize>, &[f32])>) -> Vec<(String, usize)> {
-    v.into_iter().map(|(n, _, d)| (n, d.len())).collect()
-}
-
-fn restore(
-    model: &mut TwoTower<f32>,
-    opt: &mut Optimizer<f32>,
-    tensors: &BTreeMap<String, checkpoint::Tensor>,
-    run_dir: &Path,
-) -> Result<(), TrainError> {
-    let names = names_of(model.named_tensors());
-    copy_named(names, "model", tensors, run_dir, |n, v| {
-        model.tensor_mut(n).map(|t| t.copy_from_slice(v)).is_some()
-    })?;
-    let names = names_of(opt.named_state());
-    copy_named(names, "optim", tensors, run_dir, |n, v| {
-        opt.state_mut(n).map(|t| t.copy_from_slice(v)).is_some()
-    })
-}
-
-fn restore_streaming(
-    s: &mut StreamingFrequency,
-    tensors: &BTreeMap<String, checkpoint::Tensor>,
-    run_dir: &Path,
-) -> Result<(), TrainError> {
-    let names = names_of(s.named_state());
-    copy_named(names, "freq", tensors, run_dir, |n, v| {
-        s.state_mut(n).map(|t| t.copy_from_slice(v)).is_some()
-    })
 }
 
 #[cfg(test)]
