@@ -690,8 +690,6 @@ impl Cost {
     }
 }
 
-/// Owned named tensors: (name, shape, values).
-
 struct PhaseResult {
     model: TwoTower<f32>,
     best: Option<(f64, usize)>,

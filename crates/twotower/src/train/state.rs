@@ -15,7 +15,8 @@ use crate::step::Frequency;
 
 use super::TrainError;
 
-/// Named weight sets kept beside the model (the best, the epoch average).
+/// Owned named tensors, (name, shape, values): the weight sets kept beside
+/// the model (the best, the epoch average).
 pub(crate) type NamedTensors = Vec<(String, Vec<usize>, Vec<f32>)>;
 
 /// Where a phase is: what a checkpoint records besides tensors.
