@@ -112,3 +112,18 @@ def test_load_serves_a_saved_run(py_run):
     b, sb = py_run.recommend(["7"], k=10)
     assert list(a[0]) == list(b[0]) and np.array_equal(sa, sb)
     assert len(again.epochs) == 2 and again.epochs[0]["epoch"] == 1
+
+
+def test_ann_search_equals_the_cli_and_reports_its_recall(py_run):
+    import twotower
+
+    ann = twotower.load(py_run.path, ann=True, ef=64)
+    assert 0.9 <= ann.ann_recall <= 1.0 and py_run.ann_recall is None
+    items, _ = ann.recommend(["1", "2"], k=10)
+    for n, u in enumerate(["1", "2"]):
+        ids, _ = cli_recommend(py_run.path, u, 10, "--ann", "--ef", 64)
+        assert list(items[n]) == ids
+    import pytest
+
+    with pytest.raises(twotower.TwoTowerError, match="ef must be at least 1"):
+        twotower.load(py_run.path, ann=True, ef=0)

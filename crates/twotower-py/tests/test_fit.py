@@ -91,3 +91,32 @@ def test_fit_bad_config_value_names_the_key(tmp_path, beauty):
     with pytest.raises(twotower.TwoTowerError, match="ssl.masking"):
         twotower.TwoTower(ssl={"enabled": True, "masking": "corelated"}).fit(
             inter, out=tmp_path / "x")
+
+
+def test_load_with_a_grown_catalog_equals_the_cli_export(beauty, tmp_path):
+    inter, items = beauty
+    run = twotower.TwoTower(**CONFIG).fit(inter, items=items, out=tmp_path / "fit")
+    # the catalog grew: two new items with known attributes, one with none
+    table = pd.read_csv(tmp_path / "fit" / "data" / "items.csv", dtype=str,
+                        keep_default_na=False)
+    new = pd.DataFrame({"item_id": ["new-1", "new-2", "new-3"],
+                        "attributes": [table["attributes"][0], table["attributes"][1], ""]})
+    grown = pd.concat([table, new], ignore_index=True)
+    grown.to_csv(tmp_path / "catalog.csv", index=False)
+    g = twotower.load(run.path, catalog=tmp_path / "catalog.csv")
+    assert g.n_new_items == 3 and run.n_new_items == 0
+    ids, vecs = g.item_vectors()
+    assert ids[-3:] == ["new-1", "new-2", "new-3"] and vecs.shape[0] == len(table) + 3
+    # trained items keep their vectors bit for bit
+    old_ids, old_vecs = run.item_vectors()
+    pos = {i: n for n, i in enumerate(ids)}
+    assert np.array_equal(vecs[[pos[i] for i in old_ids]], old_vecs)
+    # and everything equals the CLI's export of the same catalog
+    cli("export", "--run", run.path, "--out", tmp_path / "e", "--catalog", tmp_path / "catalog.csv")
+    assert np.array_equal(np.load(tmp_path / "e" / "item_vectors.npy"), vecs)
+    assert (tmp_path / "e" / "item_ids.txt").read_text().splitlines() == ids
+    # new items are recommended from the grown catalog
+    sim, _ = g.similar_items(["new-1"], k=5)
+    assert "new-1" not in list(sim[0])
+    with pytest.raises(twotower.TwoTowerError, match="catalog"):
+        twotower.load(run.path, catalog=tmp_path / "nope.csv")

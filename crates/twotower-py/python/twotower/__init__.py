@@ -107,9 +107,19 @@ def train(config=None, overrides=None, out="runs/latest", force=False,
     return load(out)
 
 
-def load(run_dir):
-    """Load a saved run directory (as ``recommend``/``export`` do)."""
-    return Run(run_dir)
+def load(run_dir, catalog=None, ann=False, ef=128):
+    """Load a saved run directory (as ``recommend``/``export`` do); it needs
+    no training data.
+
+    ``catalog``: an item table laid out like the config's ``[data.items]``
+    (same columns and format), e.g. a catalog that grew after training:
+    trained items keep their vectors, new ones are scored from their
+    features (as ``--catalog``). ``ann=True``: search an HNSW index
+    (usearch; the run's saved ``index.usearch`` when ``twotower index``
+    wrote one and the catalog is the run's) with breadth ``ef``; its
+    recall@10 against exact search is ``Run.ann_recall``.
+    """
+    return Run(run_dir, catalog=catalog, ann=ann, ef=ef)
 
 
 def _vectors(t):
@@ -122,14 +132,17 @@ def _ids(xs):
 
 
 class Run:
-    """A trained run directory, loaded for queries (no training data needed).
+    """A trained run directory, loaded for queries (no training data needed);
+    see :func:`load`.
 
-    Attributes: ``path`` (the directory), ``dim`` (vector dimension).
+    Attributes: ``path`` (the directory), ``dim`` (vector dimension),
+    ``ann_recall``, ``n_new_items``.
     """
 
-    def __init__(self, run_dir):
+    def __init__(self, run_dir, catalog=None, ann=False, ef=128):
         self.path = os.fspath(run_dir)
-        self._native = NativeRun(self.path)
+        cat = None if catalog is None else os.fspath(catalog)
+        self._native = NativeRun(self.path, cat, bool(ann), int(ef))
 
     def __repr__(self):
         return f"twotower.Run({self.path!r})"
@@ -138,6 +151,17 @@ class Run:
     def dim(self):
         """Dimension of the user and item vectors."""
         return self._native.dim
+
+    @property
+    def ann_recall(self):
+        """HNSW recall@10 against exact search on up to 200 of the run's
+        users (None for exact search)."""
+        return self._native.ann_recall
+
+    @property
+    def n_new_items(self):
+        """Catalog items the model never saw, scored from their features."""
+        return self._native.n_new_items
 
     @property
     def metrics(self):
