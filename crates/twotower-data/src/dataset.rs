@@ -64,6 +64,9 @@ pub struct EncodedFeature {
     pub values: Vec<u32>,
 }
 
+/// The most `hash_buckets` a feature may have (its table has one row more).
+pub const MAX_HASH_BUCKETS: u32 = 1 << 31;
+
 impl EncodedFeature {
     /// Entity `e`'s values.
     pub fn row(&self, e: usize) -> &[u32] {
@@ -536,6 +539,13 @@ fn check_feature(name: &str, f: &FeatureConfig) -> Result<(), DataError> {
     }
     if f.hash_buckets == Some(0) {
         return Err(DataError::config(field("hash_buckets"), "must be ≥ 1"));
+    }
+    if f.hash_buckets.is_some_and(|n| n > MAX_HASH_BUCKETS) {
+        // bucket n is index n, and row 0 is "unknown": the table has n + 1 rows
+        return Err(DataError::config(
+            field("hash_buckets"),
+            "must be ≤ 2^31 (a table row per bucket)",
+        ));
     }
     if f.non_digit.is_some() && f.transform != Some(Transform::FirstChar) {
         return Err(DataError::config(

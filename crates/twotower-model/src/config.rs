@@ -608,6 +608,27 @@ fn check_override_key(o: &str) -> Result<(), ConfigError> {
     })
 }
 
+/// The largest K of `eval.ks` (a top-K list per user is allocated).
+pub const MAX_EVAL_K: usize = 1_000_000;
+/// The most worker threads `train.threads` may ask for.
+pub const MAX_THREADS: usize = 256;
+
+/// Whether `monitor` names a metric the evaluation computes for `ks`.
+fn monitor_is_computed(monitor: &str, ks: &[usize]) -> bool {
+    let Some((name, k)) = monitor.split_once('@') else {
+        return false;
+    };
+    let known = [
+        "recall",
+        "ndcg",
+        "head_recall",
+        "tail_recall",
+        "cold_recall",
+        "coverage",
+    ];
+    known.contains(&name) && k.parse::<usize>().is_ok_and(|k| ks.contains(&k))
+}
+
 impl Config {
     /// Reads a config file (or the built-in default when `path` is `None`),
     /// applies `key=value` overrides, and checks every section.
@@ -926,11 +947,22 @@ impl Config {
                 "a non-empty list of K >= 1",
             ));
         }
-        if !r.eval.ks.contains(&50) && r.train.monitor == "recall@50" && r.train.validation {
+        if let Some(&k) = r.eval.ks.iter().find(|&&k| k > MAX_EVAL_K) {
+            return Err(bad("eval.ks", k, "values of K in 1..=1000000 (MAX_EVAL_K)"));
+        }
+        if r.train.validation && !monitor_is_computed(&r.train.monitor, &r.eval.ks) {
             return Err(bad(
                 "train.monitor",
                 &r.train.monitor,
-                "a metric computed for one of eval.ks (recall@50 needs 50 in eval.ks)",
+                "a metric computed for one of eval.ks: recall@K, ndcg@K, head_recall@K, tail_recall@K, \
+                 cold_recall@K or coverage@K with K in eval.ks (the default recall@50 needs 50 in eval.ks)",
+            ));
+        }
+        if r.train.threads > MAX_THREADS {
+            return Err(bad(
+                "train.threads",
+                r.train.threads,
+                "in 0..=256 (MAX_THREADS; 0 = all cores)",
             ));
         }
         if r.eval.block_users == 0 {
@@ -952,6 +984,40 @@ mod tests {
     /// The error of loading the defaults with one `--set` override.
     fn set_err(set: &str) -> String {
         Config::load(None, &[set.into()]).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn monitor_threads_and_ks_are_checked_before_training() {
+        // found by a bad-input trial: each trained to the end, then failed
+        // (an unloadable run), hung, or panicked
+        for set in [
+            "train.monitor=recall@20",
+            "train.monitor=loss",
+            "train.monitor=bogus",
+        ] {
+            let err = set_err(set);
+            assert!(err.contains("train.monitor"), "{set}: {err}");
+            assert!(err.contains("K in eval.ks"), "{set}: {err}");
+        }
+        for ok in ["ndcg@10", "tail_recall@100", "coverage@50", "recall@50"] {
+            Config::load(None, &[format!("train.monitor={ok}")]).unwrap();
+        }
+        // no validation: the monitor is not read
+        Config::load(
+            None,
+            &[
+                "train.monitor=bogus".into(),
+                "train.validation=false".into(),
+            ],
+        )
+        .unwrap();
+        let err = set_err("train.threads=100000");
+        assert!(
+            err.contains("train.threads") && err.contains("0..=256"),
+            "{err}"
+        );
+        let err = set_err("eval.ks=[10, 4611686018427387904]");
+        assert!(err.contains("eval.ks") && err.contains("1000000"), "{err}");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use twotower_data::{Dataset, EncodedFeature, EntityTable, Interactions};
 use crate::config::{Config, HistoryPoolingKind};
 use crate::history_feature::{item_rows, HistoryFeature, HistoryPooling, HISTORY_FEATURE};
 use crate::model::{SharedTable, TwoTower};
-use crate::tower::{FeatureColumn, FeatureSpec, Tower, TowerSpec};
+use crate::tower::{FeatureColumn, FeatureSpec, SpecError, Tower, TowerSpec};
 
 /// Borrowed CSR columns of one side's features.
 pub fn columns(features: &[EncodedFeature]) -> Vec<FeatureColumn<'_>> {
@@ -111,10 +111,14 @@ pub fn history_feature(cfg: &Config, ds: &Dataset, fit: &Interactions) -> Option
 }
 
 /// A fresh model for this data, initialised from `(seed, phase)`.
-pub fn new_model(cfg: &Config, ds: &Dataset, phase_tag: u64) -> TwoTower<f32> {
+///
+/// # Errors
+/// [`SpecError`] when a tower's spec is invalid (a feature of dim 0, an
+/// empty vocabulary, a layer of width 0 — e.g. from an edited run file).
+pub fn new_model(cfg: &Config, ds: &Dataset, phase_tag: u64) -> Result<TwoTower<f32>, SpecError> {
     let mut rng = ChaCha8Rng::seed_from_u64(mix(cfg.raw.train.seed, phase_tag, 0, 0));
-    let user = Tower::new(user_tower_spec(cfg, ds), &mut rng);
-    let item = Tower::new(tower_spec(cfg, &ds.items.features), &mut rng);
+    let user = Tower::try_new(user_tower_spec(cfg, ds), &mut rng)?;
+    let item = Tower::try_new(tower_spec(cfg, &ds.items.features), &mut rng)?;
     let shared = shared_item_feature(cfg, ds).map(|item_feature| SharedTable {
         user_feature: user.spec.features.len() - 1,
         item_feature,
@@ -130,7 +134,7 @@ pub fn new_model(cfg: &Config, ds: &Dataset, phase_tag: u64) -> TwoTower<f32> {
             }
         }
     }
-    model
+    Ok(model)
 }
 
 /// SplitMix64-style mixing of the seed with stream tags (phase, purpose,

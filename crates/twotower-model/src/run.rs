@@ -296,8 +296,11 @@ fn load_with_data(
 /// The weights in `dir`'s model file, into the model the config and the
 /// data's vocabularies describe.
 fn read_model(dir: &Path, config: &Config, dataset: &Dataset) -> Result<TwoTower<f32>, RunError> {
-    let mut model = new_model(config, dataset, 0);
     let mpath = dir.join(MODEL_FILE);
+    let mut model = new_model(config, dataset, 0).map_err(|e| RunError::Format {
+        path: dir.join(RUN_FILE),
+        message: format!("the model it describes is invalid: {e}"),
+    })?;
     let bytes = std::fs::read(&mpath).map_err(|source| RunError::Io {
         path: mpath.clone(),
         source,

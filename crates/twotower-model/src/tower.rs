@@ -120,6 +120,29 @@ impl TowerSpec {
     /// Checks the spec.
     ///
     /// # Errors
+    /// Bytes of the tower's parameters (f32): every table's `vocab × dim`
+    /// (plus a learned mask vector per feature) and every layer's weights
+    /// and biases; saturating, so an absurd spec gives `u64::MAX` rather
+    /// than overflowing. Computed from the spec alone, before anything is
+    /// allocated.
+    pub fn parameter_bytes(&self) -> u64 {
+        let mut n: u64 = 0;
+        for f in &self.features {
+            let rows = (f.vocab_size as u64).saturating_add(1);
+            n = n.saturating_add(rows.saturating_mul(f.dim as u64));
+        }
+        let mut width = self
+            .features
+            .iter()
+            .fold(0u64, |a, f| a.saturating_add(f.dim as u64));
+        for &h in self.hidden.iter().chain(std::iter::once(&self.out_dim)) {
+            let h = h as u64;
+            n = n.saturating_add(width.saturating_add(1).saturating_mul(h));
+            width = h;
+        }
+        n.saturating_mul(4)
+    }
+
     /// A [`SpecError`] naming the first offending feature or layer.
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.features.is_empty() {

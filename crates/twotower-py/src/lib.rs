@@ -35,6 +35,17 @@ create_exception!(
     "Training stopped by Ctrl-C (KeyboardInterrupt); a checkpoint was saved."
 );
 
+/// The text of a panic's payload.
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "no message".into()
+    }
+}
+
 /// The error and its causes joined by ": ", skipping a cause whose text the
 /// message already ends with — the CLI's `error_chain`.
 fn chain(e: &anyhow::Error) -> String {
@@ -96,6 +107,9 @@ fn train_run(
         }
     };
     let mut callback_error: Option<PyErr> = None;
+    // a KeyboardInterrupt seen while the worker ran (re-raised if training
+    // finished anyway)
+    let mut signal: Option<PyErr> = None;
     let result: anyhow::Result<serde_json::Value> = std::thread::scope(|s| {
         let worker = s.spawn(|| {
             let job = TrainJob {
@@ -124,19 +138,28 @@ fn train_run(
                 break;
             }
             py.allow_threads(|| std::thread::sleep(std::time::Duration::from_millis(50)));
-            if py.check_signals().is_err() {
+            if let Err(e) = py.check_signals() {
                 flag.store(true, Ordering::SeqCst);
+                signal.get_or_insert(e);
             }
         }
         match worker.join() {
             Ok(r) => r,
-            Err(_) => Err(anyhow::anyhow!("training panicked")),
+            Err(payload) => Err(anyhow::anyhow!(
+                "training panicked: {} (a bug: please report it with the config)",
+                panic_message(payload.as_ref())
+            )),
         }
     });
     if let Some(e) = callback_error {
         return Err(e);
     }
     let metrics = result.map_err(err)?;
+    if let Some(e) = signal {
+        // Ctrl-C arrived while the run was being saved or evaluated: the
+        // run is complete on disk, and the KeyboardInterrupt is not lost
+        return Err(e);
+    }
     Ok(metrics.to_string())
 }
 
@@ -165,6 +188,22 @@ fn f32_bytes<'py>(py: Python<'py>, a: &[f32]) -> Bound<'py, PyBytes> {
         b.extend_from_slice(&x.to_le_bytes());
     }
     PyBytes::new(py, &b)
+}
+
+impl NativeRun {
+    /// `k` in `1..=catalog size` (a row of `k` results is allocated per query).
+    fn check_k(&self, k: usize) -> PyResult<()> {
+        if k == 0 {
+            return Err(TwoTowerError::new_err("k must be at least 1"));
+        }
+        let n = self.catalog.len();
+        if k > n {
+            return Err(TwoTowerError::new_err(format!(
+                "k = {k} is larger than the catalog ({n} items)"
+            )));
+        }
+        Ok(())
+    }
 }
 
 #[pymethods]
@@ -293,9 +332,7 @@ impl NativeRun {
         exclude_seen: bool,
         features: Vec<Vec<(String, String)>>,
     ) -> PyResult<(Vec<Option<String>>, Bound<'py, PyBytes>)> {
-        if k == 0 {
-            return Err(TwoTowerError::new_err("k must be at least 1"));
-        }
+        self.check_k(k)?;
         if !features.is_empty() && features.len() != users.len() {
             return Err(TwoTowerError::new_err(format!(
                 "features: {} entries for {} users",
@@ -343,9 +380,7 @@ impl NativeRun {
         items: Vec<String>,
         k: usize,
     ) -> PyResult<(Vec<Option<String>>, Bound<'py, PyBytes>)> {
-        if k == 0 {
-            return Err(TwoTowerError::new_err("k must be at least 1"));
-        }
+        self.check_k(k)?;
         let (ids, scores) = py
             .allow_threads(|| -> anyhow::Result<_> {
                 let table = self.catalog.table(&self.served);
@@ -387,7 +422,13 @@ impl NativeRun {
         let flat = py
             .allow_threads(|| -> anyhow::Result<Vec<f32>> {
                 let mut flat = Vec::new();
-                for f in &features {
+                for (n, f) in features.iter().enumerate() {
+                    if f.is_empty() {
+                        anyhow::bail!(
+                            "features[{n}] is empty: a user the model has not seen needs at least one \
+                             user feature (the ones left out use the out-of-vocabulary embedding)"
+                        );
+                    }
                     // an id no run holds: only the features count
                     let q = self.served.user_vector("\u{0}new", f, None, "features")?;
                     flat.extend_from_slice(&q.vector);

@@ -100,3 +100,64 @@ def test_ctrl_c_raises_interrupted_after_a_checkpoint(tmp_path):
                        out=out, on_epoch=on_epoch)
     assert (out / "checkpoint.json").exists()
     assert issubclass(twotower.Interrupted, twotower.TwoTowerError)
+
+
+def test_query_arguments_are_checked(py_run):
+    # k past the catalog would allocate n x k rows: refused, not an abort
+    with pytest.raises(twotower.TwoTowerError, match=r"k = 1000000000 is larger than the catalog \(1682 items\)"):
+        py_run.recommend(["1"], k=10**9)
+    with pytest.raises(twotower.TwoTowerError, match="larger than the catalog"):
+        py_run.similar_items(["1"], k=2**40)
+    assert py_run.recommend(["1"], k=1682)[0].shape == (1, 1682)
+    for bad in (None, {"1", "2"}, (u for u in ["1"]), [["1"]], [None]):
+        with pytest.raises(TypeError):
+            py_run.recommend(bad, k=3)
+    import numpy as np
+    assert py_run.recommend(np.array([1, 2]), k=3)[0].shape == (2, 3)
+    assert py_run.recommend("1", k=3)[0].shape == (1, 3)
+    for bad in ({"gender": "F"}, ["gender=F"], [{"gender": ["F", "M"]}]):
+        with pytest.raises(TypeError):
+            py_run.recommend(["u1"], k=3, features=bad)
+    with pytest.raises(TypeError):
+        py_run.encode_users({"gender": "F"})
+    with pytest.raises(twotower.TwoTowerError, match=r"features\[1\] is empty"):
+        py_run.encode_users([{"gender": "F"}, {}])
+
+
+def test_config_values_refused_before_training(tmp_path):
+    cases = {
+        "train.monitor": ("recall@20", "train.monitor"),
+        "train.threads": (100000, "train.threads"),
+        "eval.ks": ([2**62], "eval.ks"),
+        "features.gender.hash_buckets": (2**32 - 1, "hash_buckets"),
+    }
+    for key, (value, named) in cases.items():
+        with pytest.raises(twotower.TwoTowerError, match=named):
+            twotower.train(config=ML100K_CONFIG, overrides={**SHORT, key: value},
+                           out=tmp_path / key)
+        assert not (tmp_path / key / "run.json").exists()
+
+
+def test_a_model_too_big_for_memory_is_refused_before_allocating(tmp_path):
+    # sizes no machine holds (a test must not depend on this one's memory)
+    for key, value in (("model.embedding_dim", 10**9), ("model.hidden", [10**9]),
+                       ("features.gender.dim", 10**9)):
+        with pytest.raises(twotower.TwoTowerError, match="does not fit in memory"):
+            twotower.train(config=ML100K_CONFIG, overrides={**SHORT, key: value},
+                           out=tmp_path / key)
+
+
+def test_fit_and_train_arguments_are_checked(tmp_path):
+    inter = {"user_id": ["1", "2", None], "item_id": ["a", "b", "c"]}
+    with pytest.raises(twotower.TwoTowerError, match=r"interactions: row 2, column 'user_id': missing id"):
+        twotower.TwoTower().fit(inter, out=tmp_path / "a")
+    inter = {"user_id": ["1", "2"], "item_id": ["a", "b"]}
+    with pytest.raises(twotower.TwoTowerError, match=r"no column 'ts' \(the timestamp"):
+        twotower.TwoTower().fit(inter, out=tmp_path / "b", timestamp="ts")
+    with pytest.raises(twotower.TwoTowerError, match="separator must be one character"):
+        twotower.TwoTower().fit(inter, out=tmp_path / "c", separator="")
+    with pytest.raises(twotower.TwoTowerError, match="out is empty"):
+        twotower.TwoTower().fit(inter, out="")
+    with pytest.raises(TypeError, match="on_epoch must be callable"):
+        twotower.train(config=ML100K_CONFIG, overrides=SHORT, out=tmp_path / "d", on_epoch=5)
+    assert not any((tmp_path / d).exists() for d in "abcd")

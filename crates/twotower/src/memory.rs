@@ -22,6 +22,7 @@ use twotower_data::Dataset;
 use crate::config::Config;
 use crate::model::TwoTower;
 use crate::optim::{state_bytes, OptimConfig};
+use crate::tower::TowerSpec;
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -198,4 +199,63 @@ mod tests {
         assert_eq!(parse_kib_field(status, "VmRSS:"), Some(812 * 1024));
         assert_eq!(gib(3 << 29), "1.50 GiB");
     }
+}
+
+/// A check made before the model is allocated, from the towers' specs
+/// alone: parameters ([`TowerSpec::parameter_bytes`]), optimizer state
+/// (at most 2× the parameters, Adam's), the weight snapshots, and the
+/// batch's score matrices (`B × (B + M)` logits and their gradient, and
+/// the SSL batch's `m × m`, 3 f32 copies each). An absurd setting (a
+/// dimension of 10⁹, a batch of 10⁶ rows) is refused here with a message
+/// instead of aborting the process in the allocator.
+///
+/// # Errors
+/// The message of [`MemoryPlan::check`]'s kind, naming the sizes.
+pub fn check_before_allocating(
+    user: &TowerSpec,
+    item: &TowerSpec,
+    cfg: &Config,
+    batch_rows: usize,
+    validation: bool,
+    available: Option<u64>,
+) -> Result<(), String> {
+    let Some(avail) = available else {
+        return Ok(());
+    };
+    let params = user
+        .parameter_bytes()
+        .saturating_add(item.parameter_bytes());
+    let copies = u64::from(validation) + 2 * u64::from(cfg.raw.train.epoch_average > 0.0);
+    let b = batch_rows as u64;
+    let m = if cfg.raw.ssl.enabled {
+        (if cfg.raw.ssl.batch_size > 0 {
+            cfg.raw.ssl.batch_size
+        } else {
+            batch_rows
+        }) as u64
+    } else {
+        0
+    };
+    let cols = b.saturating_add(cfg.raw.loss.mixed_negatives as u64);
+    let scores = b
+        .saturating_mul(cols)
+        .saturating_add(m.saturating_mul(m))
+        .saturating_mul(12);
+    let need = params.saturating_mul(3 + copies).saturating_add(scores);
+    if need <= avail {
+        return Ok(());
+    }
+    let g = |x: u64| x as f64 / GIB;
+    Err(format!(
+        "the configured model does not fit in memory: parameters {:.2} GiB (with optimizer state and \
+         weight snapshots {:.2} GiB) and the batch's score matrices {:.2} GiB ({b} rows × {cols} \
+         candidates{}), against {:.2} GiB available. Use a smaller model.embedding_dim, \
+         model.hidden, model.out_dim, features.<name>.dim or vocabulary (hash_buckets), or a smaller \
+         train.batch_size / ssl.batch_size; train.check_memory = false tries anyway",
+        g(params),
+        g(params.saturating_mul(3 + copies)),
+        g(scores),
+        if m > 0 { format!(", SSL {m} × {m}") } else { String::new() },
+        g(avail)
+    ))
 }

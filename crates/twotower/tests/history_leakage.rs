@@ -554,7 +554,7 @@ fn synthetic_bags_match_the_reference_with_repeats() {
 /// retrieves exactly the items of its bag (the rows are random 64-d vectors,
 /// nearly orthogonal).
 fn copy_model(cfg: &Config, ds: &Dataset) -> TwoTower<f32> {
-    let mut m = new_model(cfg, ds, 0);
+    let mut m = new_model(cfg, ds, 0).unwrap();
     let d = cfg.raw.model.out_dim;
     assert!(
         m.shared.is_some(),

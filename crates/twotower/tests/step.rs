@@ -77,7 +77,7 @@ fn bench_and_trainer_give_the_same_loss_on_the_same_batches() {
     let trainer_loss = outcome.history[0]["loss"].as_f64().unwrap();
 
     // the bench harness on the same model init, inputs and batches
-    let model = new_model(&cfg, &ds, PHASE_REFIT);
+    let model = new_model(&cfg, &ds, PHASE_REFIT).unwrap();
     let opt = Optimizer::new(&model, &optim_config(&cfg));
     let inputs = step_inputs(&cfg, &ds, &ds.train, PHASE_REFIT).unwrap();
     assert!(inputs.history.is_some() && inputs.ssl.is_some() && inputs.weights.is_some());
@@ -116,7 +116,7 @@ fn bench_and_trainer_give_the_same_loss_on_the_same_batches() {
 
     // a different order (the bench's own shuffle) is another epoch: the
     // comparison above can fail
-    let model = new_model(&cfg, &ds, PHASE_REFIT);
+    let model = new_model(&cfg, &ds, PHASE_REFIT).unwrap();
     let opt = Optimizer::new(&model, &optim_config(&cfg));
     let step = Step::new(
         step_inputs(&cfg, &ds, &ds.train, PHASE_REFIT).unwrap(),

@@ -504,7 +504,7 @@ fn real_case(
     }
     let cfg = Config::load(Some(path), &overrides)?;
     let ds = super::load_data(&cfg, true)?;
-    let model = train::new_model(&cfg, &ds, 0);
+    let model = train::new_model(&cfg, &ds, 0)?;
     let opt_cfg = train::optim_config(&cfg);
     let opt = Optimizer::new(&model, &opt_cfg);
     let b = cfg.raw.train.batch_size;

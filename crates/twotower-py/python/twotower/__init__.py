@@ -98,6 +98,10 @@ def train(config=None, overrides=None, out="runs/latest", force=False,
     else:
         sets = list(overrides or [])
     cfg = None if config is None else os.fspath(config)
+    if on_epoch is not None and not callable(on_epoch):
+        raise TypeError(f"on_epoch must be callable, got {type(on_epoch).__name__}")
+    if not os.fspath(out):
+        raise TwoTowerError("out is empty: give the run directory")
     cb = on_epoch if on_epoch is not None else _log_epoch
 
     def hook(line):
@@ -127,8 +131,40 @@ def _vectors(t):
     return list(ids), np.frombuffer(raw, dtype="<f4").reshape(n, d).copy()
 
 
-def _ids(xs):
-    return [str(x) for x in np.atleast_1d(np.asarray(xs, dtype=object))]
+def _ids(xs, what="users"):
+    """A list of id strings from one id or a 1-D sequence of ids."""
+    if isinstance(xs, (str, bytes, int, np.integer)):
+        xs = [xs]
+    elif hasattr(xs, "tolist") and getattr(xs, "ndim", 1) == 1:
+        xs = xs.tolist()  # numpy arrays, pandas Series / Index
+    elif not isinstance(xs, (list, tuple)):
+        raise TypeError(f"{what} must be an id or a list / tuple / 1-D array of ids, "
+                        f"got {type(xs).__name__}")
+    out = []
+    for x in xs:
+        if x is None or isinstance(x, (list, tuple, dict, set, float, np.floating)):
+            raise TypeError(f"{what}: {x!r} is not an id (ids are str or int)")
+        out.append(x.decode() if isinstance(x, bytes) else str(x))
+    return out
+
+
+def _feature_dicts(features, what="features"):
+    """``[[(name, value)]]`` from a list of ``{name: value}`` dicts."""
+    if isinstance(features, dict) or not isinstance(features, (list, tuple)):
+        raise TypeError(f"{what} must be a list of {{name: value}} dicts (one per user), "
+                        f"got {type(features).__name__}")
+    out = []
+    for n, f in enumerate(features):
+        if not isinstance(f, dict):
+            raise TypeError(f"{what}[{n}] must be a {{name: value}} dict, got {type(f).__name__}")
+        pairs = []
+        for a, b in f.items():
+            if isinstance(b, (list, tuple, set, dict, np.ndarray)) or b is None:
+                raise TypeError(f"{what}[{n}][{a!r}]: one value (str or number) expected, "
+                                f"got {b!r}")
+            pairs.append((str(a), str(b)))
+        out.append(pairs)
+    return out
 
 
 class Run:
@@ -205,24 +241,22 @@ class Run:
         scores, best first); rows with fewer than k items are padded with
         None / NaN.
         """
-        users = _ids(users)
-        feats = []
-        if features is not None:
-            feats = [[(str(a), str(b)) for a, b in f.items()] for f in features]
+        users = _ids(users, "users")
+        feats = [] if features is None else _feature_dicts(features)
         return self._shape(self._native.recommend(users, k, exclude_seen, feats),
                            len(users), k)
 
     def similar_items(self, items, k=10):
         """Nearest k items (cosine) of each item id, itself excluded:
         ``(ids object [n x k], scores float32 [n x k])``."""
-        items = _ids(items)
+        items = _ids(items, "items")
         return self._shape(self._native.similar_items(items, k), len(items), k)
 
     def encode_users(self, features):
         """Vectors ``float32 [n x d]`` of new users from raw feature dicts
         (``[{"gender": "F", "age": 30}]``); features left out use the
         out-of-vocabulary embedding."""
-        feats = [[(str(a), str(b)) for a, b in f.items()] for f in features]
+        feats = _feature_dicts(features)
         raw = self._native.encode_users(feats)
         return np.frombuffer(raw, dtype="<f4").reshape(len(feats), self.dim).copy()
 
@@ -291,7 +325,7 @@ def _infer_feature(name, values, side, sep):
     if any(_is_multi(v) for v in present):
         return {"side": side, "kind": "multi_categorical", "column": name,
                 "separator": sep}
-    floats = [v for v in present if isinstance(v, (float, np.floating))]
+    floats = [v for v in present if isinstance(v, (float, np.floating)) and math.isfinite(v)]
     if present and len(floats) == len(present) and len(set(floats)) > 20:
         qs = np.unique(np.quantile(np.asarray(floats, dtype=float),
                                    np.linspace(0.1, 0.9, 9)))
@@ -401,7 +435,7 @@ class TwoTower:
         return _toml(doc) + "\n"
 
     def fit(self, interactions, items=None, users=None, out="runs/fit", *,
-            user="user_id", item="item_id", timestamp="timestamp",
+            user="user_id", item="item_id", timestamp=None,
             separator="|", force=False, verbose=False, on_epoch=None):
         """Train on in-memory tables and evaluate per EVALUATION.md.
 
@@ -415,8 +449,17 @@ class TwoTower:
         kept as ``self.run_``.
         """
         out = os.fspath(out)
+        if not out:
+            raise TwoTowerError("out is empty: give the run directory")
+        if not isinstance(separator, str) or len(separator) != 1:
+            raise TwoTowerError(f"separator must be one character, got {separator!r}")
         check_run_dir(out, False, force)
         icols = _columns(interactions, "interactions")
+        if timestamp is None:
+            timestamp = "timestamp"
+        elif timestamp not in icols:
+            raise TwoTowerError(f"interactions: no column {timestamp!r} (the timestamp; "
+                                f"columns: {', '.join(icols)})")
         for c in (user, item):
             if c not in icols:
                 raise TwoTowerError(f"interactions: no column {c!r} (columns: "
@@ -432,6 +475,12 @@ class TwoTower:
             if user not in tables["users"]:
                 raise TwoTowerError(f"users: no column {user!r} (the user key; columns: "
                                     f"{', '.join(tables['users'])})")
+        for name, key in (("interactions", user), ("interactions", item),
+                          ("items", item), ("users", user)):
+            col = tables.get(name, {}).get(key)
+            for r, v in enumerate(col if col is not None else []):
+                if _missing(v) or (isinstance(v, str) and not v):
+                    raise TwoTowerError(f"{name}: row {r}, column {key!r}: missing id ({v!r})")
         data = os.path.join(out, "data")
         os.makedirs(data, exist_ok=True)
         for name, cols in tables.items():

@@ -100,7 +100,7 @@ pub enum TrainError {
         phase: String,
     },
     /// Ctrl-C: a checkpoint was saved; `--resume` continues.
-    #[error("interrupted: checkpoint saved in {run_dir}; continue with --resume")]
+    #[error("interrupted: checkpoint saved in {run_dir}; continue with --resume (resume=True from Python)")]
     Interrupted {
         /// Run directory.
         run_dir: PathBuf,
@@ -841,11 +841,24 @@ fn run_phase(
 ) -> Result<PhaseResult, TrainError> {
     let t = &cfg.raw.train;
     let seed = t.seed;
-    let mut model = new_model(cfg, ds, phase_tag);
+    let available = crate::memory::available_bytes();
+    if t.check_memory {
+        // from the specs, before anything is allocated: an absurd size is
+        // a message, not an abort in the allocator
+        crate::memory::check_before_allocating(
+            &user_tower_spec(cfg, ds),
+            &tower_spec(cfg, &ds.items.features),
+            cfg,
+            t.batch_size.min(fit.user.len()).max(1),
+            valid.is_some(),
+            available,
+        )
+        .map_err(TrainError::OutOfMemory)?;
+    }
+    let mut model = new_model(cfg, ds, phase_tag).map_err(|e| TrainError::Data(e.to_string()))?;
     // say what the run holds, and refuse before allocating the optimizer
     // state when it cannot fit (an OOM kill mid-run loses the work)
     let plan = MemoryPlan::new(&model, &optim_config(cfg), cfg, ds, valid.is_some());
-    let available = crate::memory::available_bytes();
     if opts.verbose {
         eprintln!("{phase}: {}", plan.line(available));
     }
