@@ -818,6 +818,26 @@ mod tests {
     }
 
     #[test]
+    fn parameter_bytes_by_hand_and_as_allocated() {
+        // tables (5+1)·3 + (4+1)·2 with a learned mask row each = 28 values,
+        // layers (5+1)·4 + (4+1)·3 = 39: 67 f32
+        assert_eq!(spec().parameter_bytes(), 4 * 67);
+        let mut rng = ChaCha8Rng::seed_from_u64(7);
+        let tower = Tower::<f32>::new(spec(), &mut rng);
+        let n: usize = tower
+            .named_tensors("t")
+            .iter()
+            .map(|(_, _, d)| d.len())
+            .sum();
+        assert_eq!(4 * n as u64, spec().parameter_bytes());
+        // an absurd spec saturates instead of overflowing
+        let mut huge = spec();
+        huge.features[0].vocab_size = usize::MAX / 2;
+        huge.features[0].dim = usize::MAX / 2;
+        assert_eq!(huge.parameter_bytes(), u64::MAX);
+    }
+
+    #[test]
     fn gather_and_forward_shapes() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         let tower = Tower::<f64>::new(spec(), &mut rng);

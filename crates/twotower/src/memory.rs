@@ -157,50 +157,6 @@ fn parse_mem_available(meminfo: &str) -> Option<u64> {
     parse_kib_field(meminfo, "MemAvailable:")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan() -> MemoryPlan {
-        MemoryPlan {
-            parameters: 3 << 30,
-            optimizer: 6 << 30,
-            snapshots: 0,
-            interactions: 3 << 29,
-        }
-    }
-
-    #[test]
-    fn line_and_check() {
-        let p = plan();
-        assert_eq!(p.total(), (21u64 << 29));
-        // the resident readout is the test process's own: cut it off
-        let line = p.line(Some(20 << 30));
-        let line = line.split("; resident now").next().unwrap();
-        assert_eq!(
-            line,
-            "memory: parameters 3.00 GiB, optimizer state 6.00 GiB, weight snapshots 0.00 GiB, \
-             interactions 1.50 GiB; 10.50 GiB in all (20.00 GiB available)"
-        );
-        assert!(p.line(None).contains("10.50 GiB in all"));
-        assert_eq!(p.check(Some(6 << 30)), Ok(()));
-        assert_eq!(p.check(None), Ok(()));
-        let e = p.check(Some((6 << 30) - 1)).unwrap_err();
-        assert!(e.contains("need 6.00 GiB more"), "{e}");
-        assert!(e.contains("train.check_memory = false"), "{e}");
-    }
-
-    #[test]
-    fn meminfo_parses() {
-        let text = "MemTotal:       24589604 kB\nMemFree:        20000000 kB\nMemAvailable:   22859604 kB\n";
-        assert_eq!(parse_mem_available(text), Some(22_859_604 * 1024));
-        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
-        let status = "Name:\ttwotower\nVmPeak:\t  900 kB\nVmRSS:\t  812 kB\n";
-        assert_eq!(parse_kib_field(status, "VmRSS:"), Some(812 * 1024));
-        assert_eq!(gib(3 << 29), "1.50 GiB");
-    }
-}
-
 /// A check made before the model is allocated, from the towers' specs
 /// alone: parameters ([`TowerSpec::parameter_bytes`]), optimizer state
 /// (at most 2× the parameters, Adam's), the weight snapshots, and the
@@ -258,4 +214,48 @@ pub fn check_before_allocating(
         if m > 0 { format!(", SSL {m} × {m}") } else { String::new() },
         g(avail)
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> MemoryPlan {
+        MemoryPlan {
+            parameters: 3 << 30,
+            optimizer: 6 << 30,
+            snapshots: 0,
+            interactions: 3 << 29,
+        }
+    }
+
+    #[test]
+    fn line_and_check() {
+        let p = plan();
+        assert_eq!(p.total(), (21u64 << 29));
+        // the resident readout is the test process's own: cut it off
+        let line = p.line(Some(20 << 30));
+        let line = line.split("; resident now").next().unwrap();
+        assert_eq!(
+            line,
+            "memory: parameters 3.00 GiB, optimizer state 6.00 GiB, weight snapshots 0.00 GiB, \
+             interactions 1.50 GiB; 10.50 GiB in all (20.00 GiB available)"
+        );
+        assert!(p.line(None).contains("10.50 GiB in all"));
+        assert_eq!(p.check(Some(6 << 30)), Ok(()));
+        assert_eq!(p.check(None), Ok(()));
+        let e = p.check(Some((6 << 30) - 1)).unwrap_err();
+        assert!(e.contains("need 6.00 GiB more"), "{e}");
+        assert!(e.contains("train.check_memory = false"), "{e}");
+    }
+
+    #[test]
+    fn meminfo_parses() {
+        let text = "MemTotal:       24589604 kB\nMemFree:        20000000 kB\nMemAvailable:   22859604 kB\n";
+        assert_eq!(parse_mem_available(text), Some(22_859_604 * 1024));
+        assert_eq!(parse_mem_available("MemTotal: 1 kB\n"), None);
+        let status = "Name:\ttwotower\nVmPeak:\t  900 kB\nVmRSS:\t  812 kB\n";
+        assert_eq!(parse_kib_field(status, "VmRSS:"), Some(812 * 1024));
+        assert_eq!(gib(3 << 29), "1.50 GiB");
+    }
 }
