@@ -347,6 +347,13 @@ impl NativeRun {
                 let mut scores = Vec::with_capacity(users.len() * k);
                 for (n, u) in users.iter().enumerate() {
                     let f: &[(String, String)] = features.get(n).map_or(&[], |f| f);
+                    if f.is_empty() && self.served.user_index(u).is_none() {
+                        anyhow::bail!(
+                            "user {u:?} is not in the data; give its features with \
+                             features=[{{NAME: VALUE}}, ...] (one dict per user; user features: {})",
+                            self.served.user_feature_names()
+                        );
+                    }
                     let q = self.served.user_vector(u, f, None, "features")?;
                     let seen: &[u32] = match (q.user, exclude_seen) {
                         (Some(i), true) => self.served.seen(i),

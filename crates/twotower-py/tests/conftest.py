@@ -1,7 +1,7 @@
 """Shared fixtures: the repository, the CLI binary, ML-100K, a short config.
 
-The CLI binary is ``$TWOTOWER_BIN`` or ``target/release/twotower`` (built
-by ``cargo build --release``; ``.ci/run`` builds it before pytest).
+The CLI binary is ``$TWOTOWER_BIN``, else ``debug/twotower`` (or
+``release/``) in cargo's target dir; ``scripts/test-python.sh`` builds it.
 """
 import os
 import subprocess
@@ -18,11 +18,19 @@ SHORT_SETS = ["train.epochs=2", "train.seed=1", "train.refit=false"]
 
 
 def cli_bin():
+    """$TWOTOWER_BIN, else the dev or release binary in cargo's target dir
+    ($CARGO_TARGET_DIR or target/)."""
     b = os.environ.get("TWOTOWER_BIN")
-    p = Path(b) if b else REPO / "target" / "release" / "twotower"
+    if b:
+        p = Path(b)
+    else:
+        target = Path(os.environ.get("CARGO_TARGET_DIR") or REPO / "target")
+        found = [target / prof / "twotower" for prof in ("debug", "release")
+                 if (target / prof / "twotower").exists()]
+        p = found[0] if found else target / "debug" / "twotower"
     if not p.exists():
-        pytest.fail(f"the twotower CLI binary {p} is missing: run `cargo build --release` "
-                    "or set TWOTOWER_BIN")
+        pytest.fail(f"the twotower CLI binary {p} is missing: run `cargo build -p twotower-cli` "
+                    "(or set TWOTOWER_BIN to a built binary)")
     return p
 
 

@@ -120,6 +120,8 @@ def test_query_arguments_are_checked(py_run):
             py_run.recommend(["u1"], k=3, features=bad)
     with pytest.raises(TypeError):
         py_run.encode_users({"gender": "F"})
+    with pytest.raises(twotower.TwoTowerError, match=r"not in the data; give its features with features=\[\{NAME: VALUE\}"):
+        py_run.recommend(["nobody"], k=3)
     with pytest.raises(twotower.TwoTowerError, match=r"features\[1\] is empty"):
         py_run.encode_users([{"gender": "F"}, {}])
 

@@ -53,6 +53,12 @@ def test_fit_data_frames_equals_the_cli_on_what_fit_wrote(beauty, tmp_path):
     assert json.loads(out)["recall@50"] == m["recall@50"]
 
 
+def test_config_toml_takes_data_frames(beauty):
+    inter, items = beauty
+    text = twotower.TwoTower(train={"epochs": 3}).config_toml(".", inter, items)
+    assert "[features.attributes]" in text and "epochs = 3" in text
+
+
 def test_fit_takes_dicts_of_arrays_and_is_deterministic(tmp_path):
     rng = np.random.default_rng(0)
     n = 4000

@@ -53,9 +53,10 @@ def _log_epoch(rec):
     val = rec.get("validation")
     extra = ""
     if isinstance(val, dict):
-        extra = " " + " ".join(
-            f"{k} {v:.4f}" for k, v in val.items() if isinstance(v, (int, float))
-        )
+        # the headline validation metrics (the record has them all)
+        shown = [k for k in ("recall@50", "ndcg@50", "tail_recall@50", "cold_recall@50")
+                 if isinstance(val.get(k), (int, float))]
+        extra = "; validation " + ", ".join(f"{k} {val[k]:.4f}" for k in shown) if shown else ""
     log.info(
         "%s epoch %s: loss %.4f (main %.4f, ssl %.4f) %.0f ex/s%s",
         rec.get("phase"), rec.get("epoch"), rec.get("loss", math.nan),
@@ -406,7 +407,11 @@ class TwoTower:
     def config_toml(self, data_dir=".", interactions=None, items=None, users=None,
                     user="user_id", item="item_id", timestamp="timestamp",
                     separator="|"):
-        """The TOML config ``fit`` writes (data files in ``data_dir``)."""
+        """The TOML config ``fit`` writes (data files in ``data_dir``); the
+        tables (DataFrames or dicts of columns) only decide the features."""
+        interactions, items, users = (
+            None if t is None else _columns(t, name)
+            for t, name in ((interactions, "interactions"), (items, "items"), (users, "users")))
         doc = {"data": {"path": os.fspath(data_dir)}}
         inter = {"file": "interactions.csv", "user": user, "item": item}
         if interactions is not None and timestamp in interactions:
