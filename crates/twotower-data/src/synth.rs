@@ -45,9 +45,10 @@ use crate::config::{
     ColumnRef, DataConfig, Encoding, EntityTableSpec, FeatureConfig, FeatureKind, FeaturesConfig,
     Format, InteractionsSpec, Side, Source, SyntheticConfig,
 };
-use crate::dataset::{encode, Dataset, RawData};
+use crate::dataset::Dataset;
 use crate::error::DataError;
 use crate::hash::FxHashMap;
+use crate::load::{encode, RawData};
 use crate::raw::{RawColumn, RawEntityTable, RawInteractions};
 
 /// Timestamp of the first interaction (seconds; one interaction per second).
