@@ -25,33 +25,16 @@ use std::path::{Path, PathBuf};
 use crate::check::check_feature;
 use crate::config::{
     ColumnRef, DataConfig, EntityTableSpec, FeatureConfig, FeaturesConfig, Side, Source, SplitKind,
+    SyntheticConfig,
 };
 use crate::dataset::{Dataset, EntityTable};
 use crate::effective::{effective_features, effective_tables, needed_columns};
 use crate::error::DataError;
 use crate::features::{build_entities, encode_feature, SideCtx};
-use crate::raw::{
-    read_entity_table, read_interactions, read_long_table, RawEntityTable, RawInteractions,
-    RawLongTable,
-};
+use crate::raw::{read_entity_table, read_interactions, read_long_table, RawData, RawEntityTable};
 use crate::report::IngestReport;
 use crate::split::{random_split, temporal_split, Interactions};
-
-/// Everything read before encoding.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RawData {
-    pub interactions: RawInteractions,
-    /// Column references that denote the user / item key (for id features).
-    pub user_key_refs: Vec<ColumnRef>,
-    pub item_key_refs: Vec<ColumnRef>,
-    pub users: Option<RawEntityTable>,
-    pub items: Option<RawEntityTable>,
-    /// The `label` column of the user / item table, if any (display only).
-    pub labels: [Option<ColumnRef>; 2],
-    /// Long tables by feature name.
-    pub long: BTreeMap<String, RawLongTable>,
-    pub skipped_rows: usize,
-}
+use crate::synth::{generate_raw, synthetic_features};
 
 /// Reads, encodes and splits a dataset as described by `[data]` and `[features]`.
 ///
@@ -79,10 +62,26 @@ pub fn load_dataset(
         ));
     }
     let raw = match data.source {
-        Source::Synthetic => crate::synth::generate_raw(&data.synthetic)?,
+        Source::Synthetic => generate_raw(&data.synthetic)?,
         Source::Files => read_raw(data, &feats, &base_dir.join(&data.path))?,
     };
     encode(raw, &feats, data)
+}
+
+/// Generates a dataset in memory (the built-in data of `twotower train`),
+/// encoded with [`crate::synthetic_features`] and split per `[data.split]` defaults
+/// (temporal, 0.2, min 5). Equal to loading the files of [`crate::write_dataset`]
+/// with the same config.
+///
+/// # Errors
+/// [`DataError::Config`] for an invalid `cfg`.
+pub fn generate_dataset(cfg: &SyntheticConfig) -> Result<Dataset, DataError> {
+    let data = DataConfig {
+        source: Source::Synthetic,
+        synthetic: cfg.clone(),
+        ..DataConfig::default()
+    };
+    encode(generate_raw(cfg)?, &synthetic_features(), &data)
 }
 
 fn side_feats(feats: &FeaturesConfig, side: Side) -> Vec<(&String, &FeatureConfig)> {
@@ -174,11 +173,7 @@ fn read_raw(data: &DataConfig, feats: &FeaturesConfig, dir: &Path) -> Result<Raw
     })
 }
 
-pub(crate) fn encode(
-    raw: RawData,
-    feats: &FeaturesConfig,
-    data: &DataConfig,
-) -> Result<Dataset, DataError> {
+fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dataset, DataError> {
     let ri = raw.interactions;
     let empty: Vec<String> = Vec::new();
     let ukeys_table = raw.users.as_ref().map(|t| &t.keys).unwrap_or(&empty);
