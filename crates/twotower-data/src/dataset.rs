@@ -1,8 +1,11 @@
 //! The encoded dataset: entity tables with their encoded features, the
 //! split interactions and the ingest report ([`Dataset`]), and the data
 //! fingerprint that runs keep ([`Dataset::fingerprint`],
-//! [`fingerprints_differ`]). Loading is [`crate::load`]; the items that
-//! lived here before the split are re-exported below.
+//! [`fingerprints_differ`]). Loading is [`crate::load`]. The report types,
+//! `effective_*` and `transform_value`, which lived here before, are
+//! re-exported below; `load_dataset` and `data_dir` are not (`load` imports
+//! this module, so a re-export here would make the two import each other):
+//! use [`crate::load_dataset`] / [`crate::data_dir`], as every caller does.
 
 use std::collections::HashMap;
 
