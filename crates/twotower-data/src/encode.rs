@@ -22,9 +22,11 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::config::{DataConfig, FeatureConfig, FeatureKind, FeaturesConfig, Side};
-use crate::dataset::{effective_tables, parse_flag, transform_value, EncodedFeature, EntityTable};
+use crate::dataset::{EncodedFeature, EntityTable};
+use crate::effective::{effective_tables, needed_columns};
 use crate::error::DataError;
 use crate::raw::read_entity_table;
+use crate::transform::{parse_flag, transform_value};
 
 /// Why a raw value could not be encoded.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -193,7 +195,7 @@ pub fn encode_table(
     let key_refs = vec![spec.key.clone()];
     let side_feats: Vec<(&String, &FeatureConfig)> =
         features.iter().filter(|(_, f)| f.side == side).collect();
-    let mut cols = crate::dataset::needed_columns(&side_feats, &key_refs);
+    let mut cols = needed_columns(&side_feats, &key_refs);
     if let Some(l) = &spec.label {
         if !cols.contains(l) {
             cols.push(l.clone());

@@ -12,17 +12,23 @@
 
 #![warn(missing_docs)]
 
+pub(crate) mod check;
 pub mod config;
 pub mod dataset;
+pub(crate) mod effective;
 pub mod encode;
 pub mod error;
+pub(crate) mod features;
 pub mod hash;
+pub mod load;
 pub mod preset;
 pub mod raw;
 pub(crate) mod read;
+pub mod report;
 pub mod split;
 pub mod stats;
 pub mod synth;
+pub(crate) mod transform;
 pub mod vocab;
 
 pub use config::{
@@ -31,17 +37,16 @@ pub use config::{
     InteractionsSpec, LongTableSpec, OnBadRow, Preset, Side, Source, SplitConfig, SplitKind,
     SyntheticConfig, Transform,
 };
-pub use dataset::{
-    data_dir, effective_features, effective_tables, fingerprints_differ, load_dataset, Dataset,
-    EncodedFeature, EntityTable, FeatureReport, IngestReport,
-};
+pub use dataset::{fingerprints_differ, Dataset, EncodedFeature, EntityTable};
+pub use effective::{effective_features, effective_tables};
 pub use encode::{encode_table, EncodeError, FeatureEncoder};
 pub use error::DataError;
+pub use load::{data_dir, generate_dataset, load_dataset};
 pub use raw::{read_interactions, RawInteractions};
+pub use report::{FeatureReport, IngestReport};
 pub use split::{n_test, random_split, temporal_split, user_time_order, Interactions};
 pub use stats::{stats, HistBucket, Stats};
 pub use synth::{
-    dataset_toml, generate_dataset, synthetic_features, write_dataset, Generator, OutFormat,
-    WriteSummary,
+    dataset_toml, synthetic_features, write_dataset, Generator, OutFormat, WriteSummary,
 };
 pub use vocab::{id_order, Vocab};

@@ -3,6 +3,7 @@
 //! interned per column (`dict` + per-row `codes`), so a table costs one
 //! `u32` per cell plus its distinct strings.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::{
@@ -11,6 +12,22 @@ use crate::config::{
 use crate::error::DataError;
 use crate::hash::Interner;
 use crate::read::{decode, for_each_row, parse_err, parse_f64, parse_i64, valid};
+
+/// Everything read before encoding.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RawData {
+    pub interactions: RawInteractions,
+    /// Column references that denote the user / item key (for id features).
+    pub user_key_refs: Vec<ColumnRef>,
+    pub item_key_refs: Vec<ColumnRef>,
+    pub users: Option<RawEntityTable>,
+    pub items: Option<RawEntityTable>,
+    /// The `label` column of the user / item table, if any (display only).
+    pub labels: [Option<ColumnRef>; 2],
+    /// Long tables by feature name.
+    pub long: BTreeMap<String, RawLongTable>,
+    pub skipped_rows: usize,
+}
 
 /// One column: distinct values and a code per row.
 #[derive(Debug, Clone, Default)]

@@ -2,7 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::dataset::{Dataset, IngestReport};
+use crate::dataset::Dataset;
+use crate::report::IngestReport;
 
 /// One bucket of the log-scale popularity histogram: catalog items whose
 /// train interaction count lies in `[lo, hi]`.

@@ -28,7 +28,7 @@
 //! # Determinism and scale
 //! ChaCha8 streams per purpose (topics, user rows, item rows,
 //! interactions) from `seed`, so the in-memory dataset
-//! ([`generate_dataset`]) and the written files ([`write_dataset`]) hold the
+//! ([`crate::generate_dataset`]) and the written files ([`write_dataset`]) hold the
 //! same data. Memory is O(users + items) (alias tables, Vose's method);
 //! interactions are streamed to the file and never held.
 
@@ -42,13 +42,12 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::config::{
-    ColumnRef, DataConfig, Encoding, EntityTableSpec, FeatureConfig, FeatureKind, FeaturesConfig,
-    Format, InteractionsSpec, Side, Source, SyntheticConfig,
+    ColumnRef, Encoding, EntityTableSpec, FeatureConfig, FeatureKind, FeaturesConfig, Format,
+    InteractionsSpec, Side, SyntheticConfig,
 };
-use crate::dataset::{encode, Dataset, RawData};
 use crate::error::DataError;
 use crate::hash::FxHashMap;
-use crate::raw::{RawColumn, RawEntityTable, RawInteractions};
+use crate::raw::{RawColumn, RawData, RawEntityTable, RawInteractions};
 
 /// Timestamp of the first interaction (seconds; one interaction per second).
 pub const T0: i64 = 1_600_000_000;
@@ -500,22 +499,6 @@ pub(crate) fn generate_raw(cfg: &SyntheticConfig) -> Result<RawData, DataError> 
         long: Default::default(),
         skipped_rows: 0,
     })
-}
-
-/// Generates a dataset in memory (the built-in data of `twotower train`),
-/// encoded with [`synthetic_features`] and split per `[data.split]` defaults
-/// (temporal, 0.2, min 5). Equal to loading the files of [`write_dataset`]
-/// with the same config.
-///
-/// # Errors
-/// [`DataError::Config`] for an invalid `cfg`.
-pub fn generate_dataset(cfg: &SyntheticConfig) -> Result<Dataset, DataError> {
-    let data = DataConfig {
-        source: Source::Synthetic,
-        synthetic: cfg.clone(),
-        ..DataConfig::default()
-    };
-    encode(generate_raw(cfg)?, &synthetic_features(), &data)
 }
 
 /// File format of [`write_dataset`].

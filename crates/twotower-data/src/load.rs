@@ -1,0 +1,344 @@
+//! The loader: reads the tables of `[data]` (or generates them, for
+//! `source = "synthetic"`), encodes the features of `[features]` and
+//! splits the interactions into a [`Dataset`]. [`load_dataset`] is the
+//! entry point.
+//!
+//! # Entities
+//! Users are every user of the interactions or the user table; items (the
+//! catalog) are every item of the item table plus any interaction item
+//! without a feature row (it keeps missing features, counted in
+//! [`IngestReport::items_without_feature_row`]). Entities of a side are
+//! stored in "by id" order (EVALUATION.md), so `id_rank[e] == e`.
+//!
+//! # Features
+//! Features of a side are ordered by name. Index 0 of every vocabulary is
+//! OOV/missing. Id features take their vocabulary from the **train split
+//! only** (an id seen only in test is 0); the others from the feature rows
+//! of all entities of the side (counts = number of entities having the
+//! value, for `min_count`). Multi-valued bags hold the distinct in-vocabulary
+//! indices of an entity in ascending order (out-of-vocabulary values are
+//! dropped; a bag may be empty).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::check::check_feature;
+use crate::config::{
+    ColumnRef, DataConfig, EntityTableSpec, FeatureConfig, FeaturesConfig, Side, Source, SplitKind,
+    SyntheticConfig,
+};
+use crate::dataset::{Dataset, EntityTable};
+use crate::effective::{effective_features, effective_tables, needed_columns};
+use crate::error::DataError;
+use crate::features::{build_entities, encode_feature, SideCtx};
+use crate::raw::{read_entity_table, read_interactions, read_long_table, RawData, RawEntityTable};
+use crate::report::IngestReport;
+use crate::split::{random_split, temporal_split, Interactions};
+use crate::synth::{generate_raw, synthetic_features};
+
+/// Reads, encodes and splits a dataset as described by `[data]` and `[features]`.
+///
+/// `base_dir` is the directory of the config file (relative `data.path` is
+/// resolved against it). See the module docs for entities, vocabularies
+/// and bags, and [`crate::config`] for the schema.
+///
+/// # Errors
+/// Any [`DataError`]: bad config, missing file, unknown column, bad row
+/// (unless `on_bad_row = "skip"`), empty table, conflicting feature rows.
+pub fn load_dataset(
+    data: &DataConfig,
+    features: &FeaturesConfig,
+    base_dir: &Path,
+) -> Result<Dataset, DataError> {
+    let feats = effective_features(data, features);
+    for (name, f) in &feats {
+        check_feature(name, f)?;
+    }
+    let split = &data.split;
+    if !(split.test_fraction >= 0.0 && split.test_fraction < 1.0) {
+        return Err(DataError::config(
+            "data.split.test_fraction",
+            "must be in [0, 1)",
+        ));
+    }
+    let raw = match data.source {
+        Source::Synthetic => generate_raw(&data.synthetic)?,
+        Source::Files => read_raw(data, &feats, &base_dir.join(&data.path))?,
+    };
+    encode(raw, &feats, data)
+}
+
+/// Generates a dataset in memory (the built-in data of `twotower train`),
+/// encoded with [`crate::synthetic_features`] and split per `[data.split]` defaults
+/// (temporal, 0.2, min 5). Equal to loading the files of [`crate::write_dataset`]
+/// with the same config.
+///
+/// # Errors
+/// [`DataError::Config`] for an invalid `cfg`.
+pub fn generate_dataset(cfg: &SyntheticConfig) -> Result<Dataset, DataError> {
+    let data = DataConfig {
+        source: Source::Synthetic,
+        synthetic: cfg.clone(),
+        ..DataConfig::default()
+    };
+    encode(generate_raw(cfg)?, &synthetic_features(), &data)
+}
+
+fn side_feats(feats: &FeaturesConfig, side: Side) -> Vec<(&String, &FeatureConfig)> {
+    feats.iter().filter(|(_, f)| f.side == side).collect()
+}
+
+fn read_raw(data: &DataConfig, feats: &FeaturesConfig, dir: &Path) -> Result<RawData, DataError> {
+    let (ispec, uspec, tspec) = effective_tables(data)?;
+    let mut skipped = 0usize;
+    let interactions = read_interactions(&ispec, dir, data.on_bad_row, &mut skipped)?;
+    let mut user_key_refs = vec![ispec.user.clone()];
+    let mut item_key_refs = vec![ispec.item.clone()];
+    if let Some(u) = &uspec {
+        user_key_refs.push(u.key.clone());
+    }
+    if let Some(t) = &tspec {
+        item_key_refs.push(t.key.clone());
+    }
+    let read_side = |spec: &Option<EntityTableSpec>,
+                     side: Side,
+                     keys: &[ColumnRef],
+                     skipped: &mut usize|
+     -> Result<Option<RawEntityTable>, DataError> {
+        let fs = side_feats(feats, side);
+        let mut cols = needed_columns(&fs, keys);
+        if let Some(l) = spec.as_ref().and_then(|s| s.label.as_ref()) {
+            if !cols.contains(l) {
+                cols.push(l.clone());
+            }
+        }
+        let field = match side {
+            Side::User => "data.users",
+            Side::Item => "data.items",
+        };
+        match spec {
+            Some(s) => Ok(Some(read_entity_table(
+                s,
+                dir,
+                field,
+                &cols,
+                data.on_bad_row,
+                skipped,
+            )?)),
+            None => {
+                if let Some(c) = cols.first() {
+                    let (name, _) = fs
+                        .iter()
+                        .find(|(_, f)| {
+                            f.column.as_ref() == Some(c)
+                                || f.flag_columns.as_ref().is_some_and(|v| v.contains(c))
+                        })
+                        .expect("column comes from a feature");
+                    return Err(DataError::config(
+                        format!("features.{name}"),
+                        format!("reads column `{c}` but there is no [{field}] table"),
+                    ));
+                }
+                Ok(None)
+            }
+        }
+    };
+    let users = read_side(&uspec, Side::User, &user_key_refs, &mut skipped)?;
+    let items = read_side(&tspec, Side::Item, &item_key_refs, &mut skipped)?;
+    let mut long = BTreeMap::new();
+    for (name, f) in feats {
+        if let Some(t) = &f.table {
+            let lt = read_long_table(
+                t,
+                dir,
+                &format!("features.{name}.table"),
+                data.on_bad_row,
+                &mut skipped,
+            )?;
+            long.insert(name.clone(), lt);
+        }
+    }
+    Ok(RawData {
+        interactions,
+        user_key_refs,
+        item_key_refs,
+        users,
+        items,
+        labels: [
+            uspec.as_ref().and_then(|s| s.label.clone()),
+            tspec.as_ref().and_then(|s| s.label.clone()),
+        ],
+        long,
+        skipped_rows: skipped,
+    })
+}
+
+fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dataset, DataError> {
+    let ri = raw.interactions;
+    let empty: Vec<String> = Vec::new();
+    let ukeys_table = raw.users.as_ref().map(|t| &t.keys).unwrap_or(&empty);
+    let ikeys_table = raw.items.as_ref().map(|t| &t.keys).unwrap_or(&empty);
+    let (uids, uindex, umaps) = build_entities(&[ukeys_table, &ri.user_keys]);
+    let (iids, iindex, imaps) = build_entities(&[ikeys_table, &ri.item_keys]);
+    let all = Interactions {
+        user: ri.user.iter().map(|&u| umaps[1][u as usize]).collect(),
+        item: ri.item.iter().map(|&i| imaps[1][i as usize]).collect(),
+        timestamp: ri.timestamp,
+        weight: ri.weight,
+    };
+    let n_users = uids.len();
+    let n_items = iids.len();
+    let item_rank: Vec<u32> = (0..n_items as u32).collect();
+    let (train, test) = match data.split.kind {
+        SplitKind::Temporal => temporal_split(
+            &all,
+            &item_rank,
+            data.split.test_fraction,
+            data.split.min_interactions,
+        ),
+        SplitKind::Random => random_split(
+            &all,
+            data.split.test_fraction,
+            data.split.min_interactions,
+            data.split.seed,
+        ),
+    };
+
+    let mut report = IngestReport {
+        interaction_rows: all.len(),
+        skipped_rows: raw.skipped_rows,
+        user_table_rows: raw.users.as_ref().map(|t| t.rows_read).unwrap_or(0),
+        item_table_rows: raw.items.as_ref().map(|t| t.rows_read).unwrap_or(0),
+        duplicate_feature_rows: raw.users.as_ref().map(|t| t.duplicate_rows).unwrap_or(0)
+            + raw.items.as_ref().map(|t| t.duplicate_rows).unwrap_or(0),
+        ..Default::default()
+    };
+    report.duplicate_interactions = count_duplicate_pairs(&all, n_users);
+    let all_ucounts = all.user_counts(n_users);
+    let all_icounts = all.item_counts(n_items);
+    report.users_without_interactions = all_ucounts.iter().filter(|&&c| c == 0).count();
+    report.items_without_interactions = all_icounts.iter().filter(|&&c| c == 0).count();
+    drop(all);
+
+    let ent_rows = |n: usize, table: &Option<RawEntityTable>, map: &[u32]| -> Vec<Option<u32>> {
+        let mut r = vec![None; n];
+        if table.is_some() {
+            for (row, &e) in map.iter().enumerate() {
+                r[e as usize] = Some(row as u32);
+            }
+        }
+        r
+    };
+    let mut orphan = 0usize;
+    let mut sides = Vec::new();
+    for (side, ids, index, table, maps, key_refs, counts, label) in [
+        (
+            Side::User,
+            uids,
+            uindex,
+            &raw.users,
+            &umaps,
+            &raw.user_key_refs,
+            train.user_counts(n_users),
+            &raw.labels[0],
+        ),
+        (
+            Side::Item,
+            iids,
+            iindex,
+            &raw.items,
+            &imaps,
+            &raw.item_key_refs,
+            train.item_counts(n_items),
+            &raw.labels[1],
+        ),
+    ] {
+        let ctx = SideCtx {
+            side,
+            ids: &ids,
+            index: &index,
+            ent_row: ent_rows(ids.len(), table, &maps[0]),
+            table: table.as_ref(),
+            key_refs,
+            train_counts: counts,
+        };
+        let missing_rows = if table.is_some() {
+            ctx.ent_row.iter().filter(|r| r.is_none()).count()
+        } else {
+            0
+        };
+        let mut encoded = Vec::new();
+        for (name, f) in side_feats(feats, side) {
+            let (ef, fr) = encode_feature(name, f, &ctx, raw.long.get(name), &mut orphan)?;
+            encoded.push(ef);
+            report.features.push(fr);
+        }
+        match side {
+            Side::User => report.users_without_feature_row = missing_rows,
+            Side::Item => report.items_without_feature_row = missing_rows,
+        }
+        let labels = match (label, table) {
+            (Some(c), Some(t)) => {
+                let col = t.column(c).expect("the label column was read");
+                let text = ctx
+                    .ent_row
+                    .iter()
+                    .map(|r| match r {
+                        Some(r) => col.dict[col.codes[*r as usize] as usize].clone(),
+                        None => String::new(),
+                    })
+                    .collect();
+                Some((col.name.clone(), text))
+            }
+            _ => None,
+        };
+        drop(ctx);
+        sides.push(EntityTable {
+            id_rank: (0..ids.len() as u32).collect(),
+            ids,
+            index,
+            features: encoded,
+            missing_feature_rows: missing_rows,
+            labels,
+        });
+    }
+    report.orphan_long_rows = orphan;
+    let items = sides.pop().expect("two sides");
+    let users = sides.pop().expect("two sides");
+    Ok(Dataset {
+        users,
+        items,
+        train,
+        test,
+        report,
+    })
+}
+
+/// Rows repeating an earlier (user, item) pair.
+fn count_duplicate_pairs(all: &Interactions, n_users: usize) -> usize {
+    let mut offsets = vec![0usize; n_users + 1];
+    for &u in &all.user {
+        offsets[u as usize + 1] += 1;
+    }
+    for i in 0..n_users {
+        offsets[i + 1] += offsets[i];
+    }
+    let mut fill = offsets.clone();
+    let mut items = vec![0u32; all.len()];
+    for (&u, &i) in all.user.iter().zip(&all.item) {
+        items[fill[u as usize]] = i;
+        fill[u as usize] += 1;
+    }
+    let mut dup = 0;
+    for u in 0..n_users {
+        let s = &mut items[offsets[u]..offsets[u + 1]];
+        s.sort_unstable();
+        dup += s.windows(2).filter(|w| w[0] == w[1]).count();
+    }
+    dup
+}
+
+/// Resolves `data.path` for display.
+pub fn data_dir(data: &DataConfig, base_dir: &Path) -> PathBuf {
+    base_dir.join(&data.path)
+}
