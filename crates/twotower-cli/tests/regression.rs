@@ -194,3 +194,49 @@ fn ef_without_ann_is_refused() {
     // with --ann (or without --ef) it runs
     run_ok(&["similar", "--item", "1", "--ann", "--ef", "64"], &run);
 }
+
+/// `twotower train --config configs/ml-100k.toml --out OUT --set KEY=VALUE`.
+fn train_ml100k_with(dir: &Path, set: &str) -> std::process::Output {
+    bin()
+        .args(["train", "-q", "--config"])
+        .arg(common::configs().join("ml-100k.toml"))
+        .arg("--out")
+        .arg(dir.join("run"))
+        .args(["--set", set])
+        .output()
+        .unwrap()
+}
+
+/// Bug (2026-12-07 trial): a `train.monitor` the evaluation does not
+/// compute (recall@20 without 20 in eval.ks) trained to the end and then
+/// wrote a run.json that could not be loaded; now refused before loading.
+#[test]
+fn a_monitor_the_evaluation_does_not_compute_is_refused_before_training() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = stderr_err(&train_ml100k_with(dir.path(), "train.monitor=recall@20"));
+    assert!(
+        err.contains("train.monitor") && err.contains("K in eval.ks"),
+        "{err}"
+    );
+    assert!(!dir.path().join("run").join("run.json").exists());
+}
+
+/// Bug (2026-12-07 trial): `train.threads=1000000` hung starting threads;
+/// `model.embedding_dim=1000000000` aborted the process in the allocator;
+/// now a message each, before any work.
+#[test]
+fn absurd_sizes_are_messages_not_hangs_or_aborts() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = stderr_err(&train_ml100k_with(dir.path(), "train.threads=1000000"));
+    assert!(
+        err.contains("train.threads") && err.contains("0..=256"),
+        "{err}"
+    );
+    let out = train_ml100k_with(dir.path(), "model.embedding_dim=1000000000");
+    assert_eq!(out.status.code(), Some(1), "an error exit, not a signal");
+    let err = stderr_err(&out);
+    assert!(
+        err.contains("the configured model does not fit in memory: parameters"),
+        "{err}"
+    );
+}
