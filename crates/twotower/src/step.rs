@@ -327,3 +327,35 @@ pub fn fill_log_q(
             .map(|&j| beta * (prob(j) + uniform).clamp(P_FLOOR, 1.0).ln() as f32),
     );
 }
+
+#[cfg(test)]
+mod id_dropout_tests {
+    use super::*;
+
+    #[test]
+    fn id_dropout_zeroes_whole_rows_at_rate_p() {
+        // 20,000 rows of ids 1..: about p of them become 0, the rest keep
+        // their own id; p = 0 changes nothing, and the draws are seeded
+        let n = 20_000u32;
+        let fresh = || crate::tower::BatchFeature {
+            offsets: (0..=n).collect(),
+            values: (1..=n).collect(),
+            ..Default::default()
+        };
+        let mut f = fresh();
+        item_id_dropout(&mut f, 0.3, &mut ChaCha8Rng::seed_from_u64(5));
+        let dropped = f.values.iter().filter(|&&v| v == 0).count() as f64 / n as f64;
+        assert!((dropped - 0.3).abs() < 0.015, "{dropped}");
+        assert!(f
+            .values
+            .iter()
+            .enumerate()
+            .all(|(i, &v)| v == 0 || v == i as u32 + 1));
+        let mut g = fresh();
+        item_id_dropout(&mut g, 0.3, &mut ChaCha8Rng::seed_from_u64(5));
+        assert_eq!(f, g);
+        let mut h = fresh();
+        item_id_dropout(&mut h, 0.0, &mut ChaCha8Rng::seed_from_u64(5));
+        assert_eq!(h, fresh());
+    }
+}

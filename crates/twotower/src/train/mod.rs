@@ -21,37 +21,41 @@
 //! config and thread count give the same model bit for bit, and a resumed run
 //! (which restarts at the saved step) equals an uninterrupted one.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-use twotower_data::{Dataset, EntityTable, Interactions};
+use twotower_data::{Dataset, Interactions};
 
-use crate::augment::{AugmentConfig, Augmenter, MaskingPattern};
 use crate::checkpoint::{self, CheckpointMeta};
-use crate::config::{Config, LogqFrequency, MaskAs, MiWeighting};
-use crate::eval::{evaluate, DotScorer, EvalConfig, EvalSet, Metrics, PopularityScorer};
-use crate::frequency::{CountFrequency, StreamingFrequency};
-use crate::history::{recency_weights, UserHistory};
-use crate::history_feature::HistoryFeature;
+use crate::config::Config;
+use crate::eval::EvalSet;
 use crate::memory::MemoryPlan;
-use crate::model::{LossConfig, TwoTower};
-use crate::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
+use crate::model::TwoTower;
+use crate::optim::Optimizer;
 use crate::progress::{Progress, ProgressMode};
-use crate::step::{Frequency, Step, StepInputs, StepOutcome};
+use crate::step::{Frequency, Step, StepOutcome};
 
+mod components;
+mod config_diff;
+mod error;
 mod state;
+mod validation;
+
+pub use components::{augmenter, epoch_order, eval_config, optim_config, step_inputs};
+use config_diff::{differences, resolved_doc};
+pub use error::TrainError;
 use state::{
     restore, restore_streaming, saved_set, CheckpointTarget, NamedTensors, Position, Snapshot,
 };
-use twotower_model::inference::{mix, shared_item_feature};
+use twotower_model::inference::shared_item_feature;
+pub use validation::{
+    eval_set, eval_set_sampled, evaluate_model, evaluate_most_popular, pairs, search_dataset,
+    unseen_ids_as_oov,
+};
 
 // Building a model from a config and encoding with it moved to the model
 // crate (serving needs them without training code); re-exported here under
@@ -61,86 +65,6 @@ pub use twotower_model::inference::{
     columns, encode_all, encode_items, encode_user_table, history_feature, new_model, tower_spec,
     user_columns, user_tower_spec, HistoryColumn,
 };
-
-/// Errors that stop training.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainError {
-    /// The loss became NaN or infinite; the last good checkpoint is kept.
-    #[error(
-        "the loss became {value} at epoch {epoch}, global step {step} (phase {phase}); training stopped and the \
-         last good checkpoint in {run_dir} was kept. Try a lower learning rate (train.lr_sparse, \
-         train.lr_dense), a higher loss.temperature, or train.clip_grad_norm"
-    )]
-    NonFiniteLoss {
-        /// The value (NaN or ±inf).
-        value: f64,
-        /// Epoch (1-based).
-        epoch: usize,
-        /// Global step within the phase.
-        step: u64,
-        /// Phase name.
-        phase: String,
-        /// Run directory.
-        run_dir: PathBuf,
-    },
-    /// The loss became NaN or infinite before any checkpoint was written.
-    #[error(
-        "the loss became {value} at epoch {epoch}, batch {batch} (phase {phase}), before the first \
-         checkpoint; nothing was saved. Try a lower learning rate (train.lr_sparse, train.lr_dense), a \
-         higher loss.temperature, or train.clip_grad_norm"
-    )]
-    NonFiniteLossNoCheckpoint {
-        /// The value (NaN or ±inf).
-        value: f64,
-        /// Epoch (1-based).
-        epoch: usize,
-        /// Batch within the epoch (1-based).
-        batch: usize,
-        /// Phase name.
-        phase: String,
-    },
-    /// Ctrl-C: a checkpoint was saved; `--resume` continues.
-    #[error("interrupted: checkpoint saved in {run_dir}; continue with --resume (resume=True from Python)")]
-    Interrupted {
-        /// Run directory.
-        run_dir: PathBuf,
-    },
-    /// Checkpoint I/O.
-    #[error(transparent)]
-    Checkpoint(#[from] checkpoint::CheckpointError),
-    /// A resume that does not fit this config or data.
-    #[error("cannot resume from {run_dir}: {message}")]
-    Resume {
-        /// Run directory.
-        run_dir: PathBuf,
-        /// Why.
-        message: String,
-    },
-    /// The data cannot be trained on.
-    #[error("{0}")]
-    Data(String),
-
-    /// The model would not fit in memory (see [`crate::memory`]).
-    #[error("{0}")]
-    OutOfMemory(String),
-    /// Evaluation failed (e.g. a NaN score).
-    #[error(transparent)]
-    Eval(#[from] crate::eval::EvalError),
-    /// The logQ frequency estimator could not be set up.
-    #[error(transparent)]
-    Frequency(#[from] crate::frequency::FrequencyError),
-    /// SSL augmentation could not be set up.
-    #[error(transparent)]
-    Augment(#[from] crate::augment::AugmentError),
-    /// Writing an output file.
-    #[error("{path}: {source}")]
-    Io {
-        /// The file.
-        path: PathBuf,
-        /// The cause.
-        source: std::io::Error,
-    },
-}
 
 /// Options of one training run that are not part of the model config.
 pub struct TrainOptions<'a> {
@@ -243,244 +167,8 @@ static STOP: AtomicBool = AtomicBool::new(false);
 pub const PHASE_SEARCH: u64 = 1;
 /// The refit phase's tag (all of train; also the only phase without validation).
 pub const PHASE_REFIT: u64 = 2;
+/// The random stream of the epochs' batch orders.
 const STREAM_SHUFFLE: u64 = 1;
-
-/// A config document with its `[model]`, `[loss]`, `[ssl]`, `[train]` and
-/// `[eval]` sections replaced by their resolved values (every default filled
-/// in), so that an unset key and its default compare equal. A document that
-/// does not parse is returned as it is.
-fn resolved_doc(doc: &toml::Value) -> toml::Value {
-    let mut v = doc.clone();
-    let Ok(c) = Config::from_doc(doc.clone(), PathBuf::new(), "checkpoint") else {
-        return v;
-    };
-    if let toml::Value::Table(t) = &mut v {
-        let sections = [
-            ("model", toml::Value::try_from(&c.raw.model)),
-            ("loss", toml::Value::try_from(&c.raw.loss)),
-            ("ssl", toml::Value::try_from(&c.raw.ssl)),
-            ("train", toml::Value::try_from(&c.raw.train)),
-            ("eval", toml::Value::try_from(&c.raw.eval)),
-        ];
-        for (k, s) in sections {
-            if let Ok(s) = s {
-                t.insert(k.to_string(), s);
-            }
-        }
-    }
-    v
-}
-
-/// Every dotted key where two config documents differ, with both values
-/// (`checkpoint` = `a`, `now` = `b`), appended to `out` in key order.
-fn differences(a: &toml::Value, b: &toml::Value, prefix: &str, out: &mut Vec<String>) {
-    use toml::Value;
-    match (a, b) {
-        (Value::Table(x), Value::Table(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let path = if prefix.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{prefix}.{k}")
-                };
-                match (x.get(k), y.get(k)) {
-                    (Some(va), Some(vb)) => differences(va, vb, &path, out),
-                    (Some(va), None) => {
-                        out.push(format!("{path} = {va} in the checkpoint, unset now"))
-                    }
-                    (None, Some(vb)) => {
-                        out.push(format!("{path} unset in the checkpoint, {vb} now"))
-                    }
-                    (None, None) => {}
-                }
-            }
-        }
-        // an integer and a float of the same value are the same setting
-        (Value::Integer(i), Value::Float(f)) | (Value::Float(f), Value::Integer(i))
-            if *i as f64 == *f => {}
-        _ if a != b => out.push(format!("{prefix} = {a} in the checkpoint, {b} now")),
-        _ => {}
-    }
-}
-
-/// (user, item) index pairs of interactions.
-pub fn pairs(x: &Interactions) -> Vec<(u32, u32)> {
-    x.user.iter().copied().zip(x.item.iter().copied()).collect()
-}
-
-/// `items` with the id feature(s) of every item that has no interaction
-/// in `seen` set to row 0, the out-of-vocabulary row: the item table of the
-/// search phase, whose train split (`seen`) is the part of train before the
-/// validation cut. The vocabulary (and so the model's shapes) is unchanged;
-/// an item first seen in validation then reaches the tower as a cold item
-/// does at test time, so validation's `cold_recall@K` measures the cold path.
-///
-/// # Shapes
-/// `seen`: item indices `< items.len()`.
-pub fn unseen_ids_as_oov(items: &EntityTable, seen: &[u32]) -> EntityTable {
-    let mut has = vec![false; items.len()];
-    for &i in seen {
-        has[i as usize] = true;
-    }
-    let mut out = items.clone();
-    for f in out.features.iter_mut().filter(|f| f.is_id) {
-        for (e, _) in has.iter().enumerate().filter(|(_, &h)| !h) {
-            let (a, b) = (f.offsets[e] as usize, f.offsets[e + 1] as usize);
-            f.values[a..b].fill(0);
-        }
-    }
-    out
-}
-
-/// The entity tables the search phase trains and validates on: `ds`'s,
-/// with [`unseen_ids_as_oov`] applied to the items for `fit` (the part of
-/// train before the validation cut). Its `train` and `test` are empty: the
-/// search phase reads `fit` and the validation set, never `ds`'s splits.
-pub fn search_dataset(ds: &Dataset, fit: &Interactions) -> Dataset {
-    Dataset {
-        users: ds.users.clone(),
-        items: unseen_ids_as_oov(&ds.items, &fit.item),
-        train: Interactions::default(),
-        test: Interactions::default(),
-        report: ds.report.clone(),
-    }
-}
-
-/// The evaluator's view of a (train, test) pair of splits.
-pub fn eval_set(
-    ds: &Dataset,
-    train: &Interactions,
-    test: &Interactions,
-) -> Result<EvalSet, TrainError> {
-    EvalSet::new(
-        ds.users.ids.len(),
-        ds.items.ids.len(),
-        &pairs(train),
-        &pairs(test),
-        &ds.items.id_rank,
-    )
-    .map_err(|e| TrainError::Data(e.to_string()))
-}
-
-/// [`eval_set`] with the config's user sample (`eval.max_users`,
-/// `eval.sample_seed`; see [`EvalSet::sample_users`]): the set every
-/// validation and test evaluation of a run uses.
-pub fn eval_set_sampled(
-    cfg: &Config,
-    ds: &Dataset,
-    train: &Interactions,
-    test: &Interactions,
-) -> Result<EvalSet, TrainError> {
-    let mut set = eval_set(ds, train, test)?;
-    set.sample_users(cfg.raw.eval.max_users, cfg.raw.eval.sample_seed);
-    Ok(set)
-}
-
-/// Evaluates a model on `set` per EVALUATION.md; `history` (built from the
-/// set's train side) feeds the history feature, if the model has one.
-///
-/// # Errors
-/// [`TrainError::Eval`] (e.g. NaN scores from a diverged model).
-pub fn evaluate_model(
-    model: &TwoTower<f32>,
-    ds: &Dataset,
-    set: &EvalSet,
-    cfg: &Config,
-    history: Option<&HistoryFeature>,
-) -> Result<Metrics, TrainError> {
-    let (uv, iv) = encode_all(model, ds, history);
-    let scorer = DotScorer::new(uv.view(), iv.view())?;
-    Ok(evaluate(&scorer, set, &eval_config(cfg))?)
-}
-
-/// The most-popular baseline on `set`.
-///
-/// # Errors
-/// [`TrainError::Eval`].
-pub fn evaluate_most_popular(set: &EvalSet, cfg: &Config) -> Result<Metrics, TrainError> {
-    let scorer = PopularityScorer::from_set(set);
-    Ok(evaluate(&scorer, set, &eval_config(cfg))?)
-}
-
-/// Evaluation settings from `[eval]`.
-pub fn eval_config(cfg: &Config) -> EvalConfig {
-    EvalConfig {
-        ks: cfg.raw.eval.ks.clone(),
-        block_users: cfg.raw.eval.block_users,
-        ..EvalConfig::default()
-    }
-}
-
-/// The optimizer settings of a config's `[train]` section.
-pub fn optim_config(cfg: &Config) -> OptimConfig {
-    let t = &cfg.raw.train;
-    OptimConfig {
-        sparse: SparseOptimizerKind::from(t.sparse_optimizer),
-        sparse_lr: t.lr_sparse,
-        dense_lr: t.lr_dense,
-        weight_decay: t.weight_decay,
-        beta1: 0.9,
-        beta2: 0.999,
-        eps: 1e-8,
-        adagrad_initial_accumulator: 0.0,
-        clip_grad_norm: if t.clip_grad_norm > 0.0 {
-            Some(t.clip_grad_norm)
-        } else {
-            None
-        },
-    }
-}
-
-/// Builds the SSL augmenter, or `None` when SSL is off.
-///
-/// # Errors
-/// [`TrainError::Augment`] if the item features cannot be augmented as configured.
-pub fn augmenter(
-    cfg: &Config,
-    ds: &Dataset,
-    train: &Interactions,
-) -> Result<Option<Augmenter>, TrainError> {
-    let s = &cfg.raw.ssl;
-    if !s.enabled {
-        return Ok(None);
-    }
-    let feats = &ds.items.features;
-    let is_multi: Vec<bool> = feats
-        .iter()
-        .map(|f| matches!(f.kind, twotower_data::FeatureKind::MultiCategorical))
-        .collect();
-    let is_id: Vec<bool> = feats.iter().map(|f| f.is_id).collect();
-    let pattern = s.masking;
-    let mi = if pattern == MaskingPattern::Correlated {
-        let cols = columns(feats);
-        let weights = if s.mi_weighting == MiWeighting::Clicks {
-            let mut c = vec![0u32; ds.items.ids.len()];
-            for &i in &train.item {
-                c[i as usize] += 1;
-            }
-            Some(c)
-        } else {
-            None
-        };
-        Some(crate::augment::mutual_information(
-            &cols,
-            weights.as_deref(),
-        )?)
-    } else {
-        None
-    };
-    let acfg = AugmentConfig {
-        pattern,
-        mask_rate: s.mask_rate,
-        dropout_rate: s.dropout_rate,
-        seed_scope: s.seed_scope,
-        mask_id_feature: s.mask_id,
-        cfm_id_partner: s.cfm_id_partner,
-        mask_as_unknown: s.mask_as == MaskAs::Unknown,
-    };
-    Ok(Some(Augmenter::new(acfg, is_multi, is_id, mi.as_deref())?))
-}
 
 /// Trains per `cfg` on `ds`, writing checkpoints and logs into `opts.run_dir`.
 ///
@@ -706,120 +394,6 @@ struct EpochRecord<'a> {
     seconds: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     validation: Option<BTreeMap<String, Option<f64>>>,
-}
-
-/// The order in which epoch `epoch` (0-based) of a phase visits the rows of
-/// its interactions: a permutation of `0..order.len()` that depends only on
-/// `(seed, phase_tag, epoch)`, never on the previous epoch's, so a resumed
-/// process reproduces it. The epoch's batches are its consecutive
-/// `train.batch_size` slices.
-pub fn epoch_order(seed: u64, phase_tag: u64, epoch: usize, order: &mut [u32]) {
-    let mut shuffle_rng =
-        ChaCha8Rng::seed_from_u64(mix(seed, phase_tag, STREAM_SHUFFLE, epoch as u64));
-    for (i, o) in order.iter_mut().enumerate() {
-        *o = i as u32;
-    }
-    order.shuffle(&mut shuffle_rng);
-}
-
-/// The inputs of the training [`Step`] of one phase: `fit` is the phase's
-/// train interactions (the logQ counts, false-negative masks, recency
-/// weights and history bags all come from it), `phase_tag` the phase's
-/// random stream. `twotower bench` builds its config cases' step here too,
-/// so it measures the step training runs.
-///
-/// # Errors
-/// [`TrainError`] if the SSL augmenter or the logQ estimator cannot be
-/// built from the config.
-pub fn step_inputs<'a>(
-    cfg: &Config,
-    ds: &'a Dataset,
-    fit: &'a Interactions,
-    phase_tag: u64,
-) -> Result<StepInputs<'a>, TrainError> {
-    let t = &cfg.raw.train;
-    let l = &cfg.raw.loss;
-    let n_items = ds.items.ids.len();
-    let seed = t.seed;
-    // sampling probabilities of the logQ correction, from this phase's train data only
-    let mut counts = vec![0u32; n_items];
-    for &i in &fit.item {
-        counts[i as usize] += 1;
-    }
-    let freq = match (l.logq, l.frequency) {
-        (false, _) => Frequency::Off,
-        (true, LogqFrequency::Streaming) => {
-            Frequency::Streaming(Box::new(StreamingFrequency::new(
-                l.streaming_alpha,
-                l.streaming_buckets,
-                l.streaming_hashes,
-                seed,
-            )?))
-        }
-        (true, LogqFrequency::BatchInclusion) => {
-            Frequency::Counts(CountFrequency::batch_inclusion(&counts, t.batch_size)?)
-        }
-        (true, LogqFrequency::Counts) => {
-            Frequency::Counts(CountFrequency::from_train_counts(&counts)?)
-        }
-    };
-    let logq_weight = l.logq_weight as f32;
-    let aug = augmenter(cfg, ds, fit)?;
-    let m_ssl = if cfg.raw.ssl.batch_size > 0 {
-        cfg.raw.ssl.batch_size
-    } else {
-        t.batch_size
-    };
-    let loss_cfg = LossConfig {
-        temperature: cfg.raw.loss.temperature as f32,
-        mask_accidental_hits: l.mask_accidental_hits,
-        ssl_temperature: cfg.raw.ssl.temperature as f32,
-        ssl_weight: cfg.raw.ssl.weight as f32,
-    };
-    // per-example loss weights: the data's weight column and/or recency
-    let data_weights = if l.use_weights {
-        fit.weight.as_ref()
-    } else {
-        None
-    };
-    let combined: Option<Vec<f32>> = (t.recency_decay > 0.0).then(|| {
-        let mut w = recency_weights(fit, &ds.items.id_rank, t.recency_decay);
-        if let Some(d) = data_weights {
-            for (a, &b) in w.iter_mut().zip(d) {
-                *a *= b;
-            }
-        }
-        w
-    });
-
-    Ok(StepInputs {
-        user_columns: columns(&ds.users.features),
-        item_columns: columns(&ds.items.features),
-        n_items,
-        fit,
-        frequency: freq,
-        logq_weight,
-        mixed_negatives: l.mixed_negatives,
-        weights: match combined {
-            Some(w) => Some(Cow::Owned(w)),
-            None => data_weights.map(|w| Cow::Borrowed(w.as_slice())),
-        },
-        // false-negative masking: each user's items in this phase's train data
-        user_history: l
-            .mask_false_negatives
-            .then(|| UserHistory::from_pairs(ds.users.ids.len(), &fit.user, &fit.item)),
-        // the history feature: each example's earlier items of this phase's data
-        history: history_feature(cfg, ds, fit),
-        // item-id dropout acts on the item tower's id feature
-        id_dropout: (t.item_id_dropout > 0.0)
-            .then(|| ds.items.features.iter().position(|f| f.is_id))
-            .flatten()
-            .map(|f| (f, t.item_id_dropout)),
-        ssl: aug.map(|a| (a, m_ssl)),
-        loss: loss_cfg,
-        seed,
-        phase_tag,
-    })
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1143,122 +717,4 @@ fn write_history(dir: &Path, history: &[serde_json::Value]) -> Result<(), TrainE
         Ok(())
     })
     .map_err(|source| TrainError::Io { path, source })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn differences_name_every_key_and_both_values() {
-        let diff = |a: &str, b: &str| {
-            let (a, b): (toml::Value, toml::Value) =
-                (toml::from_str(a).unwrap(), toml::from_str(b).unwrap());
-            let mut out = Vec::new();
-            differences(&a, &b, "", &mut out);
-            out
-        };
-        let a = "[loss]\ntemperature = 0.1\n[train]\nseed = 1\n";
-        assert!(diff(a, a).is_empty());
-        assert_eq!(
-            diff(
-                a,
-                "[loss]\ntemperature = 0.2\n[train]\nseed = 1\nepochs = 3\n"
-            ),
-            vec![
-                "loss.temperature = 0.1 in the checkpoint, 0.2 now".to_string(),
-                "train.epochs unset in the checkpoint, 3 now".to_string(),
-            ]
-        );
-        // resolved: 3 and 3.0 are the same setting, an unset key equals its
-        // default, a real change is still named
-        let resolved = |a: &str, b: &str| {
-            let (a, b): (toml::Value, toml::Value) =
-                (toml::from_str(a).unwrap(), toml::from_str(b).unwrap());
-            let mut out = Vec::new();
-            differences(&resolved_doc(&a), &resolved_doc(&b), "", &mut out);
-            out
-        };
-        let a = "[train]\nrecency_decay = 3.0\n";
-        assert!(resolved(a, "[train]\nrecency_decay = 3\n").is_empty());
-        assert!(resolved(
-            a,
-            "[train]\nrecency_decay = 3\n[loss]\nmask_false_negatives = false\n"
-        )
-        .is_empty());
-        assert_eq!(
-            resolved(a, "[train]\nrecency_decay = 1\n"),
-            vec!["train.recency_decay = 3.0 in the checkpoint, 1.0 now".to_string()]
-        );
-    }
-}
-
-#[cfg(test)]
-mod search_phase_tests {
-    use super::*;
-
-    #[test]
-    fn items_unseen_before_the_validation_cut_read_the_oov_id_row() {
-        let ds = twotower_data::generate_dataset(&twotower_data::SyntheticConfig {
-            users: 60,
-            items: 80,
-            interactions: 400,
-            ..Default::default()
-        })
-        .unwrap();
-        let fit = ds
-            .train
-            .select(&(0..ds.train.len() as u32 / 2).collect::<Vec<_>>());
-        let seen: std::collections::HashSet<u32> = fit.item.iter().copied().collect();
-        let out = search_dataset(&ds, &fit);
-        assert!(out.train.is_empty() && out.test.is_empty());
-        assert_eq!(out.users, ds.users);
-        let (mut oov, mut kept) = (0, 0);
-        for (f, g) in ds.items.features.iter().zip(&out.items.features) {
-            assert_eq!((&f.vocab, &f.offsets), (&g.vocab, &g.offsets), "{}", f.name);
-            for e in 0..ds.items.len() {
-                if f.is_id && !seen.contains(&(e as u32)) {
-                    assert_eq!(g.row(e), &[0], "item {e} unseen in fit: id row 0");
-                    oov += 1;
-                } else {
-                    assert_eq!(g.row(e), f.row(e), "{} item {e}", f.name);
-                    kept += f.is_id as usize;
-                }
-            }
-        }
-        assert!(oov > 0 && kept > 0, "both kinds occur: {oov} {kept}");
-        assert!(ds.items.features.iter().any(|f| f.is_id));
-    }
-}
-
-#[cfg(test)]
-mod id_dropout_tests {
-    use super::*;
-
-    #[test]
-    fn id_dropout_zeroes_whole_rows_at_rate_p() {
-        // 20,000 rows of ids 1..: about p of them become 0, the rest keep
-        // their own id; p = 0 changes nothing, and the draws are seeded
-        let n = 20_000u32;
-        let fresh = || crate::tower::BatchFeature {
-            offsets: (0..=n).collect(),
-            values: (1..=n).collect(),
-            ..Default::default()
-        };
-        let mut f = fresh();
-        item_id_dropout(&mut f, 0.3, &mut ChaCha8Rng::seed_from_u64(5));
-        let dropped = f.values.iter().filter(|&&v| v == 0).count() as f64 / n as f64;
-        assert!((dropped - 0.3).abs() < 0.015, "{dropped}");
-        assert!(f
-            .values
-            .iter()
-            .enumerate()
-            .all(|(i, &v)| v == 0 || v == i as u32 + 1));
-        let mut g = fresh();
-        item_id_dropout(&mut g, 0.3, &mut ChaCha8Rng::seed_from_u64(5));
-        assert_eq!(f, g);
-        let mut h = fresh();
-        item_id_dropout(&mut h, 0.0, &mut ChaCha8Rng::seed_from_u64(5));
-        assert_eq!(h, fresh());
-    }
 }
