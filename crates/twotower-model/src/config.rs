@@ -608,6 +608,18 @@ fn check_override_key(o: &str) -> Result<(), ConfigError> {
     })
 }
 
+/// Metric families of EVALUATION.md (`<family>@K` for every K of
+/// `eval.ks`), in report order: what `train.monitor` may name and what the
+/// reports and the CLI print.
+pub const METRIC_PREFIXES: [&str; 6] = [
+    "recall",
+    "ndcg",
+    "head_recall",
+    "tail_recall",
+    "cold_recall",
+    "coverage",
+];
+
 /// The largest K of `eval.ks` (a top-K list per user is allocated).
 pub const MAX_EVAL_K: usize = 1_000_000;
 /// The most worker threads `train.threads` may ask for.
@@ -618,15 +630,7 @@ fn monitor_is_computed(monitor: &str, ks: &[usize]) -> bool {
     let Some((name, k)) = monitor.split_once('@') else {
         return false;
     };
-    let known = [
-        "recall",
-        "ndcg",
-        "head_recall",
-        "tail_recall",
-        "cold_recall",
-        "coverage",
-    ];
-    known.contains(&name) && k.parse::<usize>().is_ok_and(|k| ks.contains(&k))
+    METRIC_PREFIXES.contains(&name) && k.parse::<usize>().is_ok_and(|k| ks.contains(&k))
 }
 
 impl Config {

@@ -84,14 +84,7 @@ pub const REPORT_JSON: &str = "report.json";
 pub const DECILE_PLOT: &str = "recall_by_popularity_decile.png";
 /// Plot of the training loss per epoch (PNG; the SVG has the same stem).
 pub const LOSS_PLOT: &str = "training_loss.png";
-/// Metric families of EVALUATION.md, in report order.
-pub const METRIC_PREFIXES: [&str; 6] = [
-    "recall",
-    "ndcg",
-    "head_recall",
-    "tail_recall",
-    "cold_recall",
-    "coverage",
-];
+/// Metric families of EVALUATION.md, in report order (the config's).
+pub use twotower::config::METRIC_PREFIXES;
 /// Wording of the spread used everywhere in reports.
 pub const STD_NOTE: &str = "sample standard deviation over seeds (n − 1 denominator)";

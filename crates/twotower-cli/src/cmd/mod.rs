@@ -69,14 +69,7 @@ pub fn print_metrics(m: &serde_json::Value, ks: &[usize]) {
         println!("evaluated on a sample of {n} of {all} test users (eval.max_users)");
     }
     println!("{:<20} {:>10} {:>14}", "metric", "model", "most_popular");
-    for prefix in [
-        "recall",
-        "ndcg",
-        "head_recall",
-        "tail_recall",
-        "cold_recall",
-        "coverage",
-    ] {
+    for prefix in twotower::config::METRIC_PREFIXES {
         for k in ks {
             let key = format!("{prefix}@{k}");
             let fmt = |v: Option<&serde_json::Value>| match v.and_then(|v| v.as_f64()) {

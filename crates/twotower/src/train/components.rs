@@ -115,7 +115,7 @@ pub fn epoch_order(seed: u64, phase_tag: u64, epoch: usize, order: &mut [u32]) {
     order.shuffle(&mut shuffle_rng);
 }
 
-/// The inputs of the training [`Step`] of one phase: `fit` is the phase's
+/// The inputs of the training [`Step`](crate::step::Step) of one phase: `fit` is the phase's
 /// train interactions (the logQ counts, false-negative masks, recency
 /// weights and history bags all come from it), `phase_tag` the phase's
 /// random stream. `twotower bench` builds its config cases' step here too,
