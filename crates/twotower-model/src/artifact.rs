@@ -24,7 +24,7 @@
 //! writes their artifact.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 use safetensors::tensor::Dtype;
@@ -32,9 +32,30 @@ use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
 use twotower_data::{Dataset, EncodedFeature, EntityTable, IngestReport, Interactions};
 
-use crate::run::RunError;
 use crate::tensor_file::{self, row_major, NamedTensor, TensorData};
 use crate::util::{atomic_write, atomic_write_bytes};
+
+/// Why an artifact could not be written or read (the run loader wraps it
+/// in its `RunError`, with the same message).
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// File-system failure on `path`.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `path` is not a valid artifact file (what is wrong in `message`).
+    #[error("{path}: {message}")]
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
 
 /// Version of the artifact files.
 pub const ARTIFACT_FORMAT_VERSION: u32 = 1;
@@ -124,15 +145,15 @@ pub fn exists(dir: &Path) -> bool {
 /// `items` (from [`crate::inference::encode_all`]).
 ///
 /// # Errors
-/// [`RunError::Io`] / [`RunError::Format`] on write failure.
+/// [`ArtifactError::Io`] / [`ArtifactError::Format`] on write failure.
 pub fn write(
     dir: &Path,
     ds: &Dataset,
     users: &Array2<f32>,
     items: &Array2<f32>,
-) -> Result<(), RunError> {
+) -> Result<(), ArtifactError> {
     let tpath = dir.join(ARTIFACT_TENSORS);
-    let fmt = |path: &Path, message: String| RunError::Format {
+    let fmt = |path: &Path, message: String| ArtifactError::Format {
         path: path.to_path_buf(),
         message,
     };
@@ -175,7 +196,7 @@ pub fn write(
     })
     .map_err(|source| match source.kind() {
         std::io::ErrorKind::InvalidInput => fmt(&tpath, source.to_string()),
-        _ => RunError::Io {
+        _ => ArtifactError::Io {
             path: tpath.clone(),
             source,
         },
@@ -190,7 +211,7 @@ pub fn write(
     };
     let jpath = dir.join(ARTIFACT_FILE);
     let json = serde_json::to_vec(&doc).map_err(|e| fmt(&jpath, e.to_string()))?;
-    atomic_write_bytes(&jpath, &json).map_err(|source| RunError::Io {
+    atomic_write_bytes(&jpath, &json).map_err(|source| ArtifactError::Io {
         path: jpath.clone(),
         source,
     })
@@ -199,17 +220,17 @@ pub fn write(
 /// Reads the artifact in `dir`.
 ///
 /// # Errors
-/// [`RunError::Io`] for a missing or unreadable file; [`RunError::Format`]
+/// [`ArtifactError::Io`] for a missing or unreadable file; [`ArtifactError::Format`]
 /// naming the file for another format version, a missing or mistyped
 /// tensor, shapes that disagree with the tables, or an index out of range.
-pub fn read(dir: &Path) -> Result<Artifact, RunError> {
+pub fn read(dir: &Path) -> Result<Artifact, ArtifactError> {
     let jpath = dir.join(ARTIFACT_FILE);
     let tpath = dir.join(ARTIFACT_TENSORS);
     let io = |path: &Path| {
         let path = path.to_path_buf();
-        move |source| RunError::Io { path, source }
+        move |source| ArtifactError::Io { path, source }
     };
-    let fmt = |path: &Path, message: String| RunError::Format {
+    let fmt = |path: &Path, message: String| ArtifactError::Format {
         path: path.to_path_buf(),
         message,
     };
@@ -245,7 +266,7 @@ pub fn read(dir: &Path) -> Result<Artifact, RunError> {
             format!("not a readable safetensors file (truncated or corrupt?): {e}"),
         )
     })?;
-    let tensor = |name: &str, dtype: Dtype, shape: &[usize]| -> Result<&[u8], RunError> {
+    let tensor = |name: &str, dtype: Dtype, shape: &[usize]| -> Result<&[u8], ArtifactError> {
         let v = st
             .tensor(name)
             .map_err(|_| fmt(&tpath, format!("tensor {name} missing")))?;

@@ -83,6 +83,16 @@ pub enum RunError {
     Train(Box<dyn std::error::Error + Send + Sync + 'static>),
 }
 
+impl From<crate::artifact::ArtifactError> for RunError {
+    fn from(e: crate::artifact::ArtifactError) -> Self {
+        use crate::artifact::ArtifactError as A;
+        match e {
+            A::Io { path, source } => RunError::Io { path, source },
+            A::Format { path, message } => RunError::Format { path, message },
+        }
+    }
+}
+
 impl From<twotower_data::DataError> for RunError {
     fn from(e: twotower_data::DataError) -> Self {
         RunError::Data(Box::new(e))
