@@ -237,14 +237,7 @@ impl NativeRun {
                 })?,
                 None => Catalog::of_run(&served),
             };
-            let users = match &served.run.vectors {
-                Some((u, _)) => u.clone(),
-                None => twotower::train::encode_user_table(
-                    &served.run.model,
-                    &served.run.dataset,
-                    served.history.as_ref(),
-                ),
-            };
+            let users = served.user_vectors();
             let probe = users
                 .slice(ndarray::s![..users.nrows().min(200), ..])
                 .to_owned();

@@ -151,6 +151,19 @@ impl Served {
         &self.seen_items[self.seen_offsets[u] as usize..self.seen_offsets[u + 1] as usize]
     }
 
+    /// The vectors of every user of the run, `[n_users × d]`: the
+    /// artifact's, else computed from the model (a run without artifact).
+    pub fn user_vectors(&self) -> ndarray::Array2<f32> {
+        match &self.run.vectors {
+            Some((users, _)) => users.clone(),
+            None => twotower_model::inference::encode_user_table(
+                &self.run.model,
+                &self.run.dataset,
+                self.history.as_ref(),
+            ),
+        }
+    }
+
     /// The user index of `id`, if it is in the data.
     pub fn user_index(&self, id: &str) -> Option<u32> {
         self.run.dataset.users.index.get(id).copied()

@@ -8,7 +8,6 @@ use anyhow::Context;
 use ndarray::Array2;
 use twotower::index::VectorIndex;
 use twotower::run::load_run;
-use twotower::train::encode_user_table;
 use twotower_serve::{Catalog, Served};
 
 /// Loads the run in `dir` for queries (its artifact; a format-1 run
@@ -121,13 +120,9 @@ pub fn server_threads(given: Option<usize>) -> usize {
     given.unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
-/// The user vectors of a run, `[n_users × d]` (the artifact's, else computed).
+/// The user vectors of a run, `[n_users × d]` ([`Served::user_vectors`]).
 pub fn user_vectors(served: &Served) -> Array2<f32> {
-    let run = &served.run;
-    match &run.vectors {
-        Some((users, _)) => users.clone(),
-        None => encode_user_table(&run.model, &run.dataset, served.history.as_ref()),
-    }
+    served.user_vectors()
 }
 
 /// Prints warnings of a query on stderr.
