@@ -33,9 +33,10 @@ use crate::augment::AugmentError;
 use crate::eval::{evaluate, DotScorer, EvalConfig, EvalError, EvalSet};
 use crate::frequency::FrequencyError;
 use crate::model::TwoTower;
-use crate::optim::{Optimizer, SparseOptimizerKind};
-use crate::step::{Step, StepOutcome, StepTimes};
+use crate::optim::SparseOptimizerKind;
+use crate::step::{StepOutcome, StepTimes};
 use crate::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, TowerSpec};
+use crate::train::{TrainError, TrainState};
 
 // ---------------------------------------------------------------- allocations
 
@@ -215,14 +216,12 @@ pub fn synthetic_spec(cols: &[SyntheticColumn], hidden: Vec<usize>, out_dim: usi
 
 /// Everything one training-step measurement needs.
 pub struct StepSetup<'a> {
-    /// The model (trained in place).
-    pub model: TwoTower<f32>,
-    /// Its optimizer.
-    pub opt: Optimizer<f32>,
-    /// The training step: for a config, the trainer's own
-    /// ([`crate::train::step_inputs`]); for a synthetic catalog, one over
-    /// [`uniform_pairs`].
-    pub step: Step<'a>,
+    /// The training state — model, optimizer and step — as the trainer
+    /// holds it: for a config, the trainer's own
+    /// ([`TrainState::new`](crate::train::TrainState::new)); for a
+    /// synthetic catalog, one over [`uniform_pairs`]
+    /// ([`TrainState::from_step`](crate::train::TrainState::from_step)).
+    pub state: TrainState<'a>,
     /// Number of users.
     pub n_users: usize,
     /// Main batch size `B`.
@@ -341,8 +340,12 @@ pub fn run_steps(
     repeats: usize,
 ) -> Result<StepReport, BenchError> {
     let b = setup.batch_size;
-    let n = setup.step.inputs.fit.len();
-    if b == 0 || setup.step.inputs.n_items == 0 || setup.n_users == 0 || steps == 0 || repeats == 0
+    let n = setup.state.step.inputs.fit.len();
+    if b == 0
+        || setup.state.step.inputs.n_items == 0
+        || setup.n_users == 0
+        || steps == 0
+        || repeats == 0
     {
         return Err(BenchError::Setup(
             "batch size, users, items, steps and repeats must all be > 0".into(),
@@ -373,7 +376,6 @@ pub fn run_steps(
         order.shuffle(&mut rng);
     }
     let mut cursor = 0usize;
-    let mut step_count = 0u64;
     let mut loss_sum = 0.0;
     let mut eps = Vec::with_capacity(repeats);
     let mut allocs = 0u64;
@@ -381,9 +383,9 @@ pub fn run_steps(
         // window 0 is the warm-up
         let n_steps = if window == 0 { warmup } else { steps };
         if window == 1 {
-            setup.step.workspace().times.reset();
-            setup.step.times = StepTimes::default();
-            setup.opt.times = Default::default();
+            setup.state.step.workspace().times.reset();
+            setup.state.step.times = StepTimes::default();
+            setup.state.opt.times = Default::default();
             loss_sum = 0.0;
         }
         let a0 = allocations();
@@ -397,15 +399,14 @@ pub fn run_steps(
             }
             let rows = &order[cursor..cursor + b];
             cursor += b;
-            match setup
-                .step
-                .run(&mut setup.model, &mut setup.opt, rows, step_count)?
-            {
+            match setup.state.run_step(rows).map_err(|e| match e {
+                TrainError::Augment(a) => BenchError::Augment(a),
+                other => BenchError::Setup(other.to_string()),
+            })? {
                 StepOutcome::Updated(parts) => loss_sum += parts.total,
                 StepOutcome::Skipped => {}
                 StepOutcome::NonFinite(v) => return Err(BenchError::NonFinite(v)),
             }
-            step_count += 1;
         }
         let wall = w0.elapsed().as_secs_f64();
         if window > 0 {
@@ -421,9 +422,9 @@ pub fn run_steps(
     } else {
         0.5 * (sorted[sorted.len() / 2 - 1] + sorted[sorted.len() / 2])
     };
-    let t = setup.step.workspace().times;
-    let st = setup.step.times;
-    let o = setup.opt.times;
+    let t = setup.state.step.workspace().times;
+    let st = setup.state.step.times;
+    let o = setup.state.opt.times;
     Ok(StepReport {
         batch_size: b,
         warmup_steps: warmup,
@@ -619,7 +620,8 @@ mod tests {
     fn run_steps_reports_every_phase_and_learns() {
         use crate::frequency::CountFrequency;
         use crate::model::LossConfig;
-        use crate::step::{Frequency, StepInputs};
+        use crate::optim::Optimizer;
+        use crate::step::{Frequency, Step, StepInputs};
         let mut rng = ChaCha8Rng::seed_from_u64(0);
         let u = synthetic_side(50, 8, 1);
         let i = synthetic_side(40, 8, 2);
@@ -660,9 +662,7 @@ mod tests {
         };
         let step = Step::new(inputs, &model, 16);
         let mut setup = StepSetup {
-            model,
-            opt,
-            step,
+            state: TrainState::from_step(model, opt, step),
             n_users: 50,
             batch_size: 16,
             order: RowOrder::Shuffled(1),

@@ -1,6 +1,6 @@
 //! The bench measures the step training runs: `twotower bench`'s harness
-//! ([`twotower::bench::run_steps`]) over the trainer's step inputs
-//! ([`twotower::train::step_inputs`]) and the trainer's batch order
+//! ([`twotower::bench::run_steps`]) over the trainer's training state
+//! ([`twotower::train::TrainState`]) and the trainer's batch order
 //! ([`twotower::train::epoch_order`]) gives the same mean loss, to the
 //! last bit, as the trainer's first epoch — with logQ, mixed negatives,
 //! false-negative masks, recency weights, the history feature, item-id
@@ -8,11 +8,7 @@
 
 use twotower::bench::{run_steps, RowOrder, StepSetup};
 use twotower::config::Config;
-use twotower::optim::Optimizer;
-use twotower::step::Step;
-use twotower::train::{
-    epoch_order, new_model, optim_config, step_inputs, train, TrainOptions, PHASE_REFIT,
-};
+use twotower::train::{epoch_order, train, TrainOptions, TrainState, PHASE_REFIT};
 
 const CFG: &str = r#"
 [data]
@@ -77,17 +73,13 @@ fn bench_and_trainer_give_the_same_loss_on_the_same_batches() {
     let trainer_loss = outcome.history[0]["loss"].as_f64().unwrap();
 
     // the bench harness on the same model init, inputs and batches
-    let model = new_model(&cfg, &ds, PHASE_REFIT).unwrap();
-    let opt = Optimizer::new(&model, &optim_config(&cfg));
-    let inputs = step_inputs(&cfg, &ds, &ds.train, PHASE_REFIT).unwrap();
+    let state = TrainState::new(&cfg, &ds, &ds.train, PHASE_REFIT, b, None).unwrap();
+    let inputs = &state.step.inputs;
     assert!(inputs.history.is_some() && inputs.ssl.is_some() && inputs.weights.is_some());
-    let step = Step::new(inputs, &model, b);
     let mut order = vec![0u32; n];
     epoch_order(cfg.raw.train.seed, PHASE_REFIT, 0, &mut order);
     let mut setup = StepSetup {
-        model,
-        opt,
-        step,
+        state,
         n_users: ds.users.ids.len(),
         batch_size: b,
         order: RowOrder::Given(order),
@@ -102,7 +94,7 @@ fn bench_and_trainer_give_the_same_loss_on_the_same_batches() {
         trainer_loss
     );
     // and the same final weights
-    let a: Vec<_> = setup.model.named_tensors();
+    let a: Vec<_> = setup.state.model.named_tensors();
     let t: Vec<_> = outcome.model.named_tensors();
     assert_eq!(a.len(), t.len());
     for ((na, _, da), (_, _, dt)) in a.iter().zip(&t) {
@@ -116,17 +108,8 @@ fn bench_and_trainer_give_the_same_loss_on_the_same_batches() {
 
     // a different order (the bench's own shuffle) is another epoch: the
     // comparison above can fail
-    let model = new_model(&cfg, &ds, PHASE_REFIT).unwrap();
-    let opt = Optimizer::new(&model, &optim_config(&cfg));
-    let step = Step::new(
-        step_inputs(&cfg, &ds, &ds.train, PHASE_REFIT).unwrap(),
-        &model,
-        b,
-    );
     let mut other = StepSetup {
-        model,
-        opt,
-        step,
+        state: TrainState::new(&cfg, &ds, &ds.train, PHASE_REFIT, b, None).unwrap(),
         n_users: ds.users.ids.len(),
         batch_size: b,
         order: RowOrder::Shuffled(1),

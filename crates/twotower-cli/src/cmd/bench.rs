@@ -21,7 +21,7 @@ use twotower::frequency::CountFrequency;
 use twotower::model::{LossConfig, TwoTower};
 use twotower::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
 use twotower::step::{Frequency, Step, StepInputs};
-use twotower::train;
+use twotower::train::{self, TrainState};
 
 /// Arguments of `twotower bench`. Options left out take the full run's
 /// defaults, or with `--quick` the quick run's (shown as full / quick).
@@ -504,25 +504,20 @@ fn real_case(
     }
     let cfg = Config::load(Some(path), &overrides)?;
     let ds = super::load_data(&cfg, true)?;
-    let model = train::new_model(&cfg, &ds, 0)?;
-    let opt_cfg = train::optim_config(&cfg);
-    let opt = Optimizer::new(&model, &opt_cfg);
     let b = cfg.raw.train.batch_size;
+    // the trainer's own state and step over the train split (logQ, mixed
+    // negatives, masks, weights, history bags, id dropout, SSL as configured)
+    let state = train::TrainState::new(&cfg, &ds, &ds.train, 0, b, None)?;
+    let opt_cfg = train::optim_config(&cfg);
     let m = if cfg.raw.ssl.batch_size > 0 {
         cfg.raw.ssl.batch_size
     } else {
         b
     };
-    let emb = embedding_state_bytes(&model, opt_cfg.sparse);
-    // the trainer's own step over the train split (logQ, mixed negatives,
-    // masks, weights, history bags, id dropout, SSL as configured)
-    let inputs = train::step_inputs(&cfg, &ds, &ds.train, 0)?;
-    let step = Step::new(inputs, &model, b);
+    let emb = embedding_state_bytes(&state.model, opt_cfg.sparse);
     let n_items = ds.items.ids.len();
     let mut setup = StepSetup {
-        model,
-        opt,
-        step,
+        state,
         n_users: ds.users.ids.len(),
         batch_size: b,
         order: RowOrder::Shuffled(cfg.raw.train.seed),
@@ -635,9 +630,7 @@ fn synthetic_case(
     };
     let step = Step::new(inputs, &model, args.batch_size);
     let mut setup = StepSetup {
-        model,
-        opt,
-        step,
+        state: TrainState::from_step(model, opt, step),
         n_users,
         batch_size: args.batch_size,
         order: RowOrder::Shuffled(7),

@@ -5,6 +5,12 @@
 //! information behind CFM (with a text table of it; its heatmaps are drawn
 //! by the `twotower-report` crate, so training needs no plotting stack).
 //!
+//! Modules: `masking` (stage 1: which features each view
+//! masks), `dropout` (stage 2: the views' bags, masked features as unknown,
+//! feature dropout), `sampler` (the uniform SSL batch), `mutual_info` (the
+//! feature MI behind CFM). This file holds the config, the errors and
+//! [`Augmenter`], which runs the stages.
+//!
 //! # The two views
 //! [`Augmenter::build_views`] turns m catalog items into two augmented
 //! [`TowerBatch`]es in two stages:
@@ -37,7 +43,7 @@
 //! [`AugmentConfig::mask_id_feature`] = false the item-id feature(s) are never
 //! masked and are left out of the split (and of the CFM ranking).
 
-use rand::distributions::{Bernoulli, Distribution};
+use rand::distributions::Bernoulli;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +53,14 @@ use crate::tower::{BatchFeature, FeatureColumn, TowerBatch};
 // The two choices of the `[ssl]` section that the augmenter acts on are
 // config enums (so serde checks them); re-exported here under their old paths.
 pub use crate::config::{MaskingPattern, SeedScope};
+
+mod dropout;
+mod masking;
+mod mutual_info;
+mod sampler;
+
+pub use masking::{cfm_group_size, correlated_groups};
+pub use mutual_info::{mi_table, mutual_information};
 
 /// Augmentation settings (checked by [`Augmenter::new`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -206,14 +220,6 @@ pub struct Augmenter {
     mask_dist: Bernoulli,
     drop_dist: Bernoulli,
 }
-
-/// Number of features masked in view 1 by RFM and CFM when k features are
-/// maskable: ⌈k/2⌉ (see the module docs for why not the paper's literal
-/// 1 + ⌊k/2⌋). View 2 masks the other ⌊k/2⌋.
-pub fn cfm_group_size(k: usize) -> usize {
-    k.div_ceil(2)
-}
-
 fn check_rate(field: &'static str, got: f64) -> Result<Bernoulli, AugmentError> {
     if !(0.0..=1.0).contains(&got) {
         return Err(AugmentError::InvalidRate { field, got });
@@ -351,7 +357,7 @@ impl Augmenter {
     /// capacity suffices: m for small m, n_items when m² > 4·n_items).
     /// Deterministic given the rng. Cost O(min(m², n_items)).
     pub fn sample_items(&self, n_items: usize, m: usize, rng: &mut impl Rng, out: &mut Vec<u32>) {
-        sample_distinct(n_items, m, rng, out);
+        sampler::sample_distinct(n_items, m, rng, out);
     }
 
     /// Builds the two augmented views of `items` (see the module docs).
@@ -411,100 +417,7 @@ impl Augmenter {
                 }
             }
         }
-
-        // Stage 2: gather with feature dropout (view 1 then view 2, feature
-        // by feature, row by row, value by value: a fixed rng order).
-        let q_active = self.config.dropout_rate > 0.0;
-        for view in [&mut out.view1, &mut out.view2] {
-            for (f, (feat, col)) in view.features.iter_mut().zip(columns).enumerate() {
-                let drop = q_active && self.is_multi[f];
-                feat.offsets.clear();
-                feat.values.clear();
-                // Room for every bag unmasked and undropped, so that varying
-                // masks never grow the buffer twice for the same items.
-                let full: usize = items
-                    .iter()
-                    .map(|&e| (col.offsets[e as usize + 1] - col.offsets[e as usize]) as usize)
-                    .sum();
-                feat.values.reserve(full);
-                feat.offsets.push(0);
-                let unknown = self.config.mask_as_unknown;
-                let single = !self.is_multi[f];
-                for (row, &item) in items.iter().enumerate() {
-                    if unknown && feat.masked[row] {
-                        // masked = unknown: row 0 of a single-valued
-                        // feature, an empty bag of a multi-valued one
-                        if single {
-                            feat.values.push(0);
-                        }
-                    } else if !feat.masked[row] {
-                        let e = item as usize;
-                        let bag = &col.values[col.offsets[e] as usize..col.offsets[e + 1] as usize];
-                        if drop {
-                            for &v in bag {
-                                if !self.drop_dist.sample(rng) {
-                                    feat.values.push(v);
-                                }
-                            }
-                        } else {
-                            feat.values.extend_from_slice(bag);
-                        }
-                    }
-                    let end = u32::try_from(feat.values.len())
-                        .map_err(|_| AugmentError::TooManyValues { feature: f })?;
-                    feat.offsets.push(end);
-                }
-                if unknown || !feat.masked.contains(&true) {
-                    feat.masked.clear();
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Draws the masks of one row into `out.view{1,2}.features[f].masked[row]`.
-    fn mask_row(&self, row: usize, rng: &mut impl Rng, out: &mut SslBatch) {
-        match self.config.pattern {
-            MaskingPattern::Random => {
-                if self.config.mask_rate > 0.0 {
-                    for view in [&mut out.view1, &mut out.view2] {
-                        for &f in &self.maskable {
-                            view.features[f].masked[row] = self.mask_dist.sample(rng);
-                        }
-                    }
-                }
-            }
-            MaskingPattern::Complementary => {
-                // Selection sampling (Knuth's algorithm S): a uniformly random
-                // subset of size ⌈k/2⌉ for view 1, without a scratch buffer.
-                let mut remaining = self.maskable.len();
-                let mut need = cfm_group_size(remaining);
-                for &f in &self.maskable {
-                    if rng.gen_range(0..remaining) < need {
-                        out.view1.features[f].masked[row] = true;
-                        need -= 1;
-                    } else {
-                        out.view2.features[f].masked[row] = true;
-                    }
-                    remaining -= 1;
-                }
-            }
-            MaskingPattern::ColdStart => {
-                // no draw: view 1 = the id features masked, view 2 = nothing
-                for &f in &self.groups[0] {
-                    out.view1.features[f].masked[row] = true;
-                }
-            }
-            MaskingPattern::Correlated => {
-                let s = rng.gen_range(0..self.groups.len());
-                for &f in &self.groups[s] {
-                    out.view1.features[f].masked[row] = true;
-                }
-                for &f in &self.complements[s] {
-                    out.view2.features[f].masked[row] = true;
-                }
-            }
-        }
+        self.gather_views(columns, items, rng, out)
     }
 }
 
@@ -551,42 +464,6 @@ fn check_bag(col: &FeatureColumn, f: usize, e: usize) -> Result<(), AugmentError
     Ok(())
 }
 
-/// `min(m, n)` distinct uniform draws from `0..n` into `out` (see
-/// [`Augmenter::sample_items`]).
-fn sample_distinct(n: usize, m: usize, rng: &mut impl Rng, out: &mut Vec<u32>) {
-    out.clear();
-    let m = m.min(n);
-    if m == 0 {
-        return;
-    }
-    if (m as u128) * (m as u128) <= 4 * (n as u128) {
-        // Floyd's algorithm: for j = n−m..n, draw t in 0..=j; take t unless
-        // already taken, else take j. Every m-subset is equally likely.
-        // Membership by linear scan: O(m²) ≤ O(4n).
-        for j in (n - m)..n {
-            let t = rng.gen_range(0..=j) as u32;
-            if out.contains(&t) {
-                out.push(j as u32);
-            } else {
-                out.push(t);
-            }
-        }
-        // Floyd's set comes out in a biased order; shuffle it (Fisher–Yates).
-        for i in (1..m).rev() {
-            let r = rng.gen_range(0..=i);
-            out.swap(i, r);
-        }
-    } else {
-        // Partial Fisher–Yates over 0..n: O(n).
-        out.extend((0..n).map(|e| e as u32));
-        for i in 0..m {
-            let r = rng.gen_range(i..n);
-            out.swap(i, r);
-        }
-        out.truncate(m);
-    }
-}
-
 fn check_mi(mi: &[Vec<f64>], k: usize) -> Result<(), AugmentError> {
     if mi.len() != k {
         return Err(AugmentError::LengthMismatch {
@@ -612,241 +489,4 @@ fn check_mi(mi: &[Vec<f64>], k: usize) -> Result<(), AugmentError> {
         }
     }
     Ok(())
-}
-
-/// Checks whole columns: same number of items, every bag's offsets valid.
-/// Returns n_items.
-fn check_columns(columns: &[FeatureColumn]) -> Result<usize, AugmentError> {
-    let mut n_items = None;
-    for (f, col) in columns.iter().enumerate() {
-        if col.offsets.is_empty() {
-            return Err(AugmentError::EmptyOffsets { feature: f });
-        }
-        let n = col.offsets.len() - 1;
-        match n_items {
-            None => n_items = Some(n),
-            Some(n0) if n0 != n => {
-                return Err(AugmentError::LengthMismatch {
-                    what: "column items (offsets.len() − 1; every column covers the same catalog)",
-                    expected: n0,
-                    got: n,
-                })
-            }
-            Some(_) => {}
-        }
-        for e in 0..n {
-            check_bag(col, f, e)?;
-        }
-    }
-    Ok(n_items.unwrap_or(0))
-}
-
-/// The value multiset of item e's bag, with an empty bag read as the single
-/// value 0 ("none", the same id as OOV/missing).
-fn bag_or_none<'c>(col: &FeatureColumn<'c>, e: usize) -> &'c [u32] {
-    const NONE: &[u32] = &[0];
-    let bag = &col.values[col.offsets[e] as usize..col.offsets[e + 1] as usize];
-    if bag.is_empty() {
-        NONE
-    } else {
-        bag
-    }
-}
-
-/// Sorts (key, mass) pairs by key (stable, so sums run in a fixed order) and
-/// merges equal keys.
-fn merge_sorted<K: Ord + Copy>(v: &mut Vec<(K, f64)>) {
-    v.sort_by_key(|a| a.0);
-    let mut w = 0;
-    for r in 0..v.len() {
-        if w > 0 && v[w - 1].0 == v[r].0 {
-            v[w - 1].1 += v[r].1;
-        } else {
-            v[w] = v[r];
-            w += 1;
-        }
-    }
-    v.truncate(w);
-}
-
-fn lookup(marg: &[(u32, f64)], u: u32) -> f64 {
-    marg.binary_search_by_key(&u, |a| a.0)
-        .map(|i| marg[i].1)
-        .unwrap_or(0.0)
-}
-
-/// Mutual information between every pair of item features, in nats:
-/// `MI(U,V) = Σ_{u,v} p(u,v) ln(p(u,v) / (p(u) p(v)))`; the diagonal is the
-/// entropy `H(U) = −Σ_u p(u) ln p(u)`.
-///
-/// # The distribution
-/// Computed over the catalog's items (all `n_items` of the columns). Each
-/// item e carries mass w_e: 1 by default, so every item counts once whatever
-/// its popularity (the MI of the features' *catalog* structure, which is what
-/// CFM masks per item); or `weights[e]` (per-item click counts: the
-/// click-weighted variant, where popular items dominate). For the pair
-/// (U, V), item e contributes `w_e / (|bag_U(e)|·|bag_V(e)|)` to each
-/// (u, v) ∈ bag_U(e) × bag_V(e) (bags as multisets), so its total mass is w_e
-/// and the marginal of U gives each u in the bag `w_e/|bag_U(e)|`; an empty
-/// bag counts as the single value 0 ("none"). p = mass / Σ_e w_e. Since
-/// p(u,v) is a joint distribution with exactly these marginals, MI ≥ 0
-/// (values within rounding of 0 are clamped to 0). Sums run in sorted key
-/// order, so the result is bit-for-bit reproducible.
-///
-/// # Shapes
-/// `columns`: k CSR columns over the same n_items items; `weights`: n_items.
-/// Returns k×k, symmetric.
-///
-/// # Errors
-/// [`AugmentError::LengthMismatch`] (columns of different item counts, or
-/// weights ≠ n_items), [`AugmentError::EmptyOffsets`],
-/// [`AugmentError::BadOffsets`], [`AugmentError::ZeroMass`] (no item or all
-/// weights 0).
-pub fn mutual_information(
-    columns: &[FeatureColumn],
-    weights: Option<&[u32]>,
-) -> Result<Vec<Vec<f64>>, AugmentError> {
-    let n = check_columns(columns)?;
-    if let Some(w) = weights {
-        if w.len() != n {
-            return Err(AugmentError::LengthMismatch {
-                what: "MI weights (one per catalog item)",
-                expected: n,
-                got: w.len(),
-            });
-        }
-    }
-    let weight = |e: usize| weights.map_or(1.0, |w| w[e] as f64);
-    let total: f64 = (0..n).map(weight).sum();
-    if total <= 0.0 {
-        return Err(AugmentError::ZeroMass);
-    }
-    let k = columns.len();
-    // Marginal masses per feature, sorted by value.
-    let marginals: Vec<Vec<(u32, f64)>> = columns
-        .iter()
-        .map(|col| {
-            let mut m = Vec::new();
-            for e in 0..n {
-                let w = weight(e);
-                if w == 0.0 {
-                    continue;
-                }
-                let bag = bag_or_none(col, e);
-                let share = w / bag.len() as f64;
-                m.extend(bag.iter().map(|&u| (u, share)));
-            }
-            merge_sorted(&mut m);
-            m
-        })
-        .collect();
-    let mut mi = vec![vec![0.0; k]; k];
-    for (f, marg) in marginals.iter().enumerate() {
-        mi[f][f] = -marg
-            .iter()
-            .map(|&(_, c)| {
-                let p = c / total;
-                p * p.ln()
-            })
-            .sum::<f64>();
-        mi[f][f] = mi[f][f].max(0.0);
-    }
-    let mut joint: Vec<((u32, u32), f64)> = Vec::new();
-    for f in 0..k {
-        for g in (f + 1)..k {
-            joint.clear();
-            for e in 0..n {
-                let w = weight(e);
-                if w == 0.0 {
-                    continue;
-                }
-                let (bu, bv) = (bag_or_none(&columns[f], e), bag_or_none(&columns[g], e));
-                let share = w / (bu.len() as f64 * bv.len() as f64);
-                for &u in bu {
-                    joint.extend(bv.iter().map(|&v| ((u, v), share)));
-                }
-            }
-            merge_sorted(&mut joint);
-            let mut s = 0.0;
-            for &((u, v), c) in &joint {
-                let (cu, cv) = (lookup(&marginals[f], u), lookup(&marginals[g], v));
-                s += (c / total) * (c * total / (cu * cv)).ln();
-            }
-            let s = s.max(0.0);
-            mi[f][g] = s;
-            mi[g][f] = s;
-        }
-    }
-    Ok(mi)
-}
-
-/// CFM groups: for each seed feature s (k = `mi.len()`), the seed followed by
-/// the [`cfm_group_size`]`(k) − 1` = ⌈k/2⌉ − 1 other features with the highest
-/// `mi[s][·]`, in decreasing MI, ties by lower index. Group size ⌈k/2⌉ (see
-/// the module docs for why not the paper's literal 1 + ⌊k/2⌋).
-///
-/// Total on any input: NaN sorts as larger than every number (`total_cmp`),
-/// a missing cell as −∞; [`Augmenter::new`] rejects such matrices first.
-pub fn correlated_groups(mi: &[Vec<f64>]) -> Vec<Vec<usize>> {
-    let k = mi.len();
-    let extra = cfm_group_size(k).saturating_sub(1);
-    (0..k)
-        .map(|s| {
-            let cell = |j: usize| mi[s].get(j).copied().unwrap_or(f64::NEG_INFINITY);
-            let mut others: Vec<usize> = (0..k).filter(|&j| j != s).collect();
-            others.sort_by(|&a, &b| cell(b).total_cmp(&cell(a)).then(a.cmp(&b)));
-            let mut group = vec![s];
-            group.extend(others.into_iter().take(extra));
-            group
-        })
-        .collect()
-}
-
-fn label(names: &[String], i: usize) -> String {
-    names.get(i).cloned().unwrap_or_else(|| format!("f{i}"))
-}
-
-/// The MI matrix as an aligned text table (nats, 4 decimals; the diagonal is
-/// the entropy). Rows and columns are labelled by `names` (or `f{i}` where a
-/// name is missing); every line has the same width.
-pub fn mi_table(names: &[String], mi: &[Vec<f64>]) -> String {
-    let k = mi.len();
-    let labels: Vec<String> = (0..k).map(|i| label(names, i)).collect();
-    let cells: Vec<Vec<String>> = mi
-        .iter()
-        .map(|row| {
-            (0..k)
-                .map(|j| row.get(j).map_or("-".into(), |v| format!("{v:.4}")))
-                .collect()
-        })
-        .collect();
-    let first = labels
-        .iter()
-        .map(|l| l.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(2);
-    let width: Vec<usize> = (0..k)
-        .map(|j| {
-            cells
-                .iter()
-                .map(|r| r[j].chars().count())
-                .chain([labels[j].chars().count()])
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut s = format!("{:<first$}", "MI");
-    for j in 0..k {
-        s.push_str(&format!("  {:>w$}", labels[j], w = width[j]));
-    }
-    s.push('\n');
-    for (i, row) in cells.iter().enumerate() {
-        s.push_str(&format!("{:<first$}", labels[i]));
-        for j in 0..k {
-            s.push_str(&format!("  {:>w$}", row[j], w = width[j]));
-        }
-        s.push('\n');
-    }
-    s
 }
