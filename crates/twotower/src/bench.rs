@@ -3,7 +3,7 @@
 //! allocation count of the steady state, resident memory, and evaluation
 //! throughput next to a plain GEMM of the same shape.
 //!
-//! A training step here is the training loop's own [`Step`]
+//! A training step here is the training loop's own [`Step`](crate::step::Step)
 //! ([`crate::step`]): batch assembly (candidates and mixed negatives, both
 //! towers' inputs, history bags, id dropout, `log q`, false-negative masks,
 //! weights), the SSL views, loss and backward, update. For a config, its

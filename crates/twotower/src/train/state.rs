@@ -52,7 +52,7 @@ pub(crate) struct CheckpointTarget<'a> {
 /// A training phase's state: the model, its optimizer, the training step
 /// (its inputs hold the logQ frequency estimator), the early-stopping
 /// record with the best weights, the epoch average and the position. It is
-/// what a checkpoint holds ([`TrainState::save`], [`TrainState::restore`]);
+/// what a checkpoint holds (its `save`, and [`TrainState::restore`]);
 /// the trainer's epoch loop drives it one [`TrainState::run_step`] at a time.
 pub struct TrainState<'a> {
     /// The model being trained.
