@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{FeatureKind, Side};
 use crate::split::Interactions;
+use crate::stream::TrainStream;
 use crate::vocab::Vocab;
 
 pub use crate::effective::{effective_features, effective_tables};
@@ -113,12 +114,17 @@ pub struct Dataset {
     pub users: EntityTable,
     /// Items (the catalog) and their features.
     pub items: EntityTable,
-    /// Train interactions (original row order).
+    /// Train interactions (original row order); empty when the train split
+    /// is streamed (`train_stream`).
     pub train: Interactions,
     /// Test interactions (original row order).
     pub test: Interactions,
     /// Ingest report.
     pub report: IngestReport,
+    /// The train split read from its file every epoch, when it is larger
+    /// than the run's memory budget ([`crate::stream`]); `train` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub train_stream: Option<TrainStream>,
 }
 
 /// Whether `stored` (a [`Dataset::fingerprint`] kept in a run or
@@ -127,11 +133,21 @@ pub struct Dataset {
 /// comes from another version of the algorithm (nothing can be concluded;
 /// older runs keep loading).
 pub fn fingerprints_differ(stored: &str, current: &str) -> bool {
-    match stored.split_once(':') {
-        Some((v, _)) if v == FINGERPRINT_VERSION => stored != current,
+    match (stored.split_once(':'), current.split_once(':')) {
+        (Some((v, _)), Some((w, _)))
+            if v == w && (v == FINGERPRINT_VERSION || v == STREAMED_FINGERPRINT_VERSION) =>
+        {
+            stored != current
+        }
         _ => false,
     }
 }
+
+/// Prefix of the fingerprint of a dataset whose train split is streamed:
+/// its train rows are not in memory to hash, so it hashes their counts per
+/// user and item and each user's split cut instead (with everything else
+/// [`Dataset::fingerprint`] hashes).
+pub const STREAMED_FINGERPRINT_VERSION: &str = "s1";
 
 /// Version of [`Dataset::fingerprint`]'s algorithm, the prefix of its value
 /// (`v1:` + 16 hex digits); bumped whenever what it hashes changes.
@@ -186,6 +202,24 @@ impl Dataset {
                 h.write(&t.to_le_bytes());
                 h.write(&w.to_le_bytes());
             }
+        }
+        if let Some(st) = &self.train_stream {
+            h.write(&st.n_rows.to_le_bytes());
+            for c in st.user_counts.iter().chain(&st.item_counts) {
+                h.write(&c.to_le_bytes());
+            }
+            for cut in &st.cut {
+                match cut {
+                    None => h.write(&[0]),
+                    Some((t, i, r)) => {
+                        h.write(&[1]);
+                        h.write(&t.to_le_bytes());
+                        h.write(&i.to_le_bytes());
+                        h.write(&r.to_le_bytes());
+                    }
+                }
+            }
+            return format!("{STREAMED_FINGERPRINT_VERSION}:{:016x}", h.finish());
         }
         format!("{FINGERPRINT_VERSION}:{:016x}", h.finish())
     }

@@ -27,6 +27,7 @@ pub(crate) mod read;
 pub mod report;
 pub mod split;
 pub mod stats;
+pub mod stream;
 pub mod synth;
 pub(crate) mod transform;
 pub mod vocab;
@@ -41,11 +42,12 @@ pub use dataset::{fingerprints_differ, Dataset, EncodedFeature, EntityTable};
 pub use effective::{effective_features, effective_tables};
 pub use encode::{encode_table, EncodeError, FeatureEncoder};
 pub use error::DataError;
-pub use load::{data_dir, generate_dataset, load_dataset};
+pub use load::{data_dir, generate_dataset, load_dataset, load_dataset_streamed};
 pub use raw::{read_interactions, RawInteractions};
 pub use report::{FeatureReport, IngestReport};
 pub use split::{n_test, random_split, temporal_split, user_time_order, Interactions};
 pub use stats::{stats, HistBucket, Stats};
+pub use stream::{TimeKey, TrainStream};
 pub use synth::{
     dataset_toml, synthetic_features, write_dataset, Generator, OutFormat, WriteSummary,
 };

@@ -31,9 +31,15 @@ use crate::dataset::{Dataset, EntityTable};
 use crate::effective::{effective_features, effective_tables, needed_columns};
 use crate::error::DataError;
 use crate::features::{build_entities, encode_feature, SideCtx};
-use crate::raw::{read_entity_table, read_interactions, read_long_table, RawData, RawEntityTable};
+use crate::hash::Interner;
+use crate::raw::{
+    decode_keys, read_entity_table, read_interactions, read_long_table, RawData, RawEntityTable,
+    RawInteractions,
+};
+use crate::read::decode;
 use crate::report::IngestReport;
 use crate::split::{random_split, temporal_split, Interactions};
+use crate::stream::{scan_interactions, streamed_temporal_split, TrainStream};
 use crate::synth::{generate_raw, synthetic_features};
 
 /// Reads, encodes and splits a dataset as described by `[data]` and `[features]`.
@@ -50,6 +56,19 @@ pub fn load_dataset(
     features: &FeaturesConfig,
     base_dir: &Path,
 ) -> Result<Dataset, DataError> {
+    let feats = checked_features(data, features)?;
+    let raw = match data.source {
+        Source::Synthetic => generate_raw(&data.synthetic)?,
+        Source::Files => read_raw(data, &feats, &base_dir.join(&data.path), false)?,
+    };
+    encode(raw, &feats, data)
+}
+
+/// The features a config uses, checked, after checking `[data.split]`.
+fn checked_features(
+    data: &DataConfig,
+    features: &FeaturesConfig,
+) -> Result<FeaturesConfig, DataError> {
     let feats = effective_features(data, features);
     for (name, f) in &feats {
         check_feature(name, f)?;
@@ -61,11 +80,140 @@ pub fn load_dataset(
             "must be in [0, 1)",
         ));
     }
-    let raw = match data.source {
-        Source::Synthetic => generate_raw(&data.synthetic)?,
-        Source::Files => read_raw(data, &feats, &base_dir.join(&data.path))?,
+    Ok(feats)
+}
+
+/// [`load_dataset`] for interactions larger than memory: the entity tables,
+/// their features and the test split are loaded as usual, the train split
+/// stays in the file ([`Dataset::train_stream`]; `train` is empty). The
+/// interactions are read twice here (ids and counts, then the split; see
+/// [`crate::stream`]) and once per epoch by training. The test split,
+/// vocabularies and counts equal [`load_dataset`]'s.
+///
+/// The ingest report counts no duplicate (user, item) pairs (that needs
+/// every pair in memory).
+///
+/// # Errors
+/// As [`load_dataset`], and [`DataError::Config`] for what cannot be
+/// streamed: synthetic data (generate it to files first) and the random
+/// split (it shuffles all rows).
+pub fn load_dataset_streamed(
+    data: &DataConfig,
+    features: &FeaturesConfig,
+    base_dir: &Path,
+) -> Result<Dataset, DataError> {
+    let feats = checked_features(data, features)?;
+    if data.source != Source::Files {
+        return Err(DataError::config(
+            "data.source",
+            "streamed loading reads files: write the synthetic data with `twotower generate` and train on its dataset.toml",
+        ));
+    }
+    if data.split.kind != SplitKind::Temporal {
+        return Err(DataError::config(
+            "data.split.kind",
+            "only the temporal split can be streamed (the random split shuffles every row in memory)",
+        ));
+    }
+    let dir = base_dir.join(&data.path);
+    let mut raw = read_raw(data, &feats, &dir, true)?;
+    let (ispec, _, _) = effective_tables(data)?;
+    let enc = ispec.read_options(&dir)?.encoding;
+    // pass 1: the ids and each user's number of rows
+    let (mut users, mut items) = (Interner::default(), Interner::default());
+    let mut user_rows: Vec<u32> = Vec::new();
+    let mut skipped = 0usize;
+    let rows = scan_interactions(&ispec, &dir, data.on_bad_row, &mut skipped, |r| {
+        let u = users.intern(r.user) as usize;
+        if u == user_rows.len() {
+            user_rows.push(0);
+        }
+        user_rows[u] += 1;
+        items.intern(r.item);
+        Ok(())
+    })?;
+    raw.skipped_rows += skipped;
+    raw.interactions.user_keys = decode_keys(users.into_keys(), enc);
+    raw.interactions.item_keys = decode_keys(items.into_keys(), enc);
+    let empty: Vec<String> = Vec::new();
+    let ukeys_table = raw.users.as_ref().map(|t| &t.keys).unwrap_or(&empty);
+    let ikeys_table = raw.items.as_ref().map(|t| &t.keys).unwrap_or(&empty);
+    let (uids, uindex, mut umaps) = build_entities(&[ukeys_table, &raw.interactions.user_keys]);
+    let (iids, iindex, mut imaps) = build_entities(&[ikeys_table, &raw.interactions.item_keys]);
+    let (n_users, n_items) = (uids.len(), iids.len());
+    let mut rows_of = vec![0u32; n_users];
+    for (code, &n) in user_rows.iter().enumerate() {
+        rows_of[umaps[1][code] as usize] = n;
+    }
+    // pass 2: the temporal split
+    let lookup = |index: &std::collections::HashMap<String, u32>, b: &[u8]| {
+        decode(b, enc).and_then(|s| index.get(s.as_ref()).copied())
     };
-    encode(raw, &feats, data)
+    let split = streamed_temporal_split(
+        &ispec,
+        &dir,
+        data.on_bad_row,
+        |b| lookup(&uindex, b),
+        |b| lookup(&iindex, b),
+        &rows_of,
+        n_items,
+        data.split.test_fraction,
+        data.split.min_interactions,
+    )?;
+    let mut report = IngestReport {
+        interaction_rows: rows as usize,
+        skipped_rows: raw.skipped_rows,
+        user_table_rows: raw.users.as_ref().map(|t| t.rows_read).unwrap_or(0),
+        item_table_rows: raw.items.as_ref().map(|t| t.rows_read).unwrap_or(0),
+        duplicate_feature_rows: raw.users.as_ref().map(|t| t.duplicate_rows).unwrap_or(0)
+            + raw.items.as_ref().map(|t| t.duplicate_rows).unwrap_or(0),
+        ..Default::default()
+    };
+    let test_items = split.test.item_counts(n_items);
+    report.users_without_interactions = rows_of.iter().filter(|&&c| c == 0).count();
+    report.items_without_interactions = split
+        .train_item_counts
+        .iter()
+        .zip(&test_items)
+        .filter(|(&a, &b)| a == 0 && b == 0)
+        .count();
+    let (users, items) = encode_sides(
+        &raw,
+        &feats,
+        [
+            SideIds {
+                ids: uids,
+                index: uindex,
+                table_map: umaps.swap_remove(0),
+                train_counts: split.train_user_counts.clone(),
+            },
+            SideIds {
+                ids: iids,
+                index: iindex,
+                table_map: imaps.swap_remove(0),
+                train_counts: split.train_item_counts.clone(),
+            },
+        ],
+        &mut report,
+    )?;
+    let weighted = split.test.weight.is_some() || ispec.weight.is_some();
+    Ok(Dataset {
+        users,
+        items,
+        train: Interactions::default(),
+        test: split.test,
+        report,
+        train_stream: Some(TrainStream {
+            spec: ispec,
+            dir,
+            on_bad: data.on_bad_row,
+            cut: split.cut,
+            n_rows: split.n_train,
+            item_counts: split.train_item_counts,
+            user_counts: split.train_user_counts,
+            weighted,
+        }),
+    })
 }
 
 /// Generates a dataset in memory (the built-in data of `twotower train`),
@@ -88,10 +236,21 @@ fn side_feats(feats: &FeaturesConfig, side: Side) -> Vec<(&String, &FeatureConfi
     feats.iter().filter(|(_, f)| f.side == side).collect()
 }
 
-fn read_raw(data: &DataConfig, feats: &FeaturesConfig, dir: &Path) -> Result<RawData, DataError> {
+/// Reads the tables of `[data]`; the interactions too unless `stream`
+/// (then they are left empty: [`load_dataset_streamed`] reads them in passes).
+fn read_raw(
+    data: &DataConfig,
+    feats: &FeaturesConfig,
+    dir: &Path,
+    stream: bool,
+) -> Result<RawData, DataError> {
     let (ispec, uspec, tspec) = effective_tables(data)?;
     let mut skipped = 0usize;
-    let interactions = read_interactions(&ispec, dir, data.on_bad_row, &mut skipped)?;
+    let interactions = if stream {
+        RawInteractions::default()
+    } else {
+        read_interactions(&ispec, dir, data.on_bad_row, &mut skipped)?
+    };
     let mut user_key_refs = vec![ispec.user.clone()];
     let mut item_key_refs = vec![ispec.item.clone()];
     if let Some(u) = &uspec {
@@ -173,13 +332,17 @@ fn read_raw(data: &DataConfig, feats: &FeaturesConfig, dir: &Path) -> Result<Raw
     })
 }
 
-fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dataset, DataError> {
-    let ri = raw.interactions;
+fn encode(
+    mut raw: RawData,
+    feats: &FeaturesConfig,
+    data: &DataConfig,
+) -> Result<Dataset, DataError> {
+    let ri = std::mem::take(&mut raw.interactions);
     let empty: Vec<String> = Vec::new();
     let ukeys_table = raw.users.as_ref().map(|t| &t.keys).unwrap_or(&empty);
     let ikeys_table = raw.items.as_ref().map(|t| &t.keys).unwrap_or(&empty);
-    let (uids, uindex, umaps) = build_entities(&[ukeys_table, &ri.user_keys]);
-    let (iids, iindex, imaps) = build_entities(&[ikeys_table, &ri.item_keys]);
+    let (uids, uindex, mut umaps) = build_entities(&[ukeys_table, &ri.user_keys]);
+    let (iids, iindex, mut imaps) = build_entities(&[ikeys_table, &ri.item_keys]);
     let all = Interactions {
         user: ri.user.iter().map(|&u| umaps[1][u as usize]).collect(),
         item: ri.item.iter().map(|&i| imaps[1][i as usize]).collect(),
@@ -220,6 +383,54 @@ fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dat
     report.items_without_interactions = all_icounts.iter().filter(|&&c| c == 0).count();
     drop(all);
 
+    let (users, items) = encode_sides(
+        &raw,
+        feats,
+        [
+            SideIds {
+                ids: uids,
+                index: uindex,
+                table_map: umaps.swap_remove(0),
+                train_counts: train.user_counts(n_users),
+            },
+            SideIds {
+                ids: iids,
+                index: iindex,
+                table_map: imaps.swap_remove(0),
+                train_counts: train.item_counts(n_items),
+            },
+        ],
+        &mut report,
+    )?;
+    Ok(Dataset {
+        users,
+        items,
+        train,
+        test,
+        report,
+        train_stream: None,
+    })
+}
+
+/// One side's entities before their features are encoded: ids in "by id"
+/// order, the id → index map, each table row's entity (`table_map`, empty
+/// without a table) and the train interactions per entity (id vocabularies
+/// are built from train only).
+struct SideIds {
+    ids: Vec<String>,
+    index: std::collections::HashMap<String, u32>,
+    table_map: Vec<u32>,
+    train_counts: Vec<u32>,
+}
+
+/// Encodes both sides' features (users, then items) from the raw tables,
+/// adding their feature reports to `report`.
+fn encode_sides(
+    raw: &RawData,
+    feats: &FeaturesConfig,
+    sides_ids: [SideIds; 2],
+    report: &mut IngestReport,
+) -> Result<(EntityTable, EntityTable), DataError> {
     let ent_rows = |n: usize, table: &Option<RawEntityTable>, map: &[u32]| -> Vec<Option<u32>> {
         let mut r = vec![None; n];
         if table.is_some() {
@@ -231,33 +442,34 @@ fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dat
     };
     let mut orphan = 0usize;
     let mut sides = Vec::new();
-    for (side, ids, index, table, maps, key_refs, counts, label) in [
+    let [user, item] = sides_ids;
+    for (side, s, table, key_refs, label) in [
         (
             Side::User,
-            uids,
-            uindex,
+            user,
             &raw.users,
-            &umaps,
             &raw.user_key_refs,
-            train.user_counts(n_users),
             &raw.labels[0],
         ),
         (
             Side::Item,
-            iids,
-            iindex,
+            item,
             &raw.items,
-            &imaps,
             &raw.item_key_refs,
-            train.item_counts(n_items),
             &raw.labels[1],
         ),
     ] {
+        let SideIds {
+            ids,
+            index,
+            table_map,
+            train_counts: counts,
+        } = s;
         let ctx = SideCtx {
             side,
             ids: &ids,
             index: &index,
-            ent_row: ent_rows(ids.len(), table, &maps[0]),
+            ent_row: ent_rows(ids.len(), table, &table_map),
             table: table.as_ref(),
             key_refs,
             train_counts: counts,
@@ -305,13 +517,7 @@ fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dat
     report.orphan_long_rows = orphan;
     let items = sides.pop().expect("two sides");
     let users = sides.pop().expect("two sides");
-    Ok(Dataset {
-        users,
-        items,
-        train,
-        test,
-        report,
-    })
+    Ok((users, items))
 }
 
 /// Rows repeating an earlier (user, item) pair.

@@ -91,7 +91,7 @@ pub struct RawInteractions {
     pub weight: Option<Vec<f32>>,
 }
 
-fn decode_keys(keys: Vec<Box<[u8]>>, enc: Encoding) -> Vec<String> {
+pub(crate) fn decode_keys(keys: Vec<Box<[u8]>>, enc: Encoding) -> Vec<String> {
     keys.into_iter()
         .map(|k| match decode(&k, enc) {
             Some(s) => s.into_owned(),

@@ -192,6 +192,7 @@ mod tests {
                 weight: None,
             },
             report: IngestReport::default(),
+            train_stream: None,
         };
         let s = stats(&ds);
         assert_eq!(s.interactions, 5);

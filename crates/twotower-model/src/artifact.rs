@@ -356,6 +356,7 @@ pub fn read(dir: &Path) -> Result<Artifact, ArtifactError> {
         },
         test: Interactions::default(),
         report: IngestReport::default(),
+        train_stream: None,
     };
     Ok(Artifact {
         dataset,

@@ -173,15 +173,64 @@ impl<'a> Step<'a> {
         step: u64,
     ) -> Result<StepOutcome, AugmentError> {
         let t0 = Instant::now();
-        let inp = &mut self.inputs;
-        let fit = inp.fit;
-        let main = &mut self.main;
+        let fit = self.inputs.fit;
         self.users_idx.clear();
         self.items_idx.clear();
         for &r in rows {
             self.users_idx.push(fit.user[r as usize]);
             self.items_idx.push(fit.item[r as usize]);
         }
+        self.run_batch(model, opt, Rows::Fit(rows), step, t0)
+    }
+
+    /// Runs one step on a batch given as its (user, item) pairs and, if the
+    /// data has a weight column, their loss weights — the rows of a
+    /// streamed train split ([`crate::train`]'s streaming batches), which
+    /// are not in `inputs.fit`. Everything else is [`Step::run`]'s.
+    ///
+    /// # Shapes
+    /// `users`, `items` (and `weights`): `[B]`.
+    ///
+    /// # Errors
+    /// [`AugmentError`] if the SSL views cannot be built.
+    ///
+    /// # Panics
+    /// If the inputs hold the history feature (its bags need each row's
+    /// place in `fit`; the trainer refuses it before it streams) or the
+    /// lengths differ.
+    pub fn run_pairs(
+        &mut self,
+        model: &mut TwoTower<f32>,
+        opt: &mut Optimizer<f32>,
+        users: &[u32],
+        items: &[u32],
+        weights: Option<&[f32]>,
+        step: u64,
+    ) -> Result<StepOutcome, AugmentError> {
+        let t0 = Instant::now();
+        assert_eq!(users.len(), items.len(), "one item per user");
+        assert!(
+            self.inputs.history.is_none(),
+            "the history feature needs the rows of the in-memory train split"
+        );
+        self.users_idx.clear();
+        self.items_idx.clear();
+        self.users_idx.extend_from_slice(users);
+        self.items_idx.extend_from_slice(items);
+        self.run_batch(model, opt, Rows::Given(weights), step, t0)
+    }
+
+    fn run_batch(
+        &mut self,
+        model: &mut TwoTower<f32>,
+        opt: &mut Optimizer<f32>,
+        rows: Rows<'_>,
+        step: u64,
+        t0: Instant,
+    ) -> Result<StepOutcome, AugmentError> {
+        let inp = &mut self.inputs;
+        let fit = inp.fit;
+        let main = &mut self.main;
         let mut step_rng =
             ChaCha8Rng::seed_from_u64(mix(inp.seed, inp.phase_tag, STREAM_STEP, step));
         for _ in 0..inp.mixed_negatives {
@@ -196,7 +245,7 @@ impl<'a> Step<'a> {
             || users.gather(ucols, users_idx),
             || items.gather(icols, items_idx),
         );
-        if let Some(h) = &inp.history {
+        if let (Some(h), Rows::Fit(rows)) = (&inp.history, rows) {
             h.gather_examples(fit, rows, &mut self.hist_bags);
             main.users
                 .features
@@ -212,7 +261,7 @@ impl<'a> Step<'a> {
         main.item_ids.clear();
         main.item_ids.extend_from_slice(items_idx);
         main.log_q.clear();
-        let bn = rows.len();
+        let bn = self.users_idx.len();
         let estimator: Option<&dyn FrequencyEstimator> = match &mut inp.frequency {
             Frequency::Off => None,
             Frequency::Counts(c) => Some(c),
@@ -242,8 +291,18 @@ impl<'a> Step<'a> {
             );
         }
         main.weights.clear();
-        if let Some(w) = &inp.weights {
-            main.weights.extend(rows.iter().map(|&r| w[r as usize]));
+        match rows {
+            Rows::Fit(rows) => {
+                if let Some(w) = &inp.weights {
+                    main.weights.extend(rows.iter().map(|&r| w[r as usize]));
+                }
+            }
+            Rows::Given(w) => {
+                if let Some(w) = w {
+                    assert_eq!(w.len(), bn, "one weight per pair");
+                    main.weights.extend_from_slice(w);
+                }
+            }
         }
         // every loss weight of the batch 0 (weight column, or recency
         // weights underflowing): nothing to learn from it, skip the update
@@ -280,6 +339,15 @@ impl<'a> Step<'a> {
         self.times.total += t0.elapsed();
         Ok(outcome)
     }
+}
+
+/// Where a batch's rows come from.
+#[derive(Clone, Copy)]
+enum Rows<'r> {
+    /// Indices into `inputs.fit` (its weights apply).
+    Fit(&'r [u32]),
+    /// Pairs given by the caller, with their weights if any.
+    Given(Option<&'r [f32]>),
 }
 
 /// Item-id dropout (`train.item_id_dropout`): each row's bag of the id

@@ -54,6 +54,7 @@ pub fn search_dataset(ds: &Dataset, fit: &Interactions) -> Dataset {
         train: Interactions::default(),
         test: Interactions::default(),
         report: ds.report.clone(),
+        train_stream: None,
     }
 }
 
