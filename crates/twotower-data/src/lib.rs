@@ -47,7 +47,7 @@ pub use raw::{read_interactions, RawInteractions};
 pub use report::{FeatureReport, IngestReport};
 pub use split::{n_test, random_split, temporal_split, user_time_order, Interactions};
 pub use stats::{stats, HistBucket, Stats};
-pub use stream::{TimeKey, TrainStream};
+pub use stream::{estimate_interaction_rows, stream_reason, TimeKey, TrainStream};
 pub use synth::{
     dataset_toml, synthetic_features, write_dataset, Generator, OutFormat, WriteSummary,
 };

@@ -440,3 +440,78 @@ impl TrainStream {
         Ok(out)
     }
 }
+
+/// The number of rows of `[data.interactions]`, estimated before reading
+/// it: exact for Parquet (the footer's row count), for CSV/TSV the file
+/// size over the mean length of its first lines (the header excluded).
+/// What the trainer compares with its memory budget to decide whether to
+/// stream (`train.max_memory_gb`). `None` for generated data.
+///
+/// # Errors
+/// The file cannot be opened or its Parquet footer read.
+pub fn estimate_interaction_rows(
+    data: &crate::config::DataConfig,
+    base_dir: &Path,
+) -> Result<Option<u64>, DataError> {
+    use std::io::Read;
+    if data.source != crate::config::Source::Files {
+        return Ok(None);
+    }
+    let dir = base_dir.join(&data.path);
+    let (ispec, _, _) = crate::effective::effective_tables(data)?;
+    let opts = ispec.read_options(&dir)?;
+    let path = &opts.path;
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    if opts.format == crate::config::Format::Parquet {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let r = SerializedFileReader::new(file).map_err(|e| DataError::Parquet {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        return Ok(Some(r.metadata().file_metadata().num_rows().max(0) as u64));
+    }
+    let size = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+    let mut head = Vec::with_capacity(1 << 20);
+    file.take(1 << 20)
+        .read_to_end(&mut head)
+        .map_err(|e| DataError::io(path, e))?;
+    let lines = head.iter().filter(|&&b| b == b'\n').count() as u64;
+    if lines == 0 {
+        return Ok(Some(u64::from(size > 0)));
+    }
+    let per_line = head.len() as u64 / lines;
+    Ok(Some(
+        (size / per_line.max(1)).saturating_sub(u64::from(opts.header)),
+    ))
+}
+
+/// In-memory bytes of one interaction row: user and item indices and the
+/// timestamp (4 more with a weight column).
+pub const INTERACTION_ROW_BYTES: u64 = 16;
+
+/// Why the train split of `data` must be streamed under a memory budget of
+/// `budget_gib` GiB for the interactions (`train.max_memory_gb`; 0 = no
+/// budget), or `None` when it fits: the rows
+/// ([`estimate_interaction_rows`]) at [`INTERACTION_ROW_BYTES`] a row
+/// exceed the budget.
+///
+/// # Errors
+/// [`DataError`] if the interactions file cannot be opened.
+pub fn stream_reason(
+    data: &crate::config::DataConfig,
+    base_dir: &Path,
+    budget_gib: f64,
+) -> Result<Option<String>, DataError> {
+    if budget_gib <= 0.0 {
+        return Ok(None);
+    }
+    let Some(rows) = estimate_interaction_rows(data, base_dir)? else {
+        return Ok(None);
+    };
+    let weighted = crate::effective::effective_tables(data)?.0.weight.is_some();
+    let bytes = rows * (INTERACTION_ROW_BYTES + 4 * u64::from(weighted));
+    let gib = bytes as f64 / (1u64 << 30) as f64;
+    Ok((gib > budget_gib).then(|| {
+        format!("{rows} interaction rows need {gib:.2} GiB > train.max_memory_gb = {budget_gib}")
+    }))
+}

@@ -161,24 +161,72 @@ pub fn write(
     // streamed (crate::tensor_file): no little-endian copies of the train
     // split or the vectors, no file-sized buffer
     let (iv, uv) = (row_major(items.view()), row_major(users.view()));
-    let mut tensors = vec![
-        NamedTensor {
-            name: "train.user".into(),
-            shape: vec![n],
-            data: TensorData::U32(&ds.train.user),
-        },
-        NamedTensor {
-            name: "train.item".into(),
-            shape: vec![n],
-            data: TensorData::U32(&ds.train.item),
-        },
-        NamedTensor {
-            name: "train.timestamp".into(),
-            shape: vec![n],
-            data: TensorData::I64(&ds.train.timestamp),
-        },
-    ];
-    if let Some(w) = &ds.train.weight {
+    // a streamed train split is written column by column, one pass each
+    let column = |which: usize| {
+        move |w: &mut dyn std::io::Write| -> std::io::Result<()> {
+            let stream = ds.train_stream.as_ref().expect("a streamed split");
+            let mut buf = Vec::new();
+            stream
+                .for_each_chunk(&ds.users, &ds.items, 1 << 16, |c| {
+                    buf.clear();
+                    match which {
+                        0 => c.user.iter().for_each(|v| buf.extend(v.to_le_bytes())),
+                        1 => c.item.iter().for_each(|v| buf.extend(v.to_le_bytes())),
+                        2 => c.timestamp.iter().for_each(|v| buf.extend(v.to_le_bytes())),
+                        _ => c
+                            .weight
+                            .iter()
+                            .flatten()
+                            .for_each(|v| buf.extend(v.to_le_bytes())),
+                    }
+                    w.write_all(&buf)
+                        .map_err(|e| twotower_data::DataError::io(&stream.dir, e))
+                })
+                .map_err(std::io::Error::other)
+        }
+    };
+    let cols = [column(0), column(1), column(2), column(3)];
+    let mut tensors = match &ds.train_stream {
+        Some(s) => {
+            let n = s.n_rows as usize;
+            let gen = |name: &str, dtype, k: usize| NamedTensor {
+                name: name.into(),
+                shape: vec![n],
+                data: TensorData::Generated {
+                    dtype,
+                    len: n,
+                    write: &cols[k],
+                },
+            };
+            let mut t = vec![
+                gen("train.user", Dtype::U32, 0),
+                gen("train.item", Dtype::U32, 1),
+                gen("train.timestamp", Dtype::I64, 2),
+            ];
+            if s.weighted {
+                t.push(gen("train.weight", Dtype::F32, 3));
+            }
+            t
+        }
+        None => vec![
+            NamedTensor {
+                name: "train.user".into(),
+                shape: vec![n],
+                data: TensorData::U32(&ds.train.user),
+            },
+            NamedTensor {
+                name: "train.item".into(),
+                shape: vec![n],
+                data: TensorData::U32(&ds.train.item),
+            },
+            NamedTensor {
+                name: "train.timestamp".into(),
+                shape: vec![n],
+                data: TensorData::I64(&ds.train.timestamp),
+            },
+        ],
+    };
+    if let (None, Some(w)) = (&ds.train_stream, &ds.train.weight) {
         tensors.push(NamedTensor::f32("train.weight", vec![n], w));
     }
     tensors.push(NamedTensor::f32(

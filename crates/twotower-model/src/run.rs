@@ -276,8 +276,12 @@ fn load_with_data(
     config: Config,
     rpath: PathBuf,
 ) -> Result<LoadedRun, RunError> {
-    let dataset =
-        twotower_data::load_dataset(&config.data(), &config.raw.features, &config.base_dir)?;
+    // a run trained on a streamed train split streams it again
+    let (data, base) = (config.data(), &config.base_dir);
+    let dataset = match twotower_data::stream_reason(&data, base, config.raw.train.max_memory_gb)? {
+        Some(_) => twotower_data::load_dataset_streamed(&data, &config.raw.features, base)?,
+        None => twotower_data::load_dataset(&data, &config.raw.features, base)?,
+    };
     if let Some(want) = &info.data_fingerprint {
         let now = dataset.fingerprint();
         if twotower_data::fingerprints_differ(want, &now) {

@@ -27,8 +27,11 @@ use ndarray::ArrayView2;
 use safetensors::tensor::TensorInfo;
 use safetensors::Dtype;
 
+/// Writes a tensor's values, little-endian, to the writer it is given.
+pub type WriteValues<'a> = &'a (dyn Fn(&mut dyn Write) -> io::Result<()> + Sync);
+
 /// The values of one tensor, borrowed, in row-major order.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub enum TensorData<'a> {
     /// `F32` values.
     F32(&'a [f32]),
@@ -36,6 +39,24 @@ pub enum TensorData<'a> {
     U32(&'a [u32]),
     /// `I64` values.
     I64(&'a [i64]),
+    /// `len` values of type `dtype` (`F32`, `U32` or `I64`) produced by a
+    /// callback that writes exactly their little-endian bytes — values that
+    /// are never in memory at once (a streamed train split). A callback
+    /// writing another number of bytes is an `InvalidData` error.
+    Generated {
+        /// The element type.
+        dtype: Dtype,
+        /// Number of values.
+        len: usize,
+        /// Writes them.
+        write: WriteValues<'a>,
+    },
+}
+
+impl std::fmt::Debug for TensorData<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}[{}]", self.dtype(), self.len())
+    }
 }
 
 impl TensorData<'_> {
@@ -44,6 +65,7 @@ impl TensorData<'_> {
             TensorData::F32(_) => Dtype::F32,
             TensorData::U32(_) => Dtype::U32,
             TensorData::I64(_) => Dtype::I64,
+            TensorData::Generated { dtype, .. } => *dtype,
         }
     }
 
@@ -52,6 +74,7 @@ impl TensorData<'_> {
             TensorData::F32(v) => v.len(),
             TensorData::U32(v) => v.len(),
             TensorData::I64(v) => v.len(),
+            TensorData::Generated { len, .. } => *len,
         }
     }
 
@@ -80,11 +103,44 @@ impl TensorData<'_> {
             TensorData::F32(v) => chunked(v, w, buf, f32::to_le_bytes),
             TensorData::U32(v) => chunked(v, w, buf, u32::to_le_bytes),
             TensorData::I64(v) => chunked(v, w, buf, i64::to_le_bytes),
+            TensorData::Generated { write, .. } => {
+                let mut counted = Counted { inner: w, bytes: 0 };
+                write(&mut counted)?;
+                if counted.bytes != self.byte_len() as u64 {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "a generated tensor wrote {} bytes, its {} values are {} bytes",
+                            counted.bytes,
+                            self.len(),
+                            self.byte_len()
+                        ),
+                    ));
+                }
+                Ok(())
+            }
         }
     }
 }
 
 const CHUNK_BYTES: usize = 64 * 1024;
+
+/// A writer that counts the bytes through it.
+struct Counted<'w, W: Write> {
+    inner: &'w mut W,
+    bytes: u64,
+}
+
+impl<W: Write> Write for Counted<'_, W> {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(b)?;
+        self.bytes += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
 
 /// One named tensor: `shape`'s product must equal the number of values.
 #[derive(Debug, Clone)]
@@ -203,6 +259,11 @@ mod tests {
                 TensorData::F32(v) => le(v, f32::to_le_bytes),
                 TensorData::U32(v) => le(v, u32::to_le_bytes),
                 TensorData::I64(v) => le(v, i64::to_le_bytes),
+                TensorData::Generated { write, .. } => {
+                    let mut b = Vec::new();
+                    write(&mut b).unwrap();
+                    b
+                }
             })
             .collect();
         let views: Vec<(String, TensorView)> = tensors
@@ -322,5 +383,69 @@ mod tests {
         let t = row_major(a.t());
         assert!(matches!(t, Cow::Owned(_)));
         assert_eq!(&*t, &[1.0, 4.0, 2.0, 5.0, 3.0, 6.0]);
+    }
+
+    #[test]
+    fn generated_values_write_the_bytes_of_their_slice() {
+        let (users, stamps) = ([3u32, 1, 4, 1, 5], [-9i64, 0, 7]);
+        let slices = [
+            NamedTensor {
+                name: "u".into(),
+                shape: vec![5],
+                data: TensorData::U32(&users),
+            },
+            NamedTensor {
+                name: "t".into(),
+                shape: vec![3],
+                data: TensorData::I64(&stamps),
+            },
+        ];
+        // the callbacks write their values in pieces, as a stream would
+        let wu = |w: &mut dyn Write| -> io::Result<()> {
+            for c in users.chunks(2) {
+                w.write_all(&le(c, u32::to_le_bytes))?;
+            }
+            Ok(())
+        };
+        let wt = |w: &mut dyn Write| w.write_all(&le(&stamps, i64::to_le_bytes));
+        let generated = [
+            NamedTensor {
+                name: "u".into(),
+                shape: vec![5],
+                data: TensorData::Generated {
+                    dtype: Dtype::U32,
+                    len: 5,
+                    write: &wu,
+                },
+            },
+            NamedTensor {
+                name: "t".into(),
+                shape: vec![3],
+                data: TensorData::Generated {
+                    dtype: Dtype::I64,
+                    len: 3,
+                    write: &wt,
+                },
+            },
+        ];
+        assert_eq!(ours(&generated, None), reference(&slices, None));
+        // a callback that writes too little is an error, not a short file
+        let short = |w: &mut dyn Write| w.write_all(&[0u8; 4]);
+        let e = write(
+            &mut Vec::new(),
+            &[NamedTensor {
+                name: "u".into(),
+                shape: vec![2],
+                data: TensorData::Generated {
+                    dtype: Dtype::U32,
+                    len: 2,
+                    write: &short,
+                },
+            }],
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(e.to_string().contains("wrote 4 bytes"), "{e}");
     }
 }

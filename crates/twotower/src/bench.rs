@@ -36,7 +36,7 @@ use crate::model::TwoTower;
 use crate::optim::SparseOptimizerKind;
 use crate::step::{StepOutcome, StepTimes};
 use crate::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, TowerSpec};
-use crate::train::{TrainError, TrainState};
+use crate::train::{Batch, TrainError, TrainState};
 
 // ---------------------------------------------------------------- allocations
 
@@ -399,10 +399,13 @@ pub fn run_steps(
             }
             let rows = &order[cursor..cursor + b];
             cursor += b;
-            match setup.state.run_step(rows).map_err(|e| match e {
-                TrainError::Augment(a) => BenchError::Augment(a),
-                other => BenchError::Setup(other.to_string()),
-            })? {
+            match setup
+                .state
+                .run_step(&Batch::Rows(rows))
+                .map_err(|e| match e {
+                    TrainError::Augment(a) => BenchError::Augment(a),
+                    other => BenchError::Setup(other.to_string()),
+                })? {
                 StepOutcome::Updated(parts) => loss_sum += parts.total,
                 StepOutcome::Skipped => {}
                 StepOutcome::NonFinite(v) => return Err(BenchError::NonFinite(v)),

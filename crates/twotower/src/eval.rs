@@ -194,12 +194,47 @@ impl EvalSet {
             seen[r] = true;
         }
         check_pairs("train", train, n_users, n_items)?;
-        check_pairs("test", test, n_users, n_items)?;
-
         let mut popularity = vec![0u32; n_items];
         for &(_, i) in train {
             popularity[i as usize] = popularity[i as usize].saturating_add(1);
         }
+        Self::with_popularity(n_users, n_items, popularity, train, test, item_id_rank)
+    }
+
+    /// [`EvalSet::new`] with the items' train popularity given rather than
+    /// counted from `train`: for a streamed train split, whose counts the
+    /// load computed and whose `train` pairs are only those of the users
+    /// evaluated (what their rankings exclude).
+    ///
+    /// # Shapes
+    /// `popularity`: `[n_items]`, train interactions per item.
+    ///
+    /// # Errors
+    /// As [`EvalSet::new`], and [`EvalError::RankLength`] when `popularity`
+    /// is not `n_items` long.
+    pub fn with_popularity(
+        n_users: usize,
+        n_items: usize,
+        popularity: Vec<u32>,
+        train: &[(u32, u32)],
+        test: &[(u32, u32)],
+        item_id_rank: &[u32],
+    ) -> Result<Self, EvalError> {
+        if n_items == 0 {
+            return Err(EvalError::EmptyCatalog);
+        }
+        if item_id_rank.len() != n_items || popularity.len() != n_items {
+            return Err(EvalError::RankLength {
+                expected: n_items,
+                got: if item_id_rank.len() != n_items {
+                    item_id_rank.len()
+                } else {
+                    popularity.len()
+                },
+            });
+        }
+        check_pairs("train", train, n_users, n_items)?;
+        check_pairs("test", test, n_users, n_items)?;
         let mut order: Vec<u32> = (0..n_items as u32).collect();
         order.sort_unstable_by(|&a, &b| {
             popularity[b as usize]

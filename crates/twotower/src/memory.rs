@@ -57,8 +57,14 @@ impl MemoryPlan {
             .sum();
         let copies = u64::from(validation) + 2 * u64::from(cfg.raw.train.epoch_average > 0.0);
         let row = |with_weight: bool| 4 + 4 + 8 + if with_weight { 4 } else { 0 };
-        let interactions = ds.train.user.len() as u64 * row(ds.train.weight.is_some())
+        let mut interactions = ds.train.user.len() as u64 * row(ds.train.weight.is_some())
             + ds.test.user.len() as u64 * row(ds.test.weight.is_some());
+        if let Some(s) = &ds.train_stream {
+            // a streamed train split: its shuffle window and the chunks in
+            // flight, and the split cut per user
+            let window = (cfg.raw.train.stream_window as u64).min(s.n_rows);
+            interactions += (window + 4 * 65_536) * row(s.weighted) + 24 * s.cut.len() as u64;
+        }
         Self {
             parameters,
             optimizer: state_bytes(model, optim),

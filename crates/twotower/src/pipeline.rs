@@ -147,7 +147,17 @@ pub struct TrainJob<'a> {
     pub on_epoch: Option<&'a (dyn Fn(&serde_json::Value) + Sync)>,
 }
 
-/// Loads and encodes the dataset of `cfg`; with `verbose`, prints a one-line
+/// Why the train split of `cfg`'s data must be streamed, or `None` when it
+/// fits `train.max_memory_gb` ([`twotower_data::stream_reason`]).
+///
+/// # Errors
+/// [`DataError`] if the interactions file cannot be opened.
+pub fn stream_reason(cfg: &Config) -> Result<Option<String>, DataError> {
+    twotower_data::stream_reason(&cfg.data(), &cfg.base_dir, cfg.raw.train.max_memory_gb)
+}
+
+/// Loads and encodes the dataset of `cfg` (streaming its train split when
+/// it exceeds `train.max_memory_gb`: [`stream_reason`]); with `verbose`, prints a one-line
 /// summary. Loading warnings (they change what the model can learn) are
 /// printed always.
 ///
@@ -155,7 +165,16 @@ pub struct TrainJob<'a> {
 /// [`DataError`] naming the file, line and column.
 pub fn load_data(cfg: &Config, verbose: bool) -> Result<Dataset, DataError> {
     let t = std::time::Instant::now();
-    let ds = twotower_data::load_dataset(&cfg.data(), &cfg.raw.features, &cfg.base_dir)?;
+    let data = cfg.data();
+    let ds = match stream_reason(cfg)? {
+        Some(why) => {
+            if verbose {
+                eprintln!("data: {why}: streaming the train split from its file (read twice now, then once per epoch)");
+            }
+            twotower_data::load_dataset_streamed(&data, &cfg.raw.features, &cfg.base_dir)?
+        }
+        None => twotower_data::load_dataset(&data, &cfg.raw.features, &cfg.base_dir)?,
+    };
     if verbose {
         let resident = crate::memory::resident_bytes()
             .map(|r| format!(", resident {}", crate::memory::gib(r)))
@@ -164,7 +183,9 @@ pub fn load_data(cfg: &Config, verbose: bool) -> Result<Dataset, DataError> {
             "data: {} users, {} items, {} train / {} test interactions ({:.2}s{resident})",
             ds.users.ids.len(),
             ds.items.ids.len(),
-            ds.train.user.len(),
+            ds.train_stream
+                .as_ref()
+                .map_or(ds.train.user.len() as u64, |s| s.n_rows),
             ds.test.user.len(),
             t.elapsed().as_secs_f64()
         );

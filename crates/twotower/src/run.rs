@@ -102,7 +102,14 @@ pub fn evaluate_test(
     }
     out.insert("n_users".into(), serde_json::json!(ds.users.ids.len()));
     out.insert("n_items".into(), serde_json::json!(ds.items.ids.len()));
-    out.insert("n_train".into(), serde_json::json!(ds.train.user.len()));
+    let n_train = ds
+        .train_stream
+        .as_ref()
+        .map_or(ds.train.user.len() as u64, |s| s.n_rows);
+    out.insert("n_train".into(), serde_json::json!(n_train));
+    if ds.train_stream.is_some() {
+        out.insert("train_streamed".into(), serde_json::json!(true));
+    }
     out.insert("n_test".into(), serde_json::json!(ds.test.user.len()));
     out.insert(
         "train_seconds".into(),

@@ -50,15 +50,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let ds = super::load_data(&cfg, false)?;
     let feats = &ds.items.features;
     let cols = columns(feats);
-    let weights = if args.clicks {
-        let mut c = vec![0u32; ds.items.ids.len()];
-        for &i in &ds.train.item {
-            c[i as usize] += 1;
-        }
-        Some(c)
-    } else {
-        None
-    };
+    let weights = args
+        .clicks
+        .then(|| twotower::train::train_item_counts(&ds, &ds.train));
     let mi = mutual_information(&cols, weights.as_deref())?;
     let names: Vec<String> = feats.iter().map(|f| f.name.clone()).collect();
     println!(

@@ -95,6 +95,20 @@ impl Config {
         if !(0.0..=1.0).contains(&r.ssl.dropout_rate) {
             return Err(bad("ssl.dropout_rate", r.ssl.dropout_rate, "in [0, 1]"));
         }
+        if !(r.train.max_memory_gb.is_finite() && r.train.max_memory_gb >= 0.0) {
+            return Err(bad(
+                "train.max_memory_gb",
+                r.train.max_memory_gb,
+                "a number of GiB >= 0 (0 = no budget)",
+            ));
+        }
+        if r.train.stream_window == 0 || r.train.stream_window > 1 << 31 {
+            return Err(bad(
+                "train.stream_window",
+                r.train.stream_window,
+                "in 1..=2147483648 rows",
+            ));
+        }
         if !(r.train.progress_seconds.is_finite() && r.train.progress_seconds >= 0.0) {
             return Err(bad(
                 "train.progress_seconds",

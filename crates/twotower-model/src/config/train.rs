@@ -80,6 +80,18 @@ pub struct TrainSection {
     /// cold-start path from the item's other features; the baseline SSL
     /// must beat.
     pub item_id_dropout: f64,
+    /// Memory budget of the interaction data, in GiB (default 0 = none).
+    /// When the interactions would take more in memory (16 B a row, 20 with
+    /// weights), the train split is streamed from its file every epoch
+    /// instead of loaded (`twotower_data::stream`): only the test split and
+    /// the counts stay in memory, batches are drawn through a shuffle
+    /// window of `stream_window` rows. Streaming needs `validation = false`
+    /// and no history feature, recency weights or false-negative masks.
+    pub max_memory_gb: f64,
+    /// Rows of the shuffle window a streamed train split is drawn through
+    /// (default 1,000,000 = 16 MB): each batch row is a uniform draw from
+    /// the window, refilled from the file (as tf.data's `shuffle`).
+    pub stream_window: usize,
 }
 
 impl Default for TrainSection {
@@ -105,6 +117,8 @@ impl Default for TrainSection {
             progress_seconds: 30.0,
             check_memory: true,
             item_id_dropout: 0.0,
+            max_memory_gb: 0.0,
+            stream_window: 1_000_000,
         }
     }
 }

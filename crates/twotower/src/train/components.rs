@@ -74,11 +74,7 @@ pub fn augmenter(
     let mi = if pattern == MaskingPattern::Correlated {
         let cols = columns(feats);
         let weights = if s.mi_weighting == MiWeighting::Clicks {
-            let mut c = vec![0u32; ds.items.ids.len()];
-            for &i in &train.item {
-                c[i as usize] += 1;
-            }
-            Some(c)
+            Some(train_item_counts(ds, train))
         } else {
             None
         };
@@ -99,6 +95,18 @@ pub fn augmenter(
         mask_as_unknown: s.mask_as == MaskAs::Unknown,
     };
     Ok(Some(Augmenter::new(acfg, is_multi, is_id, mi.as_deref())?))
+}
+
+/// Train interactions per item of a phase's train data `fit`; for a
+/// streamed train split (`fit` empty), the counts its load computed.
+///
+/// # Shapes
+/// Returns `[n_items]`.
+pub fn train_item_counts(ds: &Dataset, fit: &Interactions) -> Vec<u32> {
+    match &ds.train_stream {
+        Some(s) if fit.is_empty() => s.item_counts.clone(),
+        _ => fit.item_counts(ds.items.ids.len()),
+    }
 }
 
 /// The order in which epoch `epoch` (0-based) of a phase visits the rows of
@@ -135,10 +143,7 @@ pub fn step_inputs<'a>(
     let n_items = ds.items.ids.len();
     let seed = t.seed;
     // sampling probabilities of the logQ correction, from this phase's train data only
-    let mut counts = vec![0u32; n_items];
-    for &i in &fit.item {
-        counts[i as usize] += 1;
-    }
+    let counts = train_item_counts(ds, fit);
     let freq = match (l.logq, l.frequency) {
         (false, _) => Frequency::Off,
         (true, LogqFrequency::Streaming) => {

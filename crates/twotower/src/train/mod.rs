@@ -33,6 +33,7 @@ use crate::config::Config;
 use crate::model::TwoTower;
 
 mod average;
+mod batches;
 mod components;
 mod config_diff;
 mod early_stop;
@@ -42,12 +43,14 @@ mod state;
 mod validation;
 
 pub use average::EpochAverage;
-pub use components::{augmenter, epoch_order, eval_config, optim_config, step_inputs};
+pub use components::{
+    augmenter, epoch_order, eval_config, optim_config, step_inputs, train_item_counts,
+};
 use config_diff::{differences, resolved_doc};
 pub use early_stop::EarlyStopping;
 pub use error::TrainError;
 use phase::{run_phase, Cost, Phase};
-pub use state::{NamedTensors, Position, TrainState};
+pub use state::{Batch, NamedTensors, Position, TrainState};
 use twotower_model::inference::shared_item_feature;
 pub use validation::{
     eval_set, eval_set_sampled, evaluate_model, evaluate_most_popular, pairs, search_dataset,
@@ -157,6 +160,48 @@ pub fn check_history(cfg: &Config, ds: &Dataset) -> Result<(), TrainError> {
     Ok(())
 }
 
+/// Checks that a config can train on a streamed train split
+/// ([`twotower_data::stream`]): what needs the whole train split in memory
+/// is refused, naming the key.
+///
+/// # Errors
+/// [`TrainError::Data`] naming the key to change.
+pub fn check_streaming(cfg: &Config) -> Result<(), TrainError> {
+    let r = &cfg.raw;
+    let why = "the train split is streamed (its interactions exceed train.max_memory_gb)";
+    let refuse = |key: &str, what: &str| {
+        Err(TrainError::Data(format!(
+            "{why}: {key} needs the train split in memory ({what}); set {key} = {}, or raise train.max_memory_gb",
+            if key == "train.recency_decay" { "0" } else { "false" }
+        )))
+    };
+    if r.train.validation {
+        return refuse(
+            "train.validation",
+            "the validation split is carved from each user's train interactions",
+        );
+    }
+    if r.model.history.enabled {
+        return refuse(
+            "model.history.enabled",
+            "each example's history is the user's earlier train interactions",
+        );
+    }
+    if r.loss.mask_false_negatives {
+        return refuse(
+            "loss.mask_false_negatives",
+            "each user's train items are held for the masks",
+        );
+    }
+    if r.train.recency_decay > 0.0 {
+        return refuse(
+            "train.recency_decay",
+            "a row's weight depends on its place among the user's rows",
+        );
+    }
+    Ok(())
+}
+
 /// The search phase's tag in the random streams (validation + early stopping).
 pub const PHASE_SEARCH: u64 = 1;
 /// The refit phase's tag (all of train; also the only phase without validation).
@@ -174,10 +219,14 @@ pub fn train(
     ds: &Dataset,
     opts: &TrainOptions<'_>,
 ) -> Result<TrainOutcome, TrainError> {
-    if ds.train.user.is_empty() {
+    let streamed = ds.train_stream.as_ref().map(|s| s.n_rows);
+    if ds.train.user.is_empty() && streamed.unwrap_or(0) == 0 {
         return Err(TrainError::Data(
             "the train split has no interactions".into(),
         ));
+    }
+    if streamed.is_some() {
+        check_streaming(cfg)?;
     }
     if ds.items.ids.is_empty() {
         return Err(TrainError::Data("the catalog has no items".into()));

@@ -20,10 +20,10 @@ use crate::progress::{Progress, ProgressMode};
 use crate::step::StepOutcome;
 
 use super::average::copy_into;
+use super::batches::Batches;
 use super::state::{CheckpointTarget, TrainState};
 use super::{
-    epoch_order, evaluate_model, new_model, optim_config, tower_spec, user_tower_spec, TrainError,
-    TrainOptions,
+    evaluate_model, new_model, optim_config, tower_spec, user_tower_spec, TrainError, TrainOptions,
 };
 
 /// Never set: stands in for a Ctrl-C flag when `stop_after_steps` fires.
@@ -109,7 +109,10 @@ pub(super) fn run_phase(
 ) -> Result<PhaseResult, TrainError> {
     let t = &cfg.raw.train;
     let (ds, fit, valid, epochs) = (phase.ds, phase.fit, phase.valid, phase.epochs);
-    let n = fit.user.len();
+    let n = match &ds.train_stream {
+        Some(s) if fit.is_empty() => s.n_rows as usize,
+        _ => fit.len(),
+    };
     // a batch never exceeds the data (an absurd batch_size must not allocate it)
     let bsz = t.batch_size.min(n).max(1);
     let available = crate::memory::available_bytes();
@@ -140,8 +143,8 @@ pub(super) fn run_phase(
     if let Some((meta, tensors)) = resume {
         st.restore(&meta, &tensors, &opts.run_dir)?;
     }
+    let mut batches = Batches::new(ds, fit, t.stream_window, cfg.raw.loss.use_weights);
     let n_batches = n.div_ceil(bsz);
-    let mut order: Vec<u32> = (0..n as u32).collect();
     let target = CheckpointTarget {
         cfg,
         phase: phase.name,
@@ -155,7 +158,6 @@ pub(super) fn run_phase(
         let decay = t.lr_decay.powi(epoch as i32);
         st.opt.config.sparse_lr = t.lr_sparse * decay;
         st.opt.config.dense_lr = t.lr_dense * decay;
-        epoch_order(t.seed, phase.tag, epoch, &mut order);
         let batch_start = st.position.batch_in_epoch;
         let mut pb = Progress::new(
             progress_mode,
@@ -165,9 +167,11 @@ pub(super) fn run_phase(
         );
         let mut loss = EpochLoss::default();
         let mut ep_examples = 0u64;
-        for b in batch_start..n_batches {
-            let rows = &order[b * bsz..((b + 1) * bsz).min(n)];
-            match st.run_step(rows)? {
+        // why the epoch's batches stopped early
+        let mut stop: Option<TrainError> = None;
+        batches.for_epoch((t.seed, phase.tag, epoch), bsz, batch_start, |b, batch| {
+            let bn = batch.len();
+            match st.run_step(&batch)? {
                 StepOutcome::Updated(parts) => {
                     loss.main += parts.main;
                     loss.ssl += parts.ssl;
@@ -177,25 +181,27 @@ pub(super) fn run_phase(
                 StepOutcome::Skipped => {}
                 StepOutcome::NonFinite(value) => {
                     pb.abandon();
-                    if !checkpoint::exists(&opts.run_dir) {
-                        return Err(TrainError::NonFiniteLossNoCheckpoint {
+                    stop = Some(if !checkpoint::exists(&opts.run_dir) {
+                        TrainError::NonFiniteLossNoCheckpoint {
                             value,
                             epoch: epoch + 1,
                             batch: b + 1,
                             phase: phase.name.to_string(),
-                        });
-                    }
-                    return Err(TrainError::NonFiniteLoss {
-                        value,
-                        epoch: epoch + 1,
-                        step: st.position.step,
-                        phase: phase.name.to_string(),
-                        run_dir: opts.run_dir.clone(),
+                        }
+                    } else {
+                        TrainError::NonFiniteLoss {
+                            value,
+                            epoch: epoch + 1,
+                            step: st.position.step,
+                            phase: phase.name.to_string(),
+                            run_dir: opts.run_dir.clone(),
+                        }
                     });
+                    return Ok(false);
                 }
             }
-            ep_examples += rows.len() as u64;
-            cost.examples += rows.len() as u64;
+            ep_examples += bn as u64;
+            cost.examples += bn as u64;
             if b % 16 == 0 || b + 1 == n_batches {
                 let eps = ep_examples as f64 / ep_start.elapsed().as_secs_f64().max(1e-9);
                 pb.update(
@@ -214,11 +220,16 @@ pub(super) fn run_phase(
                     pb.abandon();
                     st.position.batch_in_epoch = b + 1;
                     st.save(&target, history, cost.seconds(), cost.examples)?;
-                    return Err(TrainError::Interrupted {
+                    stop = Some(TrainError::Interrupted {
                         run_dir: opts.run_dir.clone(),
                     });
+                    return Ok(false);
                 }
             }
+            Ok(true)
+        })?;
+        if let Some(e) = stop {
+            return Err(e);
         }
         pb.finish();
         st.position.batch_in_epoch = 0;

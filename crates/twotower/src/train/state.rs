@@ -16,6 +16,7 @@ use crate::step::{Frequency, Step, StepOutcome};
 use twotower_data::{Dataset, Interactions};
 
 use super::average::EpochAverage;
+pub use super::batches::Batch;
 use super::early_stop::EarlyStopping;
 use super::{new_model, optim_config, step_inputs, TrainError};
 
@@ -132,15 +133,24 @@ impl<'a> TrainState<'a> {
         }
     }
 
-    /// Runs the training step on `rows` at the current global step, which
-    /// advances when the update was applied.
+    /// Runs the training step on a batch — rows of the in-memory split, or
+    /// pairs of a streamed one — at the current global step, which advances
+    /// when the update was applied.
     ///
     /// # Errors
     /// [`TrainError::Augment`] if the SSL views cannot be built.
-    pub fn run_step(&mut self, rows: &[u32]) -> Result<StepOutcome, TrainError> {
-        let outcome = self
-            .step
-            .run(&mut self.model, &mut self.opt, rows, self.position.step)?;
+    pub fn run_step(&mut self, batch: &Batch<'_>) -> Result<StepOutcome, TrainError> {
+        let (model, opt, step) = (&mut self.model, &mut self.opt, self.position.step);
+        let outcome = match batch {
+            Batch::Rows(rows) => self.step.run(model, opt, rows, step)?,
+            Batch::Pairs {
+                users,
+                items,
+                weights,
+            } => self
+                .step
+                .run_pairs(model, opt, users, items, *weights, step)?,
+        };
         if matches!(outcome, StepOutcome::Updated(_)) {
             self.position.step += 1;
         }

@@ -6,7 +6,7 @@
 use twotower_data::{Dataset, EntityTable, Interactions};
 
 use crate::config::Config;
-use crate::eval::{evaluate, DotScorer, EvalSet, Metrics, PopularityScorer};
+use crate::eval::{evaluate, DotScorer, EvalError, EvalSet, Metrics, PopularityScorer};
 use crate::model::TwoTower;
 use twotower_model::inference::encode_all;
 
@@ -76,16 +76,51 @@ pub fn eval_set(
 
 /// [`eval_set`] with the config's user sample (`eval.max_users`,
 /// `eval.sample_seed`; see [`EvalSet::sample_users`]): the set every
-/// validation and test evaluation of a run uses.
+/// validation and test evaluation of a run uses. For a streamed train split
+/// (`train` empty, `ds.train_stream` set) the items' popularity is the
+/// load's counts and the evaluated users' train items are read in one pass.
 pub fn eval_set_sampled(
     cfg: &Config,
     ds: &Dataset,
     train: &Interactions,
     test: &Interactions,
 ) -> Result<EvalSet, TrainError> {
-    let mut set = eval_set(ds, train, test)?;
-    set.sample_users(cfg.raw.eval.max_users, cfg.raw.eval.sample_seed);
-    Ok(set)
+    let (max, seed) = (cfg.raw.eval.max_users, cfg.raw.eval.sample_seed);
+    let stream = match &ds.train_stream {
+        Some(s) if train.is_empty() => s,
+        _ => {
+            let mut set = eval_set(ds, train, test)?;
+            set.sample_users(max, seed);
+            return Ok(set);
+        }
+    };
+    // A streamed train split: popularity from the load's counts, and one
+    // pass for the train items of the evaluated users (the sample depends
+    // on the test users and the seed only, so it is drawn first).
+    let (n_users, n_items) = (ds.users.ids.len(), ds.items.ids.len());
+    let data = |e: EvalError| TrainError::Data(e.to_string());
+    let test = pairs(test);
+    let set = |train: &[(u32, u32)]| {
+        let mut set = EvalSet::with_popularity(
+            n_users,
+            n_items,
+            stream.item_counts.clone(),
+            train,
+            &test,
+            &ds.items.id_rank,
+        )
+        .map_err(data)?;
+        set.sample_users(max, seed);
+        Ok::<_, TrainError>(set)
+    };
+    let mut wanted = vec![false; n_users];
+    for &u in set(&[])?.test_users() {
+        wanted[u as usize] = true;
+    }
+    let train = stream
+        .pairs_of_users(&ds.users, &ds.items, &wanted)
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    set(&train)
 }
 
 /// Evaluates a model on `set` per EVALUATION.md; `history` (built from the
