@@ -96,9 +96,6 @@ impl TowerSpec {
         self.features.iter().map(|f| f.dim).sum()
     }
 
-    /// Checks the spec.
-    ///
-    /// # Errors
     /// Bytes of the tower's parameters (f32): every table's `vocab × dim`
     /// (plus a learned mask vector per feature) and every layer's weights
     /// and biases; saturating, so an absurd spec gives `u64::MAX` rather
@@ -122,6 +119,9 @@ impl TowerSpec {
         n.saturating_mul(4)
     }
 
+    /// Checks the spec.
+    ///
+    /// # Errors
     /// A [`SpecError`] naming the first offending feature or layer.
     pub fn validate(&self) -> Result<(), SpecError> {
         if self.features.is_empty() {
