@@ -40,9 +40,9 @@
 
 use std::path::Path;
 
+use crate::index::{check_finite, check_query, check_rank, IndexError, VectorIndex};
 use ndarray::ArrayView2;
 use rayon::prelude::*;
-use twotower_model::index::{check_finite, check_query, check_rank, IndexError, VectorIndex};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 /// Search contexts reserved: usearch locks one per concurrent search, and a
