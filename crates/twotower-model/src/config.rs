@@ -490,7 +490,50 @@ pub struct EvalSection {
     /// `train.seed`, so runs with different training seeds are evaluated
     /// on the same users.
     pub sample_seed: u64,
+    /// How the test evaluation (`twotower train`'s final one and `twotower
+    /// eval`) ranks the catalog: `"exact"` (brute force, EVALUATION.md's
+    /// reference; the default) or `"hnsw"` (through the usearch HNSW index
+    /// of [`crate::ann`]; the metrics are labelled approximate and the
+    /// index's recall against exact top-K is reported beside them).
+    /// Validation during training is always exact.
+    pub retrieval: Retrieval,
+    /// Search breadth `ef` of the HNSW index when `retrieval = "hnsw"`
+    /// (default 256; at least 1 and at most 100000; usearch searches with
+    /// `max(ef, K)`).
+    pub ann_ef: usize,
+    /// Users (a seeded sample of the evaluated ones, `sample_seed`) on which
+    /// the HNSW ranking is compared with the exact one when `retrieval =
+    /// "hnsw"`: its recall@K against exact top-K (default 1000; at least 1).
+    pub ann_recall_users: usize,
 }
+
+/// `eval.retrieval`: how the test evaluation ranks the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retrieval {
+    /// Brute-force scores of every item (the reference of EVALUATION.md).
+    #[default]
+    Exact,
+    /// The HNSW graph of Malkov & Yashunin 2018 ("Efficient and robust
+    /// approximate nearest neighbor search using Hierarchical Navigable
+    /// Small World graphs"), usearch's implementation, over the centred
+    /// distinct item vectors ([`crate::ann::UsearchIndex`]); seen items are
+    /// skipped inside the graph walk.
+    Hnsw,
+}
+
+impl Retrieval {
+    /// The config value (`"exact"`, `"hnsw"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Retrieval::Exact => "exact",
+            Retrieval::Hnsw => "hnsw",
+        }
+    }
+}
+
+/// Largest `eval.ann_ef`.
+pub const MAX_ANN_EF: usize = 100_000;
 
 impl Default for EvalSection {
     fn default() -> Self {
@@ -499,6 +542,9 @@ impl Default for EvalSection {
             block_users: 256,
             max_users: 0,
             sample_seed: 0,
+            retrieval: Retrieval::Exact,
+            ann_ef: 256,
+            ann_recall_users: 1000,
         }
     }
 }
@@ -748,6 +794,51 @@ impl Config {
         })
     }
 
+    /// This config with `eval.*` overrides applied (`twotower eval --run
+    /// DIR --set eval.retrieval=hnsw`): a trained run is evaluated another
+    /// way without retraining. Only `[eval]` keys may change; the rest of
+    /// the config is the model's.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a key outside `[eval]` or an unknown
+    /// one, [`ConfigError::OutOfRange`] naming the `--set` flag.
+    pub fn with_eval_overrides(&self, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut doc = self.doc.clone();
+        for o in overrides {
+            let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k).trim();
+            if !key.starts_with("eval.") {
+                return Err(ConfigError::Invalid {
+                    path: format!("--set {o}"),
+                    message: "only [eval] keys (eval.retrieval, eval.ann_ef, eval.max_users, ...) \
+                              can change after training; retrain for the others"
+                        .into(),
+                });
+            }
+            check_override_key(o)?;
+            twotower_data::apply_override(&mut doc, o)?;
+        }
+        Self::from_doc(doc, self.base_dir.clone(), "the run's config").map_err(|e| match e {
+            ConfigError::OutOfRange {
+                location,
+                key,
+                got,
+                expected,
+            } => {
+                let flag = overrides
+                    .iter()
+                    .rev()
+                    .find(|o| o.split_once('=').is_some_and(|(k, _)| k.trim() == key));
+                ConfigError::OutOfRange {
+                    location: flag.map_or(location, |o| format!("--set {o}")),
+                    key,
+                    got,
+                    expected,
+                }
+            }
+            other => other,
+        })
+    }
+
     /// Checks a TOML document (already overridden).
     ///
     /// # Errors
@@ -972,6 +1063,20 @@ impl Config {
         if r.eval.block_users == 0 {
             return Err(bad("eval.block_users", 0, "at least 1"));
         }
+        if !(1..=MAX_ANN_EF).contains(&r.eval.ann_ef) {
+            return Err(bad(
+                "eval.ann_ef",
+                r.eval.ann_ef,
+                "in 1..=100000 (MAX_ANN_EF; the HNSW search breadth)",
+            ));
+        }
+        if r.eval.ann_recall_users == 0 {
+            return Err(bad(
+                "eval.ann_recall_users",
+                0,
+                "at least 1 (EVALUATION.md: an approximate index reports its recall against exact top-K)",
+            ));
+        }
         Ok(())
     }
 
@@ -1022,6 +1127,62 @@ mod tests {
         );
         let err = set_err("eval.ks=[10, 4611686018427387904]");
         assert!(err.contains("eval.ks") && err.contains("1000000"), "{err}");
+    }
+
+    #[test]
+    fn eval_retrieval_keys_are_checked_and_named() {
+        let c = Config::load(None, &[]).unwrap();
+        assert_eq!(c.raw.eval.retrieval, Retrieval::Exact);
+        let c = Config::load(
+            None,
+            &["eval.retrieval=\"hnsw\"".into(), "eval.ann_ef=64".into()],
+        )
+        .unwrap();
+        assert_eq!(c.raw.eval.retrieval, Retrieval::Hnsw);
+        assert_eq!(c.raw.eval.ann_ef, 64);
+        let err = set_err("eval.retrieval=\"ivf\"");
+        assert!(
+            err.contains("eval.retrieval") && err.contains("hnsw"),
+            "{err}"
+        );
+        for (set, key) in [
+            ("eval.ann_ef=0", "eval.ann_ef"),
+            ("eval.ann_ef=100001", "eval.ann_ef"),
+            ("eval.ann_recall_users=0", "eval.ann_recall_users"),
+        ] {
+            let err = set_err(set);
+            assert!(
+                err.contains(key) && err.contains(&format!("--set {set}")),
+                "{set}: {err}"
+            );
+        }
+        // after training: eval keys only, blamed on the flag
+        let base = Config::load(None, &[]).unwrap();
+        let c = base
+            .with_eval_overrides(&["eval.retrieval=hnsw".into()])
+            .unwrap();
+        assert_eq!(c.raw.eval.retrieval, Retrieval::Hnsw);
+        let err = base
+            .with_eval_overrides(&["train.seed=3".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--set train.seed=3") && err.contains("[eval]"),
+            "{err}"
+        );
+        let err = base
+            .with_eval_overrides(&["eval.ann_ef=0".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--set eval.ann_ef=0"), "{err}");
+        let err = base
+            .with_eval_overrides(&["eval.retrieval=ivf".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("eval.retrieval") && err.contains("exact"),
+            "{err}"
+        );
     }
 
     #[test]
