@@ -8,6 +8,7 @@ pub mod generate;
 pub mod index;
 pub mod mi;
 pub mod recommend;
+pub mod scale;
 pub mod serve;
 pub mod serve_bench;
 pub mod server;
