@@ -108,6 +108,46 @@ fn scale_measures_every_phase_and_hnsw_eval_matches_exact() {
     );
     assert!(table.contains("model~"), "{table}");
 
+    // the run's saved graph (`twotower index`) is searched, not rebuilt
+    let o = bin().args(["index", "--run"]).arg(&run).output().unwrap();
+    stdout_ok(&o);
+    let o = bin()
+        .args([
+            "eval",
+            "--json",
+            "--set",
+            "eval.retrieval=hnsw",
+            "--set",
+            "eval.max_users=0",
+            "--run",
+        ])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let loaded: serde_json::Value = serde_json::from_str(&stdout_ok(&o)).unwrap();
+    let graph = loaded["ann"]["graph"].as_str().unwrap();
+    assert!(
+        graph.starts_with("loaded from") && graph.ends_with("index.usearch"),
+        "{graph}"
+    );
+    assert_eq!(loaded["approximate"], true);
+    assert_eq!(
+        loaded["ann"]["recall_vs_exact"].as_object().unwrap().len(),
+        3
+    );
+    assert_eq!(m["ann"]["graph"], "built in row order");
+    // a saved graph that does not fit: a warning, and a graph of its own
+    std::fs::write(run.join("index.usearch"), b"not an index").unwrap();
+    let o = bin()
+        .args(["eval", "--json", "--set", "eval.retrieval=hnsw", "--run"])
+        .arg(&run)
+        .output()
+        .unwrap();
+    let rebuilt: serde_json::Value = serde_json::from_str(&stdout_ok(&o)).unwrap();
+    assert_eq!(rebuilt["ann"]["graph"], "built in row order");
+    let e = common::stderr(&o);
+    assert!(e.contains("warning") && e.contains("index.usearch"), "{e}");
+
     // bad input names the key, never a panic
     for (set, want) in [
         ("eval.retrieval=ivf", "eval.retrieval"),

@@ -19,7 +19,7 @@ use crate::train::{
     history_feature, TrainError,
 };
 use crate::util::atomic_write;
-use twotower_model::ann::{AnnConfig, UsearchIndex};
+use twotower_model::ann::{AnnConfig, UsearchIndex, INDEX_FILE};
 use twotower_model::tensor_file;
 
 impl From<TrainError> for RunError {
@@ -85,6 +85,36 @@ pub fn evaluate_test(
     model: &TwoTower<f32>,
     info: &RunInfo,
 ) -> Result<serde_json::Value, RunError> {
+    evaluate_test_with(None, cfg, ds, model, info)
+}
+
+/// [`evaluate_test`] of the finished run in `dir` (`twotower eval --run
+/// DIR`): with `eval.retrieval = "hnsw"`, the run's saved graph
+/// (`index.usearch`, written by `twotower index`) is searched when it holds
+/// this model's item vectors, instead of building one — the build is most
+/// of the approximate evaluation's time (BENCHMARKS.md). A saved graph that
+/// does not fit (another model's) is reported on stderr and a new one
+/// built. The `"ann"` record says which (`"graph"`).
+///
+/// # Errors
+/// As [`evaluate_test`].
+pub fn evaluate_run_dir(
+    dir: &Path,
+    cfg: &Config,
+    ds: &Dataset,
+    model: &TwoTower<f32>,
+    info: &RunInfo,
+) -> Result<serde_json::Value, RunError> {
+    evaluate_test_with(Some(dir), cfg, ds, model, info)
+}
+
+fn evaluate_test_with(
+    dir: Option<&Path>,
+    cfg: &Config,
+    ds: &Dataset,
+    model: &TwoTower<f32>,
+    info: &RunInfo,
+) -> Result<serde_json::Value, RunError> {
     let set = eval_set_sampled(cfg, ds, &ds.train, &ds.test)?;
     // an evaluated user's history is their train interactions (EVALUATION.md)
     let history = history_feature(cfg, ds, &ds.train);
@@ -95,7 +125,7 @@ pub fn evaluate_test(
             (m, pop, None)
         }
         Retrieval::Hnsw => {
-            let (m, pop, ann) = evaluate_hnsw(cfg, ds, model, &set, history.as_ref())?;
+            let (m, pop, ann) = evaluate_hnsw(dir, cfg, ds, model, &set, history.as_ref())?;
             (m, pop, Some(ann))
         }
     };
@@ -149,10 +179,13 @@ pub fn evaluate_test(
 /// searched with `eval.ann_ef`; the metrics of that ranking
 /// ([`evaluate_index`]), the most-popular baseline ([`evaluate_popularity`],
 /// exact and without a catalog scan per user) and the `"ann"` record of
-/// metrics.json: the index settings, build and search seconds, and the
+/// metrics.json: the index settings, where the graph came from (built, or
+/// the run's saved one: [`evaluate_run_dir`]), build (or load) and search
+/// seconds, and the
 /// index's recall@K against exact top-K on `eval.ann_recall_users` users
 /// ([`ann_recall`], EVALUATION.md).
 fn evaluate_hnsw(
+    dir: Option<&Path>,
     cfg: &Config,
     ds: &Dataset,
     model: &TwoTower<f32>,
@@ -169,8 +202,22 @@ fn evaluate_hnsw(
     let t = std::time::Instant::now();
     // in row order on one thread: the same model gives the same graph, so
     // the same approximate metrics (the parallel build's graph varies)
-    let index = UsearchIndex::build_in_order(iv.view(), ds.items.id_rank.clone(), &acfg)
-        .map_err(|e| RunError::Train(Box::new(e)))?;
+    let build = || {
+        UsearchIndex::build_in_order(iv.view(), ds.items.id_rank.clone(), &acfg)
+            .map_err(|e| RunError::Train(Box::new(e)))
+    };
+    let built = "built in row order".to_string();
+    let saved = dir.map(|d| d.join(INDEX_FILE)).filter(|p| p.is_file());
+    let (index, graph) = match saved {
+        Some(path) => match UsearchIndex::load(&path, iv.view(), ds.items.id_rank.clone(), &acfg) {
+            Ok(index) => (index, format!("loaded from {}", path.display())),
+            Err(e) => {
+                eprintln!("warning: {e}; the evaluation builds its own graph");
+                (build()?, built)
+            }
+        },
+        None => (build()?, built),
+    };
     let build_seconds = t.elapsed().as_secs_f64();
     let t = std::time::Instant::now();
     let m = evaluate_index(&index, uv.view(), set, &ecfg).map_err(TrainError::from)?;
@@ -190,7 +237,8 @@ fn evaluate_hnsw(
     let recall_seconds = t.elapsed().as_secs_f64();
     let pop = evaluate_popularity(set, &ecfg).map_err(TrainError::from)?;
     let ann = serde_json::json!({
-        "index": "usearch HNSW (inner product, centred distinct item vectors, built in row order)",
+        "index": "usearch HNSW (inner product, centred distinct item vectors)",
+        "graph": graph,
         "ef": e.ann_ef,
         "connectivity": acfg.connectivity,
         "expansion_add": acfg.expansion_add,

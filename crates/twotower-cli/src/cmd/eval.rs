@@ -28,7 +28,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     )?;
     let config = loaded.config.with_eval_overrides(&args.set)?;
     super::set_threads(config.raw.train.threads)?;
-    let metrics = run::evaluate_test(&config, &loaded.dataset, &loaded.model, &loaded.info)?;
+    let metrics = run::evaluate_run_dir(
+        &args.run,
+        &config,
+        &loaded.dataset,
+        &loaded.model,
+        &loaded.info,
+    )?;
     run::write_json(&args.run.join(run::METRICS_FILE), &metrics)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);
