@@ -42,6 +42,8 @@ enum Command {
     Compare(cmd::compare::Args),
     /// Measure training throughput (per-phase split, memory, allocations), evaluation vs GEMM, ingestion.
     Bench(cmd::bench::Args),
+    /// One size end to end (generate → train 1 epoch → eval → export), each phase a child process: time and peak RSS per phase.
+    Scale(cmd::scale::Args),
 }
 
 /// Counts heap allocations (one relaxed atomic add each) so that `twotower
@@ -75,6 +77,7 @@ fn main() {
         Command::Mi(a) => cmd::mi::run(a),
         Command::Compare(a) => cmd::compare::run(a),
         Command::Bench(a) => cmd::bench::run(a),
+        Command::Scale(a) => cmd::scale::run(a),
     };
     if let Err(e) = result {
         // Ctrl-C during training is a deliberate stop, not a failure: no

@@ -28,6 +28,8 @@
 //! - [`inference`]: a model built from a config and data; user and item vectors.
 //! - [`topk`]: exact top-K of a score vector.
 //! - [`index`]: exact and approximate nearest-neighbour indexes behind one trait.
+//! - [`ann`]: the persisted HNSW index (usearch: search-time ef, filtered search, centred
+//!   vectors, duplicate groups) that serving and the approximate evaluation share.
 //! - [`export`]: vectors out (.npy, safetensors, ids, manifest).
 //! - [`run`]: loading finished run directories (the model, its config, its data).
 //! - [`artifact`]: the self-contained serving part of a run directory.
@@ -36,6 +38,7 @@
 
 #![warn(missing_docs)]
 
+pub mod ann;
 pub mod artifact;
 pub mod config;
 pub mod embedding;

@@ -92,6 +92,15 @@ pub enum EvalError {
         /// scores.len().
         got: usize,
     },
+    /// An approximate index failed to rank a user's candidates
+    /// (`eval.retrieval = "hnsw"`).
+    #[error("the approximate index failed for user index {user}: {message}")]
+    Index {
+        /// The user being ranked.
+        user: u32,
+        /// The index's message.
+        message: String,
+    },
     /// The exclusion list must be sorted ascending.
     #[error("exclude list is not sorted ascending at position {position}")]
     ExcludeNotSorted {

@@ -14,10 +14,14 @@
 
 #![warn(missing_docs)]
 
-pub mod ann;
 pub mod catalog;
 pub mod http;
 pub mod served;
 
 pub use catalog::{build_index, Catalog};
 pub use served::{QueryError, Served, UserQuery};
+/// The persisted HNSW index (usearch). It lives in the model crate
+/// (`twotower_model::ann`) so that the evaluation (`eval.retrieval =
+/// "hnsw"`) ranks through the same index the server does; re-exported here
+/// under its old path.
+pub use twotower_model::ann;

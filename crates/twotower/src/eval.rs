@@ -28,6 +28,15 @@
 //! - A metric with an empty denominator (a slice with no test pairs; no test
 //!   users at all) is `None` (serialized `null`), never 0 and never NaN.
 //!
+//! # Approximate ranking
+//! [`evaluate_index`] ranks through a nearest-neighbour index instead
+//! (`eval.retrieval = "hnsw"`) with the same exclusion, tie rule and
+//! metrics; its figures are approximate and come with [`ann_recall`], the
+//! index's recall against exact top-K on a seeded sample of the users.
+//! [`evaluate_popularity`] is the most-popular baseline without a catalog
+//! scan per user (the same figures as [`evaluate`] with a
+//! [`PopularityScorer`]).
+//!
 //! # Memory and threads
 //! Users are scored in blocks of `block_users` users against tiles of
 //! `item_tile` items; each rayon task keeps one `[block_users × item_tile]`
@@ -45,6 +54,7 @@ use ndarray::{s, Array2, ArrayView2, ArrayViewMut2};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use twotower_model::index::VectorIndex;
 use twotower_model::topk::TopK;
 pub use twotower_model::topk::{top_k, EvalError};
 
@@ -636,19 +646,71 @@ struct BlockOut {
     cold_hits: Vec<u64>,
 }
 
-#[allow(clippy::too_many_arguments)]
-fn eval_block(
+impl BlockOut {
+    fn new(users: usize, nk: usize) -> Self {
+        Self {
+            per_user: Vec::with_capacity(users * nk * 2),
+            head_hits: vec![0; nk],
+            tail_hits: vec![0; nk],
+            cold_hits: vec![0; nk],
+        }
+    }
+
+    /// Adds user `u`'s metrics from its ranked list (best first, at most
+    /// max(K) items, seen items already removed).
+    fn add_user(
+        &mut self,
+        set: &EvalSet,
+        u: u32,
+        list: &[(u32, f32)],
+        ks: &[usize],
+        idcg: &[f64],
+        min_pos: &[AtomicU32],
+    ) {
+        let test = set.test_items(u);
+        let mut hits_at: Vec<usize> = Vec::new();
+        for (pos, &(item, _)) in list.iter().enumerate() {
+            min_pos[item as usize].fetch_min(pos as u32, Ordering::Relaxed);
+            if test.binary_search(&item).is_ok() {
+                hits_at.push(pos);
+                for (ki, &k) in ks.iter().enumerate() {
+                    if pos < k {
+                        if set.is_head[item as usize] {
+                            self.head_hits[ki] += 1;
+                        } else {
+                            self.tail_hits[ki] += 1;
+                        }
+                        if set.popularity[item as usize] == 0 {
+                            self.cold_hits[ki] += 1;
+                        }
+                    }
+                }
+            }
+        }
+        for &k in ks {
+            let hits = hits_at.iter().filter(|&&p| p < k).count();
+            let dcg: f64 = hits_at
+                .iter()
+                .filter(|&&p| p < k)
+                .map(|&p| discount(p))
+                .sum();
+            let ideal = idcg[k.min(test.len())];
+            self.per_user.push(hits as f64 / test.len() as f64);
+            self.per_user.push(dcg / ideal);
+        }
+    }
+}
+
+/// The exact top-`kmax` heaps of a block of users: every catalog item
+/// scored by `scorer`, tile by tile, the user's train items skipped.
+fn rank_block(
     scorer: &dyn Scorer,
     set: &EvalSet,
     users: &[u32],
-    ks: &[usize],
+    kmax: usize,
     item_tile: usize,
-    idcg: &[f64],
-    min_pos: &[AtomicU32],
-) -> Result<BlockOut, EvalError> {
+) -> Result<Vec<TopK>, EvalError> {
     let n_items = set.n_items;
-    let kmax = *ks.last().expect("ks checked non-empty");
-    let nk = ks.len();
     let tile = item_tile.min(n_items);
     let mut scratch = vec![0f32; users.len() * tile];
     let mut heaps: Vec<TopK> = users.iter().map(|_| TopK::new(kmax.min(n_items))).collect();
@@ -670,49 +732,59 @@ fn eval_block(
         }
         start = end;
     }
+    Ok(heaps)
+}
 
-    let mut out = BlockOut {
-        per_user: Vec::with_capacity(users.len() * nk * 2),
-        head_hits: vec![0; nk],
-        tail_hits: vec![0; nk],
-        cold_hits: vec![0; nk],
-    };
+#[allow(clippy::too_many_arguments)]
+fn eval_block(
+    scorer: &dyn Scorer,
+    set: &EvalSet,
+    users: &[u32],
+    ks: &[usize],
+    item_tile: usize,
+    idcg: &[f64],
+    min_pos: &[AtomicU32],
+) -> Result<BlockOut, EvalError> {
+    let kmax = *ks.last().expect("ks checked non-empty");
+    let mut heaps = rank_block(scorer, set, users, kmax, item_tile)?;
+    let mut out = BlockOut::new(users.len(), ks.len());
     let mut list = Vec::with_capacity(kmax);
     for (&u, heap) in users.iter().zip(heaps.iter_mut()) {
         heap.drain_sorted(&mut list);
-        let test = set.test_items(u);
-        let mut hits_at: Vec<usize> = Vec::new();
-        for (pos, &(item, _)) in list.iter().enumerate() {
-            min_pos[item as usize].fetch_min(pos as u32, Ordering::Relaxed);
-            if test.binary_search(&item).is_ok() {
-                hits_at.push(pos);
-                for (ki, &k) in ks.iter().enumerate() {
-                    if pos < k {
-                        if set.is_head[item as usize] {
-                            out.head_hits[ki] += 1;
-                        } else {
-                            out.tail_hits[ki] += 1;
-                        }
-                        if set.popularity[item as usize] == 0 {
-                            out.cold_hits[ki] += 1;
-                        }
-                    }
-                }
-            }
-        }
-        for &k in ks {
-            let hits = hits_at.iter().filter(|&&p| p < k).count();
-            let dcg: f64 = hits_at
-                .iter()
-                .filter(|&&p| p < k)
-                .map(|&p| discount(p))
-                .sum();
-            let ideal = idcg[k.min(test.len())];
-            out.per_user.push(hits as f64 / test.len() as f64);
-            out.per_user.push(dcg / ideal);
-        }
+        out.add_user(set, u, &list, ks, idcg, min_pos);
     }
     Ok(out)
+}
+
+/// The sorted, de-duplicated cut-offs and the ideal DCG table up to max(K).
+fn ks_and_idcg(cfg: &EvalConfig) -> (Vec<usize>, Vec<f64>) {
+    let mut ks = cfg.ks.clone();
+    ks.sort_unstable();
+    ks.dedup();
+    let kmax = *ks.last().expect("checked non-empty");
+    let mut idcg = vec![0f64; kmax + 1];
+    for n in 1..=kmax {
+        idcg[n] = idcg[n - 1] + discount(n - 1);
+    }
+    (ks, idcg)
+}
+
+/// Runs `f` on rayon's global pool, or on a pool of `cfg.threads`.
+fn in_pool<T: Send>(
+    cfg: &EvalConfig,
+    f: impl FnOnce() -> Result<T, EvalError> + Send,
+) -> Result<T, EvalError> {
+    match cfg.threads {
+        Some(t) => rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build()
+            .map_err(|e| EvalError::InvalidConfig {
+                field: "threads",
+                problem: e.to_string(),
+            })?
+            .install(f),
+        None => f(),
+    }
 }
 
 /// Runs the protocol: ranks the whole catalog for every test user of `set`
@@ -746,15 +818,7 @@ pub fn evaluate(
             });
         }
     }
-    let mut ks = cfg.ks.clone();
-    ks.sort_unstable();
-    ks.dedup();
-    let nk = ks.len();
-    let kmax = *ks.last().expect("checked non-empty");
-    let mut idcg = vec![0f64; kmax + 1];
-    for n in 1..=kmax {
-        idcg[n] = idcg[n - 1] + discount(n - 1);
-    }
+    let (ks, idcg) = ks_and_idcg(cfg);
     let min_pos: Vec<AtomicU32> = (0..set.n_items).map(|_| AtomicU32::new(u32::MAX)).collect();
 
     // Collect every block's result, then report the first error in user
@@ -767,25 +831,20 @@ pub fn evaluate(
             .collect();
         results.into_iter().collect()
     };
-    let blocks = match cfg.threads {
-        Some(t) => rayon::ThreadPoolBuilder::new()
-            .num_threads(t)
-            .build()
-            .map_err(|e| EvalError::InvalidConfig {
-                field: "threads",
-                problem: e.to_string(),
-            })?
-            .install(run)?,
-        None => run()?,
-    };
+    let blocks = in_pool(cfg, run)?;
+    Ok(reduce(set, &ks, &blocks, &min_pos))
+}
 
-    // Sequential reduction in user order: independent of threads and blocks.
+/// The metrics of the per-block results, summed sequentially in user
+/// order: independent of threads and blocks.
+fn reduce(set: &EvalSet, ks: &[usize], blocks: &[BlockOut], min_pos: &[AtomicU32]) -> Metrics {
+    let nk = ks.len();
     let mut recall_sum = vec![0f64; nk];
     let mut ndcg_sum = vec![0f64; nk];
     let mut head = vec![0u64; nk];
     let mut tail = vec![0u64; nk];
     let mut cold = vec![0u64; nk];
-    for b in &blocks {
+    for b in blocks {
         for user_vals in b.per_user.chunks(2 * nk) {
             for ki in 0..nk {
                 recall_sum[ki] += user_vals[2 * ki];
@@ -833,9 +892,9 @@ pub fn evaluate(
         };
         values.insert(format!("coverage@{k}"), coverage);
     }
-    Ok(Metrics {
+    Metrics {
         values,
-        ks,
+        ks: ks.to_vec(),
         n_test_users: n_users,
         n_test_pairs: set.n_test_pairs,
         n_head_pairs: set.n_head_pairs,
@@ -844,5 +903,270 @@ pub fn evaluate(
         n_items: set.n_items,
         head_size: set.head_items.len(),
         sampled_from: set.sampled_from,
+    }
+}
+
+/// A per-user ranking: `(user, k, out)` writes the user's best `k`
+/// candidates into `out`, best first.
+type RankUser<'a> = dyn Fn(u32, usize, &mut Vec<(u32, f32)>) -> Result<(), EvalError> + Sync + 'a;
+
+/// Runs the protocol with a per-user ranking given by `rank_user`: for a
+/// test user, its best `max(K)` candidates, best first, the user's train
+/// items already left out (the metrics, the reduction and the thread
+/// independence are [`evaluate`]'s). Errors are reported in user order.
+fn evaluate_ranked(
+    set: &EvalSet,
+    cfg: &EvalConfig,
+    rank_user: &RankUser<'_>,
+) -> Result<Metrics, EvalError> {
+    cfg.check()?;
+    let (ks, idcg) = ks_and_idcg(cfg);
+    let kmax = *ks.last().expect("checked non-empty");
+    let min_pos: Vec<AtomicU32> = (0..set.n_items).map(|_| AtomicU32::new(u32::MAX)).collect();
+    let run = || -> Result<Vec<BlockOut>, EvalError> {
+        let results: Vec<Result<BlockOut, EvalError>> = set
+            .test_users
+            .par_chunks(cfg.block_users)
+            .map(|users| {
+                let mut out = BlockOut::new(users.len(), ks.len());
+                let mut list = Vec::with_capacity(kmax);
+                for &u in users {
+                    rank_user(u, kmax, &mut list)?;
+                    out.add_user(set, u, &list, &ks, &idcg, &min_pos);
+                }
+                Ok(out)
+            })
+            .collect();
+        results.into_iter().collect()
+    };
+    let blocks = in_pool(cfg, run)?;
+    Ok(reduce(set, &ks, &blocks, &min_pos))
+}
+
+/// [`evaluate`] with the [`PopularityScorer`] of `set`, the same metrics
+/// (`tests/eval_protocol.rs` checks equality), without scanning the catalog
+/// per user: the score is the same for every user, so the catalog is
+/// sorted once by (popularity desc, id rank asc) and a user's top K is
+/// the first K items of that order that are not among their train items —
+/// O(K + |train items|) per user instead of O(n_items). The approximate
+/// evaluation uses it for its baseline, whose catalog scan would otherwise
+/// cost as much as the exact ranking it replaces.
+///
+/// # Errors
+/// [`EvalError::InvalidConfig`].
+pub fn evaluate_popularity(set: &EvalSet, cfg: &EvalConfig) -> Result<Metrics, EvalError> {
+    let scores = PopularityScorer::from_set(set).scores;
+    let mut order: Vec<u32> = (0..set.n_items as u32).collect();
+    // the order of `TopK`: higher score, then lower id rank (counts are never NaN)
+    order.sort_unstable_by(|&a, &b| {
+        scores[b as usize]
+            .total_cmp(&scores[a as usize])
+            .then(set.item_id_rank[a as usize].cmp(&set.item_id_rank[b as usize]))
+    });
+    evaluate_ranked(set, cfg, &|u, kmax, list| {
+        let train = set.train_items(u);
+        list.clear();
+        for &i in &order {
+            if list.len() == kmax {
+                break;
+            }
+            if train.binary_search(&i).is_err() {
+                list.push((i, scores[i as usize]));
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Checks that `index` and `users` fit `set` for [`evaluate_index`] and
+/// [`ann_recall`].
+fn check_index(
+    index: &dyn VectorIndex,
+    users: ArrayView2<f32>,
+    set: &EvalSet,
+) -> Result<(), EvalError> {
+    if index.len() != set.n_items {
+        return Err(EvalError::ScorerItems {
+            expected: set.n_items,
+            got: index.len(),
+        });
+    }
+    if users.nrows() < set.n_users {
+        return Err(EvalError::ScorerUsers {
+            expected: set.n_users,
+            got: users.nrows(),
+        });
+    }
+    if users.ncols() != index.dim() {
+        return Err(EvalError::DimMismatch {
+            user_dim: users.ncols(),
+            item_dim: index.dim(),
+        });
+    }
+    Ok(())
+}
+
+/// User `u`'s top `k` through `index`, its train items excluded inside
+/// the search (the index's filtered search).
+fn search_user(
+    index: &dyn VectorIndex,
+    users: ArrayView2<f32>,
+    set: &EvalSet,
+    u: u32,
+    k: usize,
+) -> Result<Vec<(u32, f32)>, EvalError> {
+    let row = users.row(u as usize);
+    let q: std::borrow::Cow<[f32]> = match row.as_slice() {
+        Some(q) => q.into(),
+        None => row.to_vec().into(),
+    };
+    index
+        .search(&q, k, set.train_items(u))
+        .map_err(|e| EvalError::Index {
+            user: u,
+            message: e.to_string(),
+        })
+}
+
+/// The protocol with each test user's ranking taken from an approximate
+/// index (`eval.retrieval = "hnsw"`): the top max(K) items `index.search`
+/// returns for the user's vector, the user's train items excluded inside
+/// the search; ties by the index's tie rank (build it with the set's
+/// [`EvalSet::item_id_rank`]). Every metric is computed as in
+/// [`evaluate`] over that ranking, so the result equals `evaluate`'s when
+/// the index finds the exact top K (an exact index always does); with an
+/// approximate index the figures are approximate and must be reported
+/// with [`ann_recall`] (EVALUATION.md).
+///
+/// # Shapes
+/// `users`: `[n_users × d]`, row = user index; `index`: `n_items` rows of
+/// dimension `d`.
+///
+/// # Errors
+/// [`EvalError::InvalidConfig`], [`EvalError::ScorerItems`],
+/// [`EvalError::ScorerUsers`], [`EvalError::DimMismatch`],
+/// [`EvalError::Index`].
+pub fn evaluate_index(
+    index: &dyn VectorIndex,
+    users: ArrayView2<f32>,
+    set: &EvalSet,
+    cfg: &EvalConfig,
+) -> Result<Metrics, EvalError> {
+    check_index(index, users, set)?;
+    evaluate_ranked(set, cfg, &|u, kmax, list| {
+        *list = search_user(index, users, set, u, kmax)?;
+        Ok(())
+    })
+}
+
+/// Recall of an approximate index against exact top-K (EVALUATION.md:
+/// "an approximate index must report its recall against exact top-K
+/// separately").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AnnRecall {
+    /// `"recall@K"` for each K: mean over the probed users of
+    /// |approximate top-K ∩ exact top-K| / |exact top-K| (item sets; the
+    /// exact list is shorter than K only when fewer candidates remain).
+    pub values: BTreeMap<String, f64>,
+    /// Users probed (a seeded sample of the evaluated test users).
+    pub n_users: usize,
+}
+
+/// [`AnnRecall`] of `index` on at most `max_users` of the set's test users
+/// (a uniform sample without replacement by `ChaCha8Rng::seed_from_u64(seed)`,
+/// as [`EvalSet::sample_users`] draws, so it is deterministic): each
+/// user's exact top max(K) (scored by `exact`, the reference, with
+/// [`evaluate`]'s seen-item exclusion and tie rule) against the index's.
+///
+/// # Shapes
+/// `users`: `[n_users × d]`; `exact` scores the same vectors as `index`.
+///
+/// # Errors
+/// [`EvalError::InvalidConfig`] (also for `max_users` = 0), the scorer's and
+/// the index's errors.
+pub fn ann_recall(
+    index: &dyn VectorIndex,
+    users: ArrayView2<f32>,
+    exact: &dyn Scorer,
+    set: &EvalSet,
+    cfg: &EvalConfig,
+    max_users: usize,
+    seed: u64,
+) -> Result<AnnRecall, EvalError> {
+    use rand::seq::SliceRandom;
+    use rand::SeedableRng;
+    cfg.check()?;
+    exact.check()?;
+    check_index(index, users, set)?;
+    if max_users == 0 {
+        return Err(EvalError::InvalidConfig {
+            field: "ann_recall_users",
+            problem: "must be at least 1".into(),
+        });
+    }
+    if exact.n_items() != set.n_items {
+        return Err(EvalError::ScorerItems {
+            expected: set.n_items,
+            got: exact.n_items(),
+        });
+    }
+    let (ks, _) = ks_and_idcg(cfg);
+    let kmax = *ks.last().expect("checked non-empty");
+    let mut probe = set.test_users.clone();
+    if probe.len() > max_users {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        probe.shuffle(&mut rng);
+        probe.truncate(max_users);
+        probe.sort_unstable();
+    }
+    let run = || -> Result<Vec<Vec<f64>>, EvalError> {
+        let results: Vec<Result<Vec<f64>, EvalError>> = probe
+            .par_chunks(cfg.block_users)
+            .map(|block| {
+                let mut heaps = rank_block(exact, set, block, kmax, cfg.item_tile)?;
+                let mut want = Vec::with_capacity(kmax);
+                let mut sums = vec![0f64; ks.len() + 1];
+                for (&u, heap) in block.iter().zip(heaps.iter_mut()) {
+                    heap.drain_sorted(&mut want);
+                    if want.is_empty() {
+                        continue; // every item seen: nothing to find
+                    }
+                    let got = search_user(index, users, set, u, kmax)?;
+                    for (ki, &k) in ks.iter().enumerate() {
+                        let mut w: Vec<u32> = want.iter().take(k).map(|e| e.0).collect();
+                        w.sort_unstable();
+                        let found = got
+                            .iter()
+                            .take(k)
+                            .filter(|e| w.binary_search(&e.0).is_ok())
+                            .count();
+                        sums[ki] += found as f64 / w.len() as f64;
+                    }
+                    sums[ks.len()] += 1.0;
+                }
+                Ok(sums)
+            })
+            .collect();
+        results.into_iter().collect()
+    };
+    let blocks = in_pool(cfg, run)?;
+    let mut sums = vec![0f64; ks.len() + 1];
+    for b in &blocks {
+        for (s, x) in sums.iter_mut().zip(b) {
+            *s += x;
+        }
+    }
+    let n = sums[ks.len()];
+    let values = ks
+        .iter()
+        .enumerate()
+        .map(|(ki, &k)| {
+            let r = if n > 0.0 { sums[ki] / n } else { 1.0 };
+            (format!("recall@{k}"), r)
+        })
+        .collect();
+    Ok(AnnRecall {
+        values,
+        n_users: n as usize,
     })
 }

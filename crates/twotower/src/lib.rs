@@ -40,7 +40,7 @@
 #![warn(missing_docs)]
 
 pub use twotower_model::{
-    artifact, config, embedding, export, history, history_feature, index, inference, layers,
+    ann, artifact, config, embedding, export, history, history_feature, index, inference, layers,
     linalg, loss, model, real, topk, tower,
 };
 

@@ -157,7 +157,7 @@ struct Report {
     ingest: Vec<IngestCase>,
 }
 
-fn parse_count(s: &str) -> anyhow::Result<usize> {
+pub(crate) fn parse_count(s: &str) -> anyhow::Result<usize> {
     let t = s.trim();
     let (num, mul) = match t.chars().last() {
         Some('k' | 'K') => (&t[..t.len() - 1], 1_000usize),

@@ -14,6 +14,11 @@ pub struct Args {
     /// Print the metrics as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Override an `[eval]` key of the run's config for this evaluation,
+    /// e.g. `--set eval.retrieval=hnsw --set eval.ann_ef=512` (repeatable;
+    /// other sections are the trained model's and cannot change).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// Runs `twotower eval`.
@@ -21,13 +26,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let loaded = run::load_run_with_data(&args.run).context(
         "eval re-reads the data the run was trained on (the serving artifact holds no test split)",
     )?;
-    super::set_threads(loaded.config.raw.train.threads)?;
-    let metrics = run::evaluate_test(&loaded.config, &loaded.dataset, &loaded.model, &loaded.info)?;
+    let config = loaded.config.with_eval_overrides(&args.set)?;
+    super::set_threads(config.raw.train.threads)?;
+    let metrics = run::evaluate_run_dir(
+        &args.run,
+        &config,
+        &loaded.dataset,
+        &loaded.model,
+        &loaded.info,
+    )?;
     run::write_json(&args.run.join(run::METRICS_FILE), &metrics)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);
     } else {
-        super::print_metrics(&metrics, &loaded.config.raw.eval.ks);
+        super::print_metrics(&metrics, &config.raw.eval.ks);
     }
     Ok(())
 }

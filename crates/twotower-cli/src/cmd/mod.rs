@@ -8,6 +8,7 @@ pub mod generate;
 pub mod index;
 pub mod mi;
 pub mod recommend;
+pub mod scale;
 pub mod serve;
 pub mod serve_bench;
 pub mod server;
@@ -59,7 +60,16 @@ pub fn check_out_file_parent(file: &std::path::Path) -> anyhow::Result<()> {
     }
 }
 
-/// Prints the model's metrics beside the most-popular baseline.
+/// The K of a metric name `name@K` (for ordering; 0 without one).
+pub fn k_of(name: &str) -> usize {
+    name.rsplit_once('@')
+        .and_then(|(_, k)| k.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Prints the model's metrics beside the most-popular baseline (approximate
+/// figures, `eval.retrieval = "hnsw"`, under a line saying so, with the
+/// index's recall against exact top-K).
 pub fn print_metrics(m: &serde_json::Value, ks: &[usize]) {
     let pop = m.get("most_popular");
     if let (Some(n), Some(all)) = (
@@ -68,7 +78,33 @@ pub fn print_metrics(m: &serde_json::Value, ks: &[usize]) {
     ) {
         println!("evaluated on a sample of {n} of {all} test users (eval.max_users)");
     }
-    println!("{:<20} {:>10} {:>14}", "metric", "model", "most_popular");
+    let approximate = m.get("approximate").and_then(|v| v.as_bool()) == Some(true);
+    if approximate {
+        let ann = m.get("ann");
+        let num = |key: &str| ann.and_then(|a| a.get(key)).and_then(|v| v.as_u64());
+        println!(
+            "APPROXIMATE: ranked through an HNSW index (eval.retrieval = \"hnsw\", ef {}), not exactly",
+            num("ef").map_or("?".into(), |e| e.to_string())
+        );
+        if let Some(r) = ann
+            .and_then(|a| a.get("recall_vs_exact"))
+            .and_then(|r| r.as_object())
+        {
+            let list: Vec<String> = r
+                .iter()
+                .filter_map(|(k, v)| v.as_f64().map(|v| (k_of(k), format!("{k} {v:.4}"))))
+                .collect::<std::collections::BTreeMap<_, _>>()
+                .into_values()
+                .collect();
+            println!(
+                "index recall against exact top-K on {} users: {}",
+                num("recall_users").unwrap_or(0),
+                list.join(", ")
+            );
+        }
+    }
+    let model = if approximate { "model~" } else { "model" };
+    println!("{:<20} {:>10} {:>14}", "metric", model, "most_popular");
     for prefix in twotower::config::METRIC_PREFIXES {
         for k in ks {
             let key = format!("{prefix}@{k}");

@@ -218,6 +218,20 @@ impl Config {
         if r.eval.block_users == 0 {
             return Err(bad("eval.block_users", 0, "at least 1"));
         }
+        if !(1..=MAX_ANN_EF).contains(&r.eval.ann_ef) {
+            return Err(bad(
+                "eval.ann_ef",
+                r.eval.ann_ef,
+                "in 1..=100000 (MAX_ANN_EF; the HNSW search breadth)",
+            ));
+        }
+        if r.eval.ann_recall_users == 0 {
+            return Err(bad(
+                "eval.ann_recall_users",
+                0,
+                "at least 1 (EVALUATION.md: an approximate index reports its recall against exact top-K)",
+            ));
+        }
         Ok(())
     }
 }

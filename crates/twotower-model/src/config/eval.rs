@@ -21,7 +21,50 @@ pub struct EvalSection {
     /// `train.seed`, so runs with different training seeds are evaluated
     /// on the same users.
     pub sample_seed: u64,
+    /// How the test evaluation (`twotower train`'s final one and `twotower
+    /// eval`) ranks the catalog: `"exact"` (brute force, EVALUATION.md's
+    /// reference; the default) or `"hnsw"` (through the usearch HNSW index
+    /// of [`crate::ann`]; the metrics are labelled approximate and the
+    /// index's recall against exact top-K is reported beside them).
+    /// Validation during training is always exact.
+    pub retrieval: Retrieval,
+    /// Search breadth `ef` of the HNSW index when `retrieval = "hnsw"`
+    /// (default 256; at least 1 and at most 100000; usearch searches with
+    /// `max(ef, K)`).
+    pub ann_ef: usize,
+    /// Users (a seeded sample of the evaluated ones, `sample_seed`) on which
+    /// the HNSW ranking is compared with the exact one when `retrieval =
+    /// "hnsw"`: its recall@K against exact top-K (default 1000; at least 1).
+    pub ann_recall_users: usize,
 }
+
+/// `eval.retrieval`: how the test evaluation ranks the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Retrieval {
+    /// Brute-force scores of every item (the reference of EVALUATION.md).
+    #[default]
+    Exact,
+    /// The HNSW graph of Malkov & Yashunin 2018 ("Efficient and robust
+    /// approximate nearest neighbor search using Hierarchical Navigable
+    /// Small World graphs"), usearch's implementation, over the centred
+    /// distinct item vectors ([`crate::ann::UsearchIndex`]); seen items are
+    /// skipped inside the graph walk.
+    Hnsw,
+}
+
+impl Retrieval {
+    /// The config value (`"exact"`, `"hnsw"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Retrieval::Exact => "exact",
+            Retrieval::Hnsw => "hnsw",
+        }
+    }
+}
+
+/// Largest `eval.ann_ef`.
+pub const MAX_ANN_EF: usize = 100_000;
 
 impl Default for EvalSection {
     fn default() -> Self {
@@ -30,6 +73,9 @@ impl Default for EvalSection {
             block_users: 256,
             max_users: 0,
             sample_seed: 0,
+            retrieval: Retrieval::Exact,
+            ann_ef: 256,
+            ann_recall_users: 1000,
         }
     }
 }

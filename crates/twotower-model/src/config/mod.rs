@@ -24,7 +24,7 @@ mod ssl;
 mod train;
 
 use eval::monitor_is_computed;
-pub use eval::{EvalSection, MAX_EVAL_K, METRIC_PREFIXES};
+pub use eval::{EvalSection, Retrieval, MAX_ANN_EF, MAX_EVAL_K, METRIC_PREFIXES};
 pub use loss::{LogqFrequency, LossSection, MAX_MIXED_NEGATIVES};
 pub use model::{HistoryConfig, HistoryPoolingKind, MaskEmbedding, ModelConfig};
 pub use ssl::{MaskAs, MaskingPattern, MiWeighting, SeedScope, SslSection};
@@ -336,6 +336,51 @@ impl Config {
         Ok(c)
     }
 
+    /// This config with `eval.*` overrides applied (`twotower eval --run
+    /// DIR --set eval.retrieval=hnsw`): a trained run is evaluated another
+    /// way without retraining. Only `[eval]` keys may change; the rest of
+    /// the config is the model's.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] for a key outside `[eval]` or an unknown
+    /// one, [`ConfigError::OutOfRange`] naming the `--set` flag.
+    pub fn with_eval_overrides(&self, overrides: &[String]) -> Result<Self, ConfigError> {
+        let mut doc = self.doc.clone();
+        for o in overrides {
+            let key = o.split_once('=').map_or(o.as_str(), |(k, _)| k).trim();
+            if !key.starts_with("eval.") {
+                return Err(ConfigError::Invalid {
+                    path: format!("--set {o}"),
+                    message: "only [eval] keys (eval.retrieval, eval.ann_ef, eval.max_users, ...) \
+                              can change after training; retrain for the others"
+                        .into(),
+                });
+            }
+            check_override_key(o)?;
+            twotower_data::apply_override(&mut doc, o)?;
+        }
+        Self::from_doc(doc, self.base_dir.clone(), "the run's config").map_err(|e| match e {
+            ConfigError::OutOfRange {
+                location,
+                key,
+                got,
+                expected,
+            } => {
+                let flag = overrides
+                    .iter()
+                    .rev()
+                    .find(|o| o.split_once('=').is_some_and(|(k, _)| k.trim() == key));
+                ConfigError::OutOfRange {
+                    location: flag.map_or(location, |o| format!("--set {o}")),
+                    key,
+                    got,
+                    expected,
+                }
+            }
+            other => other,
+        })
+    }
+
     /// The `[data]` section, or the built-in synthetic default when absent.
     pub fn data(&self) -> DataConfig {
         self.raw.data.clone().unwrap_or_default()
@@ -383,6 +428,62 @@ mod tests {
         );
         let err = set_err("eval.ks=[10, 4611686018427387904]");
         assert!(err.contains("eval.ks") && err.contains("1000000"), "{err}");
+    }
+
+    #[test]
+    fn eval_retrieval_keys_are_checked_and_named() {
+        let c = Config::load(None, &[]).unwrap();
+        assert_eq!(c.raw.eval.retrieval, Retrieval::Exact);
+        let c = Config::load(
+            None,
+            &["eval.retrieval=\"hnsw\"".into(), "eval.ann_ef=64".into()],
+        )
+        .unwrap();
+        assert_eq!(c.raw.eval.retrieval, Retrieval::Hnsw);
+        assert_eq!(c.raw.eval.ann_ef, 64);
+        let err = set_err("eval.retrieval=\"ivf\"");
+        assert!(
+            err.contains("eval.retrieval") && err.contains("hnsw"),
+            "{err}"
+        );
+        for (set, key) in [
+            ("eval.ann_ef=0", "eval.ann_ef"),
+            ("eval.ann_ef=100001", "eval.ann_ef"),
+            ("eval.ann_recall_users=0", "eval.ann_recall_users"),
+        ] {
+            let err = set_err(set);
+            assert!(
+                err.contains(key) && err.contains(&format!("--set {set}")),
+                "{set}: {err}"
+            );
+        }
+        // after training: eval keys only, blamed on the flag
+        let base = Config::load(None, &[]).unwrap();
+        let c = base
+            .with_eval_overrides(&["eval.retrieval=hnsw".into()])
+            .unwrap();
+        assert_eq!(c.raw.eval.retrieval, Retrieval::Hnsw);
+        let err = base
+            .with_eval_overrides(&["train.seed=3".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--set train.seed=3") && err.contains("[eval]"),
+            "{err}"
+        );
+        let err = base
+            .with_eval_overrides(&["eval.ann_ef=0".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--set eval.ann_ef=0"), "{err}");
+        let err = base
+            .with_eval_overrides(&["eval.retrieval=ivf".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("eval.retrieval") && err.contains("exact"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -34,15 +34,17 @@
 //!
 //! Scores are the inner product `⟨q, v⟩` (usearch's `ip` distance is
 //! `1 − ⟨q, v − m⟩`); ties are broken by the catalog's id rank as in the
-//! exact index. The build adds items from all threads, so two
+//! exact index. [`UsearchIndex::build`] adds items from all threads, so two
 //! builds of the same vectors may differ in their graph: the recall@k
-//! against exact top-k is measured and reported on every build.
+//! against exact top-k is measured and reported on every build;
+//! [`UsearchIndex::build_in_order`] adds them in row order on one thread,
+//! one graph for given vectors (the evaluation's, for reproducible figures).
 
 use std::path::Path;
 
+use crate::index::{check_finite, check_query, check_rank, IndexError, VectorIndex};
 use ndarray::ArrayView2;
 use rayon::prelude::*;
-use twotower_model::index::{check_finite, check_query, check_rank, IndexError, VectorIndex};
 use usearch::{Index, IndexOptions, MetricKind, ScalarKind};
 
 /// Search contexts reserved: usearch locks one per concurrent search, and a
@@ -223,6 +225,33 @@ impl UsearchIndex {
         tie_rank: Vec<u32>,
         cfg: &AnnConfig,
     ) -> Result<Self, AnnError> {
+        Self::build_with(vectors, tie_rank, cfg, true)
+    }
+
+    /// [`Self::build`] adding the nodes one at a time in row order on the
+    /// calling thread: the same vectors give the same graph, so the same
+    /// search results (the parallel build's graph depends on the threads'
+    /// interleaving, and a node it leaves unreachable differs from build to
+    /// build). The evaluation (`eval.retrieval = "hnsw"`) builds this way so
+    /// that its approximate metrics are reproducible; it takes about
+    /// `threads` times as long as [`Self::build`].
+    ///
+    /// # Errors
+    /// As [`Self::build`].
+    pub fn build_in_order(
+        vectors: ArrayView2<f32>,
+        tie_rank: Vec<u32>,
+        cfg: &AnnConfig,
+    ) -> Result<Self, AnnError> {
+        Self::build_with(vectors, tie_rank, cfg, false)
+    }
+
+    fn build_with(
+        vectors: ArrayView2<f32>,
+        tie_rank: Vec<u32>,
+        cfg: &AnnConfig,
+        parallel: bool,
+    ) -> Result<Self, AnnError> {
         let (n, dim) = vectors.dim();
         check_finite(vectors).map_err(invalid)?;
         check_rank(n, &tie_rank).map_err(invalid)?;
@@ -235,12 +264,17 @@ impl UsearchIndex {
                 MAX_SEARCH_THREADS.max(rayon::current_num_threads()),
             )
             .map_err(ue("reserving the index"))?;
-        groups.key.par_iter().try_for_each(|&i| {
+        let add = |&i: &u32| {
             let v = centred(vectors.row(i as usize), &mean);
             index
                 .add(u64::from(i), &v)
                 .map_err(ue(format!("adding item {i}")))
-        })?;
+        };
+        if parallel {
+            groups.key.par_iter().try_for_each(add)?;
+        } else {
+            groups.key.iter().try_for_each(add)?;
+        }
         Ok(Self {
             index,
             dim,
