@@ -160,6 +160,33 @@ fn check_pairs(
     Ok(())
 }
 
+/// A catalog of `n_items > 0` items whose `item_id_rank` is a permutation
+/// of `0..n_items`.
+fn check_catalog(n_items: usize, item_id_rank: &[u32]) -> Result<(), EvalError> {
+    if n_items == 0 {
+        return Err(EvalError::EmptyCatalog);
+    }
+    if item_id_rank.len() != n_items {
+        return Err(EvalError::RankLength {
+            expected: n_items,
+            got: item_id_rank.len(),
+        });
+    }
+    let mut seen = vec![false; n_items];
+    for (item, &rank) in item_id_rank.iter().enumerate() {
+        let r = rank as usize;
+        if r >= n_items || seen[r] {
+            return Err(EvalError::RankNotPermutation {
+                n_items,
+                item,
+                rank,
+            });
+        }
+        seen[r] = true;
+    }
+    Ok(())
+}
+
 impl EvalSet {
     /// Builds the evaluation set.
     ///
@@ -182,27 +209,7 @@ impl EvalSet {
         test: &[(u32, u32)],
         item_id_rank: &[u32],
     ) -> Result<Self, EvalError> {
-        if n_items == 0 {
-            return Err(EvalError::EmptyCatalog);
-        }
-        if item_id_rank.len() != n_items {
-            return Err(EvalError::RankLength {
-                expected: n_items,
-                got: item_id_rank.len(),
-            });
-        }
-        let mut seen = vec![false; n_items];
-        for (item, &rank) in item_id_rank.iter().enumerate() {
-            let r = rank as usize;
-            if r >= n_items || seen[r] {
-                return Err(EvalError::RankNotPermutation {
-                    n_items,
-                    item,
-                    rank,
-                });
-            }
-            seen[r] = true;
-        }
+        check_catalog(n_items, item_id_rank)?;
         check_pairs("train", train, n_users, n_items)?;
         let mut popularity = vec![0u32; n_items];
         for &(_, i) in train {
@@ -230,17 +237,11 @@ impl EvalSet {
         test: &[(u32, u32)],
         item_id_rank: &[u32],
     ) -> Result<Self, EvalError> {
-        if n_items == 0 {
-            return Err(EvalError::EmptyCatalog);
-        }
-        if item_id_rank.len() != n_items || popularity.len() != n_items {
+        check_catalog(n_items, item_id_rank)?;
+        if popularity.len() != n_items {
             return Err(EvalError::RankLength {
                 expected: n_items,
-                got: if item_id_rank.len() != n_items {
-                    item_id_rank.len()
-                } else {
-                    popularity.len()
-                },
+                got: popularity.len(),
             });
         }
         check_pairs("train", train, n_users, n_items)?;

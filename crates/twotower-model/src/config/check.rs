@@ -3,7 +3,8 @@
 //! line or `--set` flag it came from).
 
 use super::{
-    monitor_is_computed, Config, ConfigError, MAX_EVAL_K, MAX_MIXED_NEGATIVES, MAX_THREADS,
+    monitor_is_computed, Config, ConfigError, MAX_ANN_EF, MAX_EVAL_K, MAX_MIXED_NEGATIVES,
+    MAX_THREADS,
 };
 
 impl Config {

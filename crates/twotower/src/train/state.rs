@@ -109,14 +109,10 @@ impl<'a> TrainState<'a> {
         let inputs = step_inputs(cfg, ds, fit, phase_tag)?;
         let step = Step::new(inputs, &model, batch_size);
         let t = &cfg.raw.train;
-        Ok(Self {
-            model,
-            opt,
-            step,
-            early: EarlyStopping::new(t.patience, best),
-            average: EpochAverage::new(t.epoch_average),
-            position: Position::default(),
-        })
+        let mut st = Self::from_step(model, opt, step);
+        st.early = EarlyStopping::new(t.patience, best);
+        st.average = EpochAverage::new(t.epoch_average);
+        Ok(st)
     }
 
     /// A state around a model, optimizer and step built by hand (the
