@@ -21,6 +21,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use crate::check::check_feature;
 use crate::config::{
@@ -50,6 +51,45 @@ pub fn load_dataset(
     features: &FeaturesConfig,
     base_dir: &Path,
 ) -> Result<Dataset, DataError> {
+    load_dataset_timed(data, features, base_dir).map(|(ds, _)| ds)
+}
+
+/// Seconds spent in each stage of [`load_dataset_timed`] (wall clock).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct LoadTimings {
+    /// Reading (or generating) the raw tables.
+    pub read: f64,
+    /// The entities of both sides in "by id" order and the interactions
+    /// mapped onto them.
+    pub entities: f64,
+    /// The train/test split.
+    pub split: f64,
+    /// The ingest report's counts (duplicate pairs, entities without
+    /// interactions).
+    pub report: f64,
+    /// Vocabularies and encoded features of both sides.
+    pub features: f64,
+}
+
+impl LoadTimings {
+    /// The sum of the stages.
+    pub fn total(&self) -> f64 {
+        self.read + self.entities + self.split + self.report + self.features
+    }
+}
+
+/// [`load_dataset`], also returning the seconds of each stage (what
+/// `twotower bench` reports for the load path).
+///
+/// # Errors
+/// As [`load_dataset`].
+pub fn load_dataset_timed(
+    data: &DataConfig,
+    features: &FeaturesConfig,
+    base_dir: &Path,
+) -> Result<(Dataset, LoadTimings), DataError> {
+    let mut timings = LoadTimings::default();
+    let t = Instant::now();
     let feats = effective_features(data, features);
     for (name, f) in &feats {
         check_feature(name, f)?;
@@ -65,7 +105,9 @@ pub fn load_dataset(
         Source::Synthetic => generate_raw(&data.synthetic)?,
         Source::Files => read_raw(data, &feats, &base_dir.join(&data.path))?,
     };
-    encode(raw, &feats, data)
+    timings.read = t.elapsed().as_secs_f64();
+    let ds = encode(raw, &feats, data, &mut timings)?;
+    Ok((ds, timings))
 }
 
 /// Generates a dataset in memory (the built-in data of `twotower train`),
@@ -81,17 +123,36 @@ pub fn generate_dataset(cfg: &SyntheticConfig) -> Result<Dataset, DataError> {
         synthetic: cfg.clone(),
         ..DataConfig::default()
     };
-    encode(generate_raw(cfg)?, &synthetic_features(), &data)
+    encode(
+        generate_raw(cfg)?,
+        &synthetic_features(),
+        &data,
+        &mut LoadTimings::default(),
+    )
 }
 
 fn side_feats(feats: &FeaturesConfig, side: Side) -> Vec<(&String, &FeatureConfig)> {
     feats.iter().filter(|(_, f)| f.side == side).collect()
 }
 
+/// Reads every table of `[data]` (and the long tables of `feats`): side by
+/// side first; when that fails, once more one after the other, which gives
+/// the error of one pass in order (the first table's first error; a table
+/// left empty by skipped rows counts those of the tables before it).
 fn read_raw(data: &DataConfig, feats: &FeaturesConfig, dir: &Path) -> Result<RawData, DataError> {
+    match read_raw_with(data, feats, dir, true) {
+        Ok(raw) => Ok(raw),
+        Err(_) => read_raw_with(data, feats, dir, false),
+    }
+}
+
+fn read_raw_with(
+    data: &DataConfig,
+    feats: &FeaturesConfig,
+    dir: &Path,
+    concurrent: bool,
+) -> Result<RawData, DataError> {
     let (ispec, uspec, tspec) = effective_tables(data)?;
-    let mut skipped = 0usize;
-    let interactions = read_interactions(&ispec, dir, data.on_bad_row, &mut skipped)?;
     let mut user_key_refs = vec![ispec.user.clone()];
     let mut item_key_refs = vec![ispec.item.clone()];
     if let Some(u) = &uspec {
@@ -143,21 +204,49 @@ fn read_raw(data: &DataConfig, feats: &FeaturesConfig, dir: &Path) -> Result<Raw
             }
         }
     };
-    let users = read_side(&uspec, Side::User, &user_key_refs, &mut skipped)?;
-    let items = read_side(&tspec, Side::Item, &item_key_refs, &mut skipped)?;
-    let mut long = BTreeMap::new();
-    for (name, f) in feats {
-        if let Some(t) = &f.table {
-            let lt = read_long_table(
-                t,
-                dir,
-                &format!("features.{name}.table"),
-                data.on_bad_row,
-                &mut skipped,
-            )?;
-            long.insert(name.clone(), lt);
+    let read_long = |skipped: &mut usize| -> Result<BTreeMap<_, _>, DataError> {
+        let mut long = BTreeMap::new();
+        for (name, f) in feats {
+            if let Some(t) = &f.table {
+                let lt = read_long_table(
+                    t,
+                    dir,
+                    &format!("features.{name}.table"),
+                    data.on_bad_row,
+                    skipped,
+                )?;
+                long.insert(name.clone(), lt);
+            }
         }
-    }
+        Ok(long)
+    };
+    let mut skipped = 0usize;
+    let (interactions, users, items, long) = if concurrent {
+        let mut counts = [0usize; 4];
+        let [c0, c1, c2, c3] = &mut counts;
+        let ((i, u), (t, l)) = rayon::join(
+            || {
+                rayon::join(
+                    || read_interactions(&ispec, dir, data.on_bad_row, c0),
+                    || read_side(&uspec, Side::User, &user_key_refs, c1),
+                )
+            },
+            || {
+                rayon::join(
+                    || read_side(&tspec, Side::Item, &item_key_refs, c2),
+                    || read_long(c3),
+                )
+            },
+        );
+        skipped = counts.iter().sum();
+        (i?, u?, t?, l?)
+    } else {
+        let i = read_interactions(&ispec, dir, data.on_bad_row, &mut skipped)?;
+        let u = read_side(&uspec, Side::User, &user_key_refs, &mut skipped)?;
+        let t = read_side(&tspec, Side::Item, &item_key_refs, &mut skipped)?;
+        let l = read_long(&mut skipped)?;
+        (i, u, t, l)
+    };
     Ok(RawData {
         interactions,
         user_key_refs,
@@ -173,21 +262,39 @@ fn read_raw(data: &DataConfig, feats: &FeaturesConfig, dir: &Path) -> Result<Raw
     })
 }
 
-fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dataset, DataError> {
+fn encode(
+    raw: RawData,
+    feats: &FeaturesConfig,
+    data: &DataConfig,
+    timings: &mut LoadTimings,
+) -> Result<Dataset, DataError> {
+    let mut t = Instant::now();
+    let mut lap = |slot: &mut f64| {
+        *slot = t.elapsed().as_secs_f64();
+        t = Instant::now();
+    };
     let ri = raw.interactions;
     let empty: Vec<String> = Vec::new();
     let ukeys_table = raw.users.as_ref().map(|t| &t.keys).unwrap_or(&empty);
     let ikeys_table = raw.items.as_ref().map(|t| &t.keys).unwrap_or(&empty);
-    let (uids, uindex, umaps) = build_entities(&[ukeys_table, &ri.user_keys]);
-    let (iids, iindex, imaps) = build_entities(&[ikeys_table, &ri.item_keys]);
+    let ((uids, umaps), (iids, imaps)) = rayon::join(
+        || build_entities(&[ukeys_table, &ri.user_keys]),
+        || build_entities(&[ikeys_table, &ri.item_keys]),
+    );
+    let remap = |codes: &[u32], map: &[u32]| -> Vec<u32> {
+        use rayon::prelude::*;
+        codes.par_iter().map(|&c| map[c as usize]).collect()
+    };
+    let (user, item) = rayon::join(|| remap(&ri.user, &umaps[1]), || remap(&ri.item, &imaps[1]));
     let all = Interactions {
-        user: ri.user.iter().map(|&u| umaps[1][u as usize]).collect(),
-        item: ri.item.iter().map(|&i| imaps[1][i as usize]).collect(),
+        user,
+        item,
         timestamp: ri.timestamp,
         weight: ri.weight,
     };
     let n_users = uids.len();
     let n_items = iids.len();
+    lap(&mut timings.entities);
     let item_rank: Vec<u32> = (0..n_items as u32).collect();
     let (train, test) = match data.split.kind {
         SplitKind::Temporal => temporal_split(
@@ -203,6 +310,7 @@ fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dat
             data.split.seed,
         ),
     };
+    lap(&mut timings.split);
 
     let mut report = IngestReport {
         interaction_rows: all.len(),
@@ -219,6 +327,7 @@ fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dat
     report.users_without_interactions = all_ucounts.iter().filter(|&&c| c == 0).count();
     report.items_without_interactions = all_icounts.iter().filter(|&&c| c == 0).count();
     drop(all);
+    lap(&mut timings.report);
 
     let ent_rows = |n: usize, table: &Option<RawEntityTable>, map: &[u32]| -> Vec<Option<u32>> {
         let mut r = vec![None; n];
@@ -231,11 +340,10 @@ fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dat
     };
     let mut orphan = 0usize;
     let mut sides = Vec::new();
-    for (side, ids, index, table, maps, key_refs, counts, label) in [
+    for (side, ids, table, maps, key_refs, counts, label) in [
         (
             Side::User,
             uids,
-            uindex,
             &raw.users,
             &umaps,
             &raw.user_key_refs,
@@ -245,7 +353,6 @@ fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dat
         (
             Side::Item,
             iids,
-            iindex,
             &raw.items,
             &imaps,
             &raw.item_key_refs,
@@ -256,7 +363,6 @@ fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dat
         let ctx = SideCtx {
             side,
             ids: &ids,
-            index: &index,
             ent_row: ent_rows(ids.len(), table, &maps[0]),
             table: table.as_ref(),
             key_refs,
@@ -267,11 +373,24 @@ fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dat
         } else {
             0
         };
+        // features in parallel, results (and the first error) in name order
+        let results: Vec<_> = {
+            use rayon::prelude::*;
+            side_feats(feats, side)
+                .into_par_iter()
+                .map(|(name, f)| {
+                    let mut orphan = 0usize;
+                    encode_feature(name, f, &ctx, raw.long.get(name), &mut orphan)
+                        .map(|r| (r, orphan))
+                })
+                .collect()
+        };
         let mut encoded = Vec::new();
-        for (name, f) in side_feats(feats, side) {
-            let (ef, fr) = encode_feature(name, f, &ctx, raw.long.get(name), &mut orphan)?;
+        for r in results {
+            let ((ef, fr), o) = r?;
             encoded.push(ef);
             report.features.push(fr);
+            orphan += o;
         }
         match side {
             Side::User => report.users_without_feature_row = missing_rows,
@@ -296,13 +415,13 @@ fn encode(raw: RawData, feats: &FeaturesConfig, data: &DataConfig) -> Result<Dat
         sides.push(EntityTable {
             id_rank: (0..ids.len() as u32).collect(),
             ids,
-            index,
             features: encoded,
             missing_feature_rows: missing_rows,
             labels,
         });
     }
     report.orphan_long_rows = orphan;
+    lap(&mut timings.features);
     let items = sides.pop().expect("two sides");
     let users = sides.pop().expect("two sides");
     Ok(Dataset {
@@ -329,13 +448,14 @@ fn count_duplicate_pairs(all: &Interactions, n_users: usize) -> usize {
         items[fill[u as usize]] = i;
         fill[u as usize] += 1;
     }
-    let mut dup = 0;
-    for u in 0..n_users {
-        let s = &mut items[offsets[u]..offsets[u + 1]];
-        s.sort_unstable();
-        dup += s.windows(2).filter(|w| w[0] == w[1]).count();
-    }
-    dup
+    use rayon::prelude::*;
+    crate::split::user_segments(&mut items, &offsets)
+        .into_par_iter()
+        .map(|s| {
+            s.sort_unstable();
+            s.windows(2).filter(|w| w[0] == w[1]).count()
+        })
+        .sum()
 }
 
 /// Resolves `data.path` for display.

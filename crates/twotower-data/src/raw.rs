@@ -11,7 +11,7 @@ use crate::config::{
 };
 use crate::error::DataError;
 use crate::hash::Interner;
-use crate::read::{decode, for_each_row, parse_err, parse_f64, parse_i64, valid};
+use crate::read::{decode, for_each_row, for_each_row_par, parse_err, parse_f64, parse_i64, valid};
 
 /// Everything read before encoding.
 #[derive(Debug, Clone, Default)]
@@ -123,14 +123,19 @@ pub fn read_interactions(
         refs.push(w.clone());
         refs.len() - 1
     });
-    let mut users = Interner::default();
-    let mut items = Interner::default();
-    let mut out = RawInteractions {
-        weight: w_pos.map(|_| Vec::new()),
-        ..Default::default()
-    };
+    /// What one part of the file builds: keys interned in its own
+    /// first-seen order, codes, timestamps and weights of its rows.
+    #[derive(Default)]
+    struct Acc {
+        users: Interner,
+        items: Interner,
+        user: Vec<u32>,
+        item: Vec<u32>,
+        timestamp: Vec<i64>,
+        weight: Vec<f32>,
+    }
     let path = opts.path.clone();
-    for_each_row(&opts, &refs, on_bad, skipped, |line, f, h| {
+    let (_, parts) = for_each_row_par(&opts, &refs, on_bad, Acc::default, |acc, line, f, h| {
         let (u, i) = (f[0], f[1]);
         for (k, v) in [(0usize, u), (1, i)] {
             if v.is_empty() {
@@ -147,7 +152,8 @@ pub fn read_interactions(
         let ts = match ts_pos {
             Some(p) => parse_i64(f[p])
                 .ok_or_else(|| parse_err(&path, line, &h.names[p], "an integer timestamp", f[p]))?,
-            None => out.user.len() as i64,
+            // the row's number in this part; the part's offset is added below
+            None => acc.user.len() as i64,
         };
         let w = match w_pos {
             // a loss weight: finite and >= 0 (a negative one would turn the
@@ -167,14 +173,61 @@ pub fn read_interactions(
             ),
             None => None,
         };
-        out.user.push(users.intern(u));
-        out.item.push(items.intern(i));
-        out.timestamp.push(ts);
-        if let (Some(ws), Some(w)) = (out.weight.as_mut(), w) {
-            ws.push(w);
+        acc.user.push(acc.users.intern(u));
+        acc.item.push(acc.items.intern(i));
+        acc.timestamp.push(ts);
+        if let Some(w) = w {
+            acc.weight.push(w);
         }
         Ok(())
     })?;
+    *skipped += parts.iter().map(|p| p.skipped).sum::<usize>();
+    // Merge in file order: a key's first part, then its first row there, is
+    // its first row in the file, so the keys come out in first-seen order
+    // and the result is what one pass builds.
+    let n: usize = parts.iter().map(|p| p.rows).sum();
+    let mut users = Interner::default();
+    let mut items = Interner::default();
+    let mut out = RawInteractions {
+        user: Vec::with_capacity(n),
+        item: Vec::with_capacity(n),
+        timestamp: Vec::with_capacity(n),
+        weight: w_pos.map(|_| Vec::with_capacity(n)),
+        ..Default::default()
+    };
+    for p in parts {
+        let a = p.state;
+        // codes in each part's first-seen order, so the global interner sees
+        // them in that order too
+        let merge = |part: &Interner, global: &mut Interner| -> Vec<u32> {
+            let mut keys: Vec<(u32, Box<[u8]>)> = Vec::new();
+            let mut map = vec![0u32; part.len()];
+            part.for_each_key(|c, k| match global.get(k) {
+                Some(g) => map[c as usize] = g,
+                None => keys.push((c, k.into())),
+            });
+            // new keys enter in this part's first-seen order
+            keys.sort_unstable_by_key(|(c, _)| *c);
+            for (c, k) in keys {
+                map[c as usize] = global.intern(&k);
+            }
+            map
+        };
+        let umap = merge(&a.users, &mut users);
+        let imap = merge(&a.items, &mut items);
+        let offset = out.user.len() as i64;
+        out.user.extend(a.user.iter().map(|&c| umap[c as usize]));
+        out.item.extend(a.item.iter().map(|&c| imap[c as usize]));
+        match ts_pos {
+            Some(_) => out.timestamp.extend_from_slice(&a.timestamp),
+            None => out
+                .timestamp
+                .extend(a.timestamp.iter().map(|&t| t + offset)),
+        }
+        if let Some(ws) = out.weight.as_mut() {
+            ws.extend_from_slice(&a.weight);
+        }
+    }
     out.user_keys = decode_keys(users.into_keys(), enc);
     out.item_keys = decode_keys(items.into_keys(), enc);
     Ok(out)

@@ -199,7 +199,7 @@ where
         });
     }
     let (header, rows) = match opts.format {
-        Format::Parquet => read_parquet(opts, refs, on_bad, skipped, &mut f)?,
+        Format::Parquet => read_parquet_groups(opts, refs, on_bad, skipped, None, &mut f)?,
         _ if opts.quoting => read_quoted(opts, refs, on_bad, skipped, &mut f)?,
         _ => read_plain(opts, refs, on_bad, skipped, &mut f)?,
     };
@@ -729,11 +729,15 @@ impl ColText {
     }
 }
 
-fn read_parquet<F>(
+/// Reads a Parquet file, or only row groups `gs` of it with `group =
+/// Some((gs, the first row of gs[0]))` (`gs` consecutive; row numbers then
+/// count from that row).
+fn read_parquet_groups<F>(
     opts: &ReadOptions,
     refs: &[ColumnRef],
     on_bad: OnBadRow,
     skipped: &mut usize,
+    group: Option<(Vec<usize>, u64)>,
     f: &mut F,
 ) -> Result<(Header, usize), DataError>
 where
@@ -765,13 +769,17 @@ where
         .map(|i| roots.binary_search(i).expect("in roots"))
         .collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+    let builder = match &group {
+        Some((gs, _)) => builder.with_row_groups(gs.clone()),
+        None => builder,
+    };
     let reader = builder
         .with_projection(mask)
         .with_batch_size(65536)
         .build()
         .map_err(|e| perr(&e))?;
     let mut rows = 0usize;
-    let mut row_no: u64 = 0;
+    let mut row_no: u64 = group.as_ref().map_or(0, |(_, first)| *first);
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); refs.len()];
     let mut store: Vec<&'static [u8]> = Vec::with_capacity(refs.len());
     for batch in reader {
@@ -794,6 +802,122 @@ where
         }
     }
     Ok((header, rows))
+}
+
+/// One part of a table read by [`for_each_row_par`]: the state the callback
+/// built over its rows, the rows it accepted and those skipped.
+pub(crate) struct Part<S> {
+    pub state: S,
+    pub rows: usize,
+    pub skipped: usize,
+}
+
+/// [`for_each_row`] over the parts of a table in parallel: a Parquet file
+/// is cut into as many runs of consecutive row groups as rayon has threads
+/// (each part with its own state from `init`, line numbers counting from
+/// its first row); other formats are one part. Returns the parts in file order, so a caller that merges
+/// them in that order gets what one pass would have built; the first error
+/// in file order is the one returned, as one pass would have stopped at it.
+///
+/// # Errors
+/// As [`for_each_row`].
+pub(crate) fn for_each_row_par<S, I, F>(
+    opts: &ReadOptions,
+    refs: &[ColumnRef],
+    on_bad: OnBadRow,
+    init: I,
+    f: F,
+) -> Result<(Header, Vec<Part<S>>), DataError>
+where
+    S: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
+{
+    if opts.format != Format::Parquet {
+        let mut state = init();
+        let mut skipped = 0;
+        let (header, rows) = for_each_row(opts, refs, on_bad, &mut skipped, |line, fields, h| {
+            f(&mut state, line, fields, h)
+        })?;
+        return Ok((
+            header,
+            vec![Part {
+                state,
+                rows,
+                skipped,
+            }],
+        ));
+    }
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use rayon::prelude::*;
+    let path = &opts.path;
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Err(DataError::EmptyFile { path: path.clone() });
+    }
+    let perr = |e: &dyn std::fmt::Display| DataError::Parquet {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(|e| perr(&e))?;
+    let groups: Vec<u64> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows().max(0) as u64)
+        .collect();
+    drop(builder);
+    let mut first_row = Vec::with_capacity(groups.len());
+    let mut n = 0u64;
+    for g in &groups {
+        first_row.push(n);
+        n += g;
+    }
+    // consecutive runs of about equal rows, one a thread
+    let n_parts = rayon::current_num_threads().clamp(1, groups.len().max(1));
+    let mut runs: Vec<Vec<usize>> = vec![Vec::new(); n_parts];
+    for (g, &first) in first_row.iter().enumerate() {
+        let p = ((first as u128 * n_parts as u128) / n.max(1) as u128) as usize;
+        runs[p.min(n_parts - 1)].push(g);
+    }
+    runs.retain(|r| !r.is_empty());
+    if runs.is_empty() {
+        runs.push(Vec::new());
+    }
+    let parts: Vec<Result<(Header, Part<S>), DataError>> = runs
+        .into_par_iter()
+        .map(|gs| {
+            let mut state = init();
+            let mut skipped = 0;
+            let (header, rows) = read_parquet_groups(
+                opts,
+                refs,
+                on_bad,
+                &mut skipped,
+                gs.first().map(|&g| (gs.clone(), first_row[g])),
+                &mut |line, fields, h| f(&mut state, line, fields, h),
+            )?;
+            Ok((
+                header,
+                Part {
+                    state,
+                    rows,
+                    skipped,
+                },
+            ))
+        })
+        .collect();
+    let mut header = None;
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        let (h, part) = p?;
+        header.get_or_insert(h);
+        out.push(part);
+    }
+    let header = header.expect("at least one part");
+    if out.iter().all(|p| p.rows == 0 && p.skipped == 0) {
+        return Err(DataError::EmptyTable { path: path.clone() });
+    }
+    Ok((header, out))
 }
 
 /// Reads a whole (small) file into memory — used by tests and the bench.

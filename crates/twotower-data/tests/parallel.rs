@@ -1,0 +1,164 @@
+//! The loader runs in parallel (Parquet row groups, tables side by side,
+//! per-user sorts, features): its result must not depend on the thread
+//! count, and a Parquet file cut into many row groups must load exactly as
+//! the same rows written as CSV.
+
+use std::fs::File;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow_array::{Int64Array, RecordBatch};
+use arrow_schema::{DataType, Field, Schema};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::arrow::ArrowWriter;
+use parquet::file::properties::WriterProperties;
+use twotower_data::{
+    load_data_config, load_dataset, read_interactions, write_dataset, Dataset, InteractionsSpec,
+    OnBadRow, OutFormat, SyntheticConfig,
+};
+
+fn cfg() -> SyntheticConfig {
+    SyntheticConfig {
+        users: 1500,
+        items: 3000,
+        interactions: 40_000,
+        seed: 7,
+        ..Default::default()
+    }
+}
+
+/// Rewrites `dir/interactions.parquet` with row groups of `rows` rows,
+/// letting `edit` change the columns (user, item, timestamp) first.
+fn regroup(dir: &Path, rows: usize, edit: impl Fn(&mut Vec<Option<i64>>, &mut Vec<i64>)) {
+    let path = dir.join("interactions.parquet");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let (mut u, mut i, mut t) = (Vec::new(), Vec::new(), Vec::new());
+    for b in reader {
+        let b = b.unwrap();
+        let col = |k: usize| {
+            b.column(k)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .clone()
+        };
+        u.extend(col(0).iter());
+        i.extend(col(1).values().iter().copied());
+        t.extend(col(2).values().iter().copied());
+    }
+    edit(&mut u, &mut i);
+    let schema = Arc::new(Schema::new(
+        ["user", "item", "timestamp"]
+            .map(|n| Field::new(n, DataType::Int64, true))
+            .to_vec(),
+    ));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(Int64Array::from(u)),
+            Arc::new(Int64Array::from(i)),
+            Arc::new(Int64Array::from(t)),
+        ],
+    )
+    .unwrap();
+    let props = WriterProperties::builder()
+        .set_max_row_group_size(rows)
+        .build();
+    let mut w = ArrowWriter::try_new(File::create(&path).unwrap(), schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
+fn load(dir: &Path) -> Dataset {
+    let (d, f, base) = load_data_config(&dir.join("dataset.toml"), &[]).unwrap();
+    load_dataset(&d, &f, &base).unwrap()
+}
+
+fn with_threads<T: Send>(n: usize, f: impl FnOnce() -> T + Send) -> T {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .unwrap()
+        .install(f)
+}
+
+#[test]
+fn thread_count_and_row_groups_change_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (pq, csv) = (tmp.path().join("pq"), tmp.path().join("csv"));
+    write_dataset(&cfg(), &pq, OutFormat::Parquet).unwrap();
+    write_dataset(&cfg(), &csv, OutFormat::Csv).unwrap();
+    // 40 row groups of 1,000 rows (uneven parts for 3 threads)
+    regroup(&pq, 1000, |_, _| {});
+    let one = with_threads(1, || load(&pq));
+    for n in [2, 3, 4] {
+        let many = with_threads(n, || load(&pq));
+        assert_eq!(one.fingerprint(), many.fingerprint(), "{n} threads");
+        assert!(one == many, "{n} threads: a different dataset");
+    }
+    let from_csv = with_threads(4, || load(&csv));
+    assert_eq!(one.fingerprint(), from_csv.fingerprint());
+    assert!(one == from_csv, "CSV and Parquet load differently");
+    assert_eq!(one.train.len() + one.test.len(), 40_000);
+
+    // the raw table too: keys in first-seen order, as one pass reads them
+    let spec = |file: &str| -> InteractionsSpec {
+        toml::from_str(&format!(
+            "file = \"{file}\"\nuser = \"user\"\nitem = \"item\"\ntimestamp = \"timestamp\"\n"
+        ))
+        .unwrap()
+    };
+    let mut skipped = 0;
+    let a = with_threads(4, || {
+        read_interactions(
+            &spec("interactions.parquet"),
+            &pq,
+            OnBadRow::Error,
+            &mut skipped,
+        )
+    })
+    .unwrap();
+    let b = read_interactions(
+        &spec("interactions.csv"),
+        &csv,
+        OnBadRow::Error,
+        &mut skipped,
+    )
+    .unwrap();
+    assert!(a == b, "row groups read in parallel differ from one pass");
+    assert_eq!(skipped, 0);
+}
+
+#[test]
+fn first_bad_row_in_file_order_whatever_the_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pq = tmp.path().join("pq");
+    write_dataset(&cfg(), &pq, OutFormat::Parquet).unwrap();
+    // missing user ids in row groups 3 and 30 (rows 2,501 and 29,001)
+    regroup(&pq, 1000, |u, _| {
+        u[2500] = None;
+        u[29_000] = None;
+    });
+    let (d, f, base) = load_data_config(&pq.join("dataset.toml"), &[]).unwrap();
+    for n in [1, 2, 4] {
+        let err = with_threads(n, || load_dataset(&d, &f, &base))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("interactions.parquet") && err.contains("2501") && err.contains("user"),
+            "{n} threads: {err}"
+        );
+        assert!(!err.contains("29001"), "{err}");
+    }
+    // skipped instead: both rows, the rest as without them
+    let mut d2 = d.clone();
+    d2.on_bad_row = OnBadRow::Skip;
+    let one = with_threads(1, || load_dataset(&d2, &f, &base)).unwrap();
+    let four = with_threads(4, || load_dataset(&d2, &f, &base)).unwrap();
+    assert_eq!(one.report.skipped_rows, 2);
+    assert!(one == four);
+    assert_eq!(one.train.len() + one.test.len(), 40_000 - 2);
+}
