@@ -201,7 +201,7 @@ where
     let (header, rows) = match opts.format {
         Format::Parquet => read_parquet_groups(opts, refs, on_bad, skipped, None, &mut f)?,
         _ if opts.quoting => read_quoted(opts, refs, on_bad, skipped, &mut f)?,
-        _ => read_plain(opts, refs, on_bad, skipped, &mut f)?,
+        _ => read_plain(opts, refs, on_bad, skipped, None, &mut f)?,
     };
     if rows == 0 && *skipped == 0 {
         return Err(DataError::EmptyTable {
@@ -284,6 +284,8 @@ fn handle(
 /// copying each line.
 struct Lines2<R> {
     rd: R,
+    /// Offset in the file of `buf[0]`.
+    base: u64,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -294,6 +296,7 @@ impl<R: Read> Lines2<R> {
     fn new(rd: R) -> Self {
         Lines2 {
             rd,
+            base: 0,
             buf: vec![0; 1 << 20],
             start: 0,
             end: 0,
@@ -324,6 +327,7 @@ impl<R: Read> Lines2<R> {
                 return Ok(None);
             }
             self.buf.copy_within(self.start..self.end, 0);
+            self.base += self.start as u64;
             self.end -= self.start;
             self.start = 0;
             if self.end == self.buf.len() {
@@ -344,11 +348,17 @@ impl<R: Read> Lines2<R> {
     }
 }
 
+/// Reads a delimited file without quoting; with `range = Some((start,
+/// end))` only the data lines that begin at a byte in `start..end` (the
+/// header is still read from the top; line numbers then count from
+/// `start`, not from the top, so callers re-read the file in one pass for
+/// an error message).
 fn read_plain<F>(
     opts: &ReadOptions,
     refs: &[ColumnRef],
     on_bad: OnBadRow,
     skipped: &mut usize,
+    range: Option<(u64, u64)>,
     f: &mut F,
 ) -> Result<(Header, usize), DataError>
 where
@@ -406,9 +416,23 @@ where
         let (idx, disp) = resolve(path, header_line, refs, names.as_deref(), Some(n))?;
         resolved = Some((idx, Header { names: disp }));
     }
+    if let Some((start, _)) = range.filter(|r| r.0 > 0) {
+        use std::io::{Seek, SeekFrom};
+        let mut file = open(path)?;
+        file.seek(SeekFrom::Start(start - 1))
+            .map_err(|e| DataError::io(path, e))?;
+        lines = Lines2::new(file);
+        lines.base = start - 1;
+        // the line through byte start - 1 began before `start`: not ours
+        lines.next().map_err(|e| DataError::io(path, e))?;
+    }
+    let end = range.map_or(u64::MAX, |r| r.1);
     let mut store: Vec<&'static [u8]> = Vec::with_capacity(refs.len());
     let mut rows = 0usize;
     while let Some((s, e)) = next_line(&mut lines, &mut line_no)? {
+        if lines.base + s as u64 >= end {
+            break;
+        }
         let buf = &lines.buf[s..e];
         let mut fields = recycle(std::mem::take(&mut store));
         splitter.split(buf, &mut spans);
@@ -834,6 +858,9 @@ where
     F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
 {
     if opts.format != Format::Parquet {
+        if let Some(parts) = plain_parts(opts, refs, on_bad, &init, &f) {
+            return Ok(parts);
+        }
         let mut state = init();
         let mut skipped = 0;
         let (header, rows) = for_each_row(opts, refs, on_bad, &mut skipped, |line, fields, h| {
@@ -918,6 +945,79 @@ where
         return Err(DataError::EmptyTable { path: path.clone() });
     }
     Ok((header, out))
+}
+
+/// A delimited file without quoting, of at least 256 KiB a thread and with
+/// its column names known (header or `columns`), read as one byte range a
+/// thread. `None` (read it in one pass instead) when the file does not
+/// qualify or any part fails: the one pass then names the file, line and
+/// column of the first bad row, as always.
+#[allow(clippy::type_complexity)]
+fn plain_parts<S, I, F>(
+    opts: &ReadOptions,
+    refs: &[ColumnRef],
+    on_bad: OnBadRow,
+    init: &I,
+    f: &F,
+) -> Option<(Header, Vec<Part<S>>)>
+where
+    S: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
+{
+    use rayon::prelude::*;
+    const MIN_PART: u64 = 256 << 10;
+    let threads = rayon::current_num_threads() as u64;
+    let len = std::fs::metadata(&opts.path).ok()?.len();
+    if opts.quoting || !(opts.header || opts.columns.is_some()) || threads < 2 {
+        return None;
+    }
+    let n = threads.min(len / MIN_PART);
+    if n < 2 {
+        return None;
+    }
+    let parts: Vec<Result<(Header, Part<S>), DataError>> = (0..n)
+        .into_par_iter()
+        .map(|k| {
+            let range = (
+                len * k / n,
+                if k + 1 == n {
+                    u64::MAX
+                } else {
+                    len * (k + 1) / n
+                },
+            );
+            let mut state = init();
+            let mut skipped = 0;
+            let (header, rows) = read_plain(
+                opts,
+                refs,
+                on_bad,
+                &mut skipped,
+                Some(range),
+                &mut |l, x, h| f(&mut state, l, x, h),
+            )?;
+            Ok((
+                header,
+                Part {
+                    state,
+                    rows,
+                    skipped,
+                },
+            ))
+        })
+        .collect();
+    let mut header = None;
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        let (h, part) = p.ok()?;
+        header.get_or_insert(h);
+        out.push(part);
+    }
+    if out.iter().all(|p| p.rows == 0 && p.skipped == 0) {
+        return None;
+    }
+    Some((header?, out))
 }
 
 /// Reads a whole (small) file into memory — used by tests and the bench.

@@ -99,9 +99,25 @@ fn thread_count_and_row_groups_change_nothing() {
         assert_eq!(one.fingerprint(), many.fingerprint(), "{n} threads");
         assert!(one == many, "{n} threads: a different dataset");
     }
-    let from_csv = with_threads(4, || load(&csv));
-    assert_eq!(one.fingerprint(), from_csv.fingerprint());
-    assert!(one == from_csv, "CSV and Parquet load differently");
+    // the CSV file (about 0.8 MB) is read as up to 3 byte ranges
+    assert!(
+        std::fs::metadata(csv.join("interactions.csv"))
+            .unwrap()
+            .len()
+            > 3 * (256 << 10)
+    );
+    for n in [1, 2, 3, 4] {
+        let from_csv = with_threads(n, || load(&csv));
+        assert_eq!(
+            one.fingerprint(),
+            from_csv.fingerprint(),
+            "CSV, {n} threads"
+        );
+        assert!(
+            one == from_csv,
+            "CSV with {n} threads and Parquet load differently"
+        );
+    }
     assert_eq!(one.train.len() + one.test.len(), 40_000);
 
     // the raw table too: keys in first-seen order, as one pass reads them
@@ -161,4 +177,36 @@ fn first_bad_row_in_file_order_whatever_the_threads() {
     assert_eq!(one.report.skipped_rows, 2);
     assert!(one == four);
     assert_eq!(one.train.len() + one.test.len(), 40_000 - 2);
+}
+
+#[test]
+fn csv_errors_name_the_first_bad_line_whatever_the_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let csv = tmp.path().join("csv");
+    write_dataset(&cfg(), &csv, OutFormat::Csv).unwrap();
+    let path = csv.join("interactions.csv");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    // line 30,001 (in the last quarter) and line 5,001: a bad timestamp, a
+    // blank line before the second one (line numbers count it)
+    lines[30_000] = lines[30_000].replace(',', ",x");
+    lines[5_000] = format!("{},notatime", lines[5_000].rsplit_once(',').unwrap().0);
+    lines.insert(4_000, String::new());
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let (d, f, base) = load_data_config(&csv.join("dataset.toml"), &[]).unwrap();
+    for n in [1, 4] {
+        let err = with_threads(n, || load_dataset(&d, &f, &base))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("interactions.csv:5002:") && err.contains("timestamp"),
+            "{n} threads: {err}"
+        );
+    }
+    let mut d2 = d.clone();
+    d2.on_bad_row = OnBadRow::Skip;
+    let one = with_threads(1, || load_dataset(&d2, &f, &base)).unwrap();
+    let four = with_threads(4, || load_dataset(&d2, &f, &base)).unwrap();
+    assert_eq!(one.report.skipped_rows, 2);
+    assert!(one == four);
 }
