@@ -199,20 +199,6 @@ pub fn read_interactions(
         let a = p.state;
         // codes in each part's first-seen order, so the global interner sees
         // them in that order too
-        let merge = |part: &Interner, global: &mut Interner| -> Vec<u32> {
-            let mut keys: Vec<(u32, Box<[u8]>)> = Vec::new();
-            let mut map = vec![0u32; part.len()];
-            part.for_each_key(|c, k| match global.get(k) {
-                Some(g) => map[c as usize] = g,
-                None => keys.push((c, k.into())),
-            });
-            // new keys enter in this part's first-seen order
-            keys.sort_unstable_by_key(|(c, _)| *c);
-            for (c, k) in keys {
-                map[c as usize] = global.intern(&k);
-            }
-            map
-        };
         let umap = merge(&a.users, &mut users);
         let imap = merge(&a.items, &mut items);
         let offset = out.user.len() as i64;
@@ -233,6 +219,133 @@ pub fn read_interactions(
     Ok(out)
 }
 
+/// Interns the keys of `part` into `global`, the new ones in `part`'s
+/// code (first-seen) order, and returns `part` code → `global` code.
+fn merge(part: &Interner, global: &mut Interner) -> Vec<u32> {
+    let mut keys: Vec<(u32, Box<[u8]>)> = Vec::new();
+    let mut map = vec![0u32; part.len()];
+    part.for_each_key(|c, k| match global.get(k) {
+        Some(g) => map[c as usize] = g,
+        None => keys.push((c, k.into())),
+    });
+    keys.sort_unstable_by_key(|(c, _)| *c);
+    for (c, k) in keys {
+        map[c as usize] = global.intern(&k);
+    }
+    map
+}
+
+/// What reading (part of) an entity table builds.
+struct EntityAcc {
+    keys: Interner,
+    dicts: Vec<Interner>,
+    codes: Vec<Vec<u32>>,
+    lines: Vec<u64>,
+    scratch: Vec<u32>,
+    dup: usize,
+}
+
+impl EntityAcc {
+    fn new(n_cols: usize) -> Self {
+        EntityAcc {
+            keys: Interner::default(),
+            dicts: (0..n_cols).map(|_| Interner::default()).collect(),
+            codes: vec![Vec::new(); n_cols],
+            lines: Vec::new(),
+            scratch: vec![0; n_cols],
+            dup: 0,
+        }
+    }
+
+    /// One row: a new key, or a repeat (identical: counted; different: a
+    /// [`DataError::ConflictingRow`]).
+    fn row(
+        &mut self,
+        path: &Path,
+        enc: Encoding,
+        line: u64,
+        f: &[&[u8]],
+        h: &crate::read::Header,
+    ) -> Result<(), DataError> {
+        let k = f[0];
+        if k.is_empty() {
+            return Err(parse_err(path, line, &h.names[0], "a non-empty key", k));
+        }
+        for (j, v) in f.iter().enumerate() {
+            if !valid(v, enc) {
+                return Err(DataError::Encoding {
+                    path: path.to_path_buf(),
+                    line,
+                    column: h.names[j].clone(),
+                });
+            }
+        }
+        for (j, v) in f[1..].iter().enumerate() {
+            self.scratch[j] = self.dicts[j].intern(crate::read::trim(v));
+        }
+        match self.keys.get(k) {
+            None => {
+                self.keys.intern(k);
+                self.lines.push(line);
+                for (j, c) in self.scratch.iter().enumerate() {
+                    self.codes[j].push(*c);
+                }
+            }
+            Some(r) => {
+                let r = r as usize;
+                for (j, c) in self.scratch.iter().enumerate() {
+                    if self.codes[j][r] != *c {
+                        let text =
+                            |b: &[u8]| decode(b, enc).map(|s| s.into_owned()).unwrap_or_default();
+                        return Err(DataError::ConflictingRow {
+                            path: path.to_path_buf(),
+                            line,
+                            first_line: self.lines[r],
+                            key: text(k),
+                            column: h.names[j + 1].clone(),
+                            first_value: self.dicts[j]
+                                .key_of(self.codes[j][r])
+                                .map(|b| text(&b))
+                                .unwrap_or_default()
+                                .into(),
+                            value: text(crate::read::trim(f[j + 1])).into(),
+                        });
+                    }
+                }
+                self.dup += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The parts of a table read in parallel, merged in file order; `None`
+/// when a part failed or a key repeats across parts (the one pass then
+/// decides: a repeat may conflict, and its error names both lines).
+fn merge_entity_parts(
+    parts: Vec<crate::read::Part<EntityAcc>>,
+    n_cols: usize,
+) -> Option<(EntityAcc, usize, usize)> {
+    let mut out = EntityAcc::new(n_cols);
+    let (mut rows, mut skipped) = (0, 0);
+    for p in parts {
+        let a = p.state;
+        let before = out.keys.len();
+        merge(&a.keys, &mut out.keys);
+        if out.keys.len() - before != a.keys.len() {
+            return None;
+        }
+        for (j, d) in a.dicts.iter().enumerate() {
+            let map = merge(d, &mut out.dicts[j]);
+            out.codes[j].extend(a.codes[j].iter().map(|&c| map[c as usize]));
+        }
+        out.dup += a.dup;
+        rows += p.rows;
+        skipped += p.skipped;
+    }
+    Some((out, rows, skipped))
+}
+
 /// Reads an entity feature table: `key` plus the columns `cols`.
 /// A repeated key with identical values is counted and ignored; with
 /// different values it is a [`DataError::ConflictingRow`].
@@ -248,65 +361,42 @@ pub(crate) fn read_entity_table(
     let enc = opts.encoding;
     let mut refs = vec![spec.key.clone()];
     refs.extend(cols.iter().cloned());
-    let mut keys = Interner::default();
-    let mut dicts: Vec<Interner> = (0..cols.len()).map(|_| Interner::default()).collect();
-    let mut codes: Vec<Vec<u32>> = vec![Vec::new(); cols.len()];
-    let mut lines: Vec<u64> = Vec::new();
-    let mut scratch: Vec<u32> = vec![0; cols.len()];
-    let mut dup = 0usize;
     let path = opts.path.clone();
-    let (header, rows) = for_each_row(&opts, &refs, on_bad, skipped, |line, f, h| {
-        let k = f[0];
-        if k.is_empty() {
-            return Err(parse_err(&path, line, &h.names[0], "a non-empty key", k));
+    let n_cols = cols.len();
+    // parts in parallel (Parquet row groups, byte ranges of a delimited
+    // file); any failure or a key repeated across parts: one pass
+    let par = for_each_row_par(
+        &opts,
+        &refs,
+        on_bad,
+        || EntityAcc::new(n_cols),
+        |acc, line, f, h| acc.row(&path, enc, line, f, h),
+    )
+    .ok()
+    .and_then(|(header, parts)| {
+        merge_entity_parts(parts, n_cols).map(|(acc, rows, sk)| (header, acc, rows, sk))
+    });
+    let (header, acc, rows) = match par {
+        Some((header, acc, rows, sk)) => {
+            *skipped += sk;
+            (header, acc, rows)
         }
-        for (j, v) in f.iter().enumerate() {
-            if !valid(v, enc) {
-                return Err(DataError::Encoding {
-                    path: path.clone(),
-                    line,
-                    column: h.names[j].clone(),
-                });
-            }
+        None => {
+            let mut acc = EntityAcc::new(n_cols);
+            let (header, rows) = for_each_row(&opts, &refs, on_bad, skipped, |line, f, h| {
+                acc.row(&path, enc, line, f, h)
+            })
+            .map_err(|e| key_missing(e, &spec.key))?;
+            (header, acc, rows)
         }
-        for (j, v) in f[1..].iter().enumerate() {
-            scratch[j] = dicts[j].intern(crate::read::trim(v));
-        }
-        match keys.get(k) {
-            None => {
-                keys.intern(k);
-                lines.push(line);
-                for (j, c) in scratch.iter().enumerate() {
-                    codes[j].push(*c);
-                }
-            }
-            Some(r) => {
-                let r = r as usize;
-                for (j, c) in scratch.iter().enumerate() {
-                    if codes[j][r] != *c {
-                        let text =
-                            |b: &[u8]| decode(b, enc).map(|s| s.into_owned()).unwrap_or_default();
-                        return Err(DataError::ConflictingRow {
-                            path: path.clone(),
-                            line,
-                            first_line: lines[r],
-                            key: text(k),
-                            column: h.names[j + 1].clone(),
-                            first_value: dicts[j]
-                                .key_of(codes[j][r])
-                                .map(|b| text(&b))
-                                .unwrap_or_default()
-                                .into(),
-                            value: text(crate::read::trim(f[j + 1])).into(),
-                        });
-                    }
-                }
-                dup += 1;
-            }
-        }
-        Ok(())
-    })
-    .map_err(|e| key_missing(e, &spec.key))?;
+    };
+    let EntityAcc {
+        keys,
+        dicts,
+        codes,
+        dup,
+        ..
+    } = acc;
     let columns = cols
         .iter()
         .zip(dicts)

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use arrow_array::{Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
+use arrow_select::concat as arrow;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::arrow::ArrowWriter;
 use parquet::file::properties::WriterProperties;
@@ -72,6 +73,39 @@ fn regroup(dir: &Path, rows: usize, edit: impl Fn(&mut Vec<Option<i64>>, &mut Ve
     w.close().unwrap();
 }
 
+/// Rewrites a Parquet file with row groups of `rows` rows, appending a
+/// copy of row `dup` with its second (string) column set to `value`.
+fn regroup_file(path: &Path, rows: usize, dup: Option<(usize, &str)>) {
+    use arrow_array::{Array, ArrayRef, StringArray};
+    let reader = ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap();
+    let batches: Vec<RecordBatch> = reader.map(|b| b.unwrap()).collect();
+    let schema = batches[0].schema();
+    let mut cols: Vec<ArrayRef> = Vec::new();
+    for c in 0..schema.fields().len() {
+        let parts: Vec<&dyn Array> = batches.iter().map(|b| b.column(c).as_ref()).collect();
+        let mut col = arrow::concat(&parts).unwrap();
+        if let Some((r, value)) = dup {
+            let extra: ArrayRef = if c == 1 {
+                Arc::new(StringArray::from(vec![value]))
+            } else {
+                col.slice(r, 1)
+            };
+            col = arrow::concat(&[col.as_ref(), extra.as_ref()]).unwrap();
+        }
+        cols.push(col);
+    }
+    let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+    let props = WriterProperties::builder()
+        .set_max_row_group_size(rows)
+        .build();
+    let mut w = ArrowWriter::try_new(File::create(path).unwrap(), schema, Some(props)).unwrap();
+    w.write(&batch).unwrap();
+    w.close().unwrap();
+}
+
 fn load(dir: &Path) -> Dataset {
     let (d, f, base) = load_data_config(&dir.join("dataset.toml"), &[]).unwrap();
     load_dataset(&d, &f, &base).unwrap()
@@ -91,8 +125,11 @@ fn thread_count_and_row_groups_change_nothing() {
     let (pq, csv) = (tmp.path().join("pq"), tmp.path().join("csv"));
     write_dataset(&cfg(), &pq, OutFormat::Parquet).unwrap();
     write_dataset(&cfg(), &csv, OutFormat::Csv).unwrap();
-    // 40 row groups of 1,000 rows (uneven parts for 3 threads)
+    // 40 row groups of 1,000 rows (uneven parts for 3 threads); the user
+    // and item tables in row groups of 97 rows
     regroup(&pq, 1000, |_, _| {});
+    regroup_file(&pq.join("users.parquet"), 97, None);
+    regroup_file(&pq.join("items.parquet"), 97, None);
     let one = with_threads(1, || load(&pq));
     for n in [2, 3, 4] {
         let many = with_threads(n, || load(&pq));
@@ -209,4 +246,24 @@ fn csv_errors_name_the_first_bad_line_whatever_the_threads() {
     let four = with_threads(4, || load_dataset(&d2, &f, &base)).unwrap();
     assert_eq!(one.report.skipped_rows, 2);
     assert!(one == four);
+}
+
+#[test]
+fn a_key_repeated_across_row_groups_is_found_as_in_one_pass() {
+    let tmp = tempfile::tempdir().unwrap();
+    let pq = tmp.path().join("pq");
+    write_dataset(&cfg(), &pq, OutFormat::Parquet).unwrap();
+    let items = pq.join("items.parquet");
+    // item row 5 again as the last row (row 3,001), another category
+    regroup_file(&items, 97, Some((5, "another")));
+    let (d, f, base) = load_data_config(&pq.join("dataset.toml"), &[]).unwrap();
+    for n in [1, 4] {
+        let err = with_threads(n, || load_dataset(&d, &f, &base))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("items.parquet") && err.contains("3001") && err.contains("another"),
+            "{n} threads: {err}"
+        );
+    }
 }
