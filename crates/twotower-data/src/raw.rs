@@ -195,8 +195,19 @@ pub fn read_interactions(
         weight: w_pos.map(|_| Vec::with_capacity(n)),
         ..Default::default()
     };
-    for p in parts {
+    for (k, p) in parts.into_iter().enumerate() {
         let a = p.state;
+        if k == 0 {
+            // the first part's codes are the file's: nothing to merge
+            (users, items) = (a.users, a.items);
+            out.user.extend_from_slice(&a.user);
+            out.item.extend_from_slice(&a.item);
+            out.timestamp.extend_from_slice(&a.timestamp);
+            if let Some(ws) = out.weight.as_mut() {
+                ws.extend_from_slice(&a.weight);
+            }
+            continue;
+        }
         // codes in each part's first-seen order, so the global interner sees
         // them in that order too
         let umap = merge(&a.users, &mut users);
@@ -324,10 +335,12 @@ impl EntityAcc {
 /// decides: a repeat may conflict, and its error names both lines).
 fn merge_entity_parts(
     parts: Vec<crate::read::Part<EntityAcc>>,
-    n_cols: usize,
 ) -> Option<(EntityAcc, usize, usize)> {
-    let mut out = EntityAcc::new(n_cols);
-    let (mut rows, mut skipped) = (0, 0);
+    let mut parts = parts.into_iter();
+    let first = parts.next()?;
+    // the first part's codes are the file's: the others merge into it
+    let (mut rows, mut skipped) = (first.rows, first.skipped);
+    let mut out = first.state;
     for p in parts {
         let a = p.state;
         let before = out.keys.len();
@@ -374,7 +387,7 @@ pub(crate) fn read_entity_table(
     )
     .ok()
     .and_then(|(header, parts)| {
-        merge_entity_parts(parts, n_cols).map(|(acc, rows, sk)| (header, acc, rows, sk))
+        merge_entity_parts(parts).map(|(acc, rows, sk)| (header, acc, rows, sk))
     });
     let (header, acc, rows) = match par {
         Some((header, acc, rows, sk)) => {
