@@ -169,6 +169,8 @@ struct LoadCase {
     /// Seconds per stage of the load.
     stages: twotower_data::LoadTimings,
     fingerprint_seconds: f64,
+    /// The data fingerprint (the same before and after a loader change).
+    fingerprint: String,
     /// Peak RSS of the case (reset before it where the OS allows).
     peak_rss_mib: Option<f64>,
 }
@@ -536,7 +538,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let c = load_case(&source, path.as_deref(), load_rows, q)?;
         println!(
             "load {} {} rows: {:.2} s, {:.2e} rows/s (read {:.2} s, entities {:.2} s, split {:.2} \
-             s, report {:.2} s, features {:.2} s, fingerprint {:.2} s){}",
+             s, report {:.2} s, features {:.2} s, fingerprint {:.2} s){}, {}",
             c.source,
             c.rows,
             c.seconds,
@@ -549,7 +551,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             c.fingerprint_seconds,
             c.peak_rss_mib
                 .map(|m| format!(", peak RSS {m:.0} MiB"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            c.fingerprint
         );
         report.load.push(c);
     }
@@ -835,7 +838,6 @@ fn load_case(
         let fp = ds.fingerprint();
         let fingerprint_seconds = tf.elapsed().as_secs_f64();
         let seconds = t.elapsed().as_secs_f64();
-        std::hint::black_box(fp);
         let n = ds.train.len() + ds.test.len();
         let c = LoadCase {
             source: source.to_string(),
@@ -847,6 +849,7 @@ fn load_case(
             rows_per_second: n as f64 / seconds,
             stages,
             fingerprint_seconds,
+            fingerprint: fp,
             peak_rss_mib: None,
         };
         drop(ds);
