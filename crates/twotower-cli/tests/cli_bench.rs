@@ -42,6 +42,8 @@ fn tiny_bench_writes_a_consistent_report() {
         "500",
         "--ingest-rows",
         "0",
+        "--load-rows",
+        "20k",
         "--threads",
         "1",
         "--out",
@@ -104,6 +106,29 @@ fn tiny_bench_writes_a_consistent_report() {
     let ratio = e["gemm_seconds"].as_f64().unwrap() / e["evaluate_seconds"].as_f64().unwrap();
     assert!((e["ratio_to_gemm"].as_f64().unwrap() - ratio).abs() < 1e-9);
     assert!(r["ingest"].as_array().unwrap().is_empty());
+    // the whole load path, generated Parquet and CSV
+    let load = r["load"].as_array().unwrap();
+    assert_eq!(load.len(), 2);
+    // the same data as Parquet and as CSV: the same fingerprint
+    assert_eq!(load[0]["fingerprint"], load[1]["fingerprint"]);
+    for (case, source) in load.iter().zip(["parquet", "csv"]) {
+        assert_eq!(case["source"], source);
+        assert_eq!(case["rows"], 20_000);
+        assert_eq!(
+            (case["users"].as_u64(), case["items"].as_u64()),
+            (Some(400), Some(2000))
+        );
+        let st = &case["stages"];
+        let stages: f64 = ["read", "entities", "split", "report", "features"]
+            .iter()
+            .map(|k| st[k].as_f64().unwrap())
+            .sum();
+        let total = case["seconds"].as_f64().unwrap();
+        assert!(stages + case["fingerprint_seconds"].as_f64().unwrap() <= total + 1e-3);
+        assert!(case["fingerprint"].as_str().unwrap().starts_with("v1:"));
+        let rate = 20_000.0 / total;
+        assert!((case["rows_per_second"].as_f64().unwrap() - rate).abs() < 1e-6 * rate);
+    }
 }
 
 #[test]

@@ -7,8 +7,6 @@
 //! this module, so a re-export here would make the two import each other):
 //! use [`crate::load_dataset`] / [`crate::data_dir`], as every caller does.
 
-use std::collections::HashMap;
-
 use serde::{Deserialize, Serialize};
 
 use crate::config::{FeatureKind, Side};
@@ -73,13 +71,154 @@ impl EncodedFeature {
     }
 }
 
+/// The ids of one side's entities, each held once: entity `e`'s id is
+/// `ids[e]`, and [`EntityIds::index_of`] maps an id back to `e`.
+///
+/// # Memory
+/// A [`Vocab`] underneath (one string arena plus an index-only hash
+/// table, about `len + 12` bytes an id), where a `Vec<String>` plus a
+/// `HashMap<String, u32>` held each id twice with two allocations and
+/// ~100 bytes of overhead. Serialized as the list of ids, as before.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "Vec<String>", into = "Vec<String>")]
+pub struct EntityIds(Vocab);
+
+impl EntityIds {
+    /// The ids `ids` in that order; a repeated id keeps its first index
+    /// (entity ids are unique, so callers pass distinct ids).
+    pub fn from_strs<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {
+        EntityIds(Vocab::from_strs(ids))
+    }
+
+    /// Number of entities.
+    pub fn len(&self) -> usize {
+        self.0.len() - 1
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Entity `e`'s id, `None` out of range.
+    pub fn get(&self, e: usize) -> Option<&str> {
+        u32::try_from(e + 1).ok().and_then(|i| self.0.token(i))
+    }
+
+    /// The entity whose id is `id`.
+    pub fn index_of(&self, id: &str) -> Option<u32> {
+        self.0.lookup(id).checked_sub(1)
+    }
+
+    /// Whether `id` is an entity's id.
+    pub fn contains(&self, id: &str) -> bool {
+        self.index_of(id).is_some()
+    }
+
+    /// The ids in entity order.
+    pub fn iter(&self) -> EntityIdsIter<'_> {
+        EntityIdsIter {
+            ids: self,
+            range: 0..self.len(),
+        }
+    }
+
+    /// The ids as owned strings, in entity order.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_string).collect()
+    }
+}
+
+impl Default for EntityIds {
+    fn default() -> Self {
+        Self::from_strs([])
+    }
+}
+
+impl From<Vec<String>> for EntityIds {
+    fn from(ids: Vec<String>) -> Self {
+        Self::from_strs(ids.iter().map(String::as_str))
+    }
+}
+
+impl From<EntityIds> for Vec<String> {
+    fn from(ids: EntityIds) -> Self {
+        ids.to_vec()
+    }
+}
+
+impl std::ops::Index<usize> for EntityIds {
+    type Output = str;
+    /// Entity `e`'s id.
+    ///
+    /// # Panics
+    /// When `e >= len()`, as a slice does.
+    fn index(&self, e: usize) -> &str {
+        match self.get(e) {
+            Some(id) => id,
+            None => panic!("entity {e} out of range for {} ids", self.len()),
+        }
+    }
+}
+
+impl std::fmt::Debug for EntityIds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<Vec<S>> for EntityIds {
+    fn eq(&self, other: &Vec<S>) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|(a, b)| a == b.as_ref())
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<[S]> for EntityIds {
+    fn eq(&self, other: &[S]) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|(a, b)| a == b.as_ref())
+    }
+}
+
+/// The ids of an [`EntityIds`] in entity order.
+#[derive(Clone)]
+pub struct EntityIdsIter<'a> {
+    ids: &'a EntityIds,
+    range: std::ops::Range<usize>,
+}
+
+impl<'a> Iterator for EntityIdsIter<'a> {
+    type Item = &'a str;
+    fn next(&mut self) -> Option<&'a str> {
+        self.range.next().map(|e| &self.ids[e])
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.range.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for EntityIdsIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.range.next_back().map(|e| &self.ids[e])
+    }
+}
+
+impl ExactSizeIterator for EntityIdsIter<'_> {}
+
+impl<'a> IntoIterator for &'a EntityIds {
+    type Item = &'a str;
+    type IntoIter = EntityIdsIter<'a>;
+    fn into_iter(self) -> EntityIdsIter<'a> {
+        self.iter()
+    }
+}
+
 /// The entities of one side with their encoded features.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EntityTable {
-    /// Entity ids as written in the files, in "by id" order.
-    pub ids: Vec<String>,
-    /// id → entity index.
-    pub index: HashMap<String, u32>,
+    /// Entity ids as written in the files, in "by id" order, each held once
+    /// (also the id → entity index: [`EntityIds::index_of`], or
+    /// [`EntityTable::index_of`]).
+    pub ids: EntityIds,
     /// Position of each entity in "by id" order (`[n_entities]`; the identity here).
     pub id_rank: Vec<u32>,
     /// Encoded features of this side, ordered by name.
@@ -100,6 +239,10 @@ impl EntityTable {
     /// True when there are none.
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+    /// The entity whose id is `id`.
+    pub fn index_of(&self, id: &str) -> Option<u32> {
+        self.ids.index_of(id)
     }
     /// The feature called `name`.
     pub fn feature(&self, name: &str) -> Option<&EncodedFeature> {
@@ -186,21 +329,21 @@ impl Dataset {
         }
         // rows as a multiset: the order of the file's lines changes neither
         // the split (it sorts by time) nor any metric or recommendation
-        for split in [&self.train, &self.test] {
-            let mut rows: Vec<(u32, u32, i64, u32)> = (0..split.len())
-                .map(|k| {
-                    let w = split.weight.as_ref().map_or(0, |w| w[k].to_bits());
-                    (split.user[k], split.item[k], split.timestamp[k], w)
-                })
-                .collect();
-            rows.sort_unstable();
+        let n_users = self.users.len();
+        let (train, test) = rayon::join(
+            || sorted_rows(&self.train, n_users),
+            || sorted_rows(&self.test, n_users),
+        );
+        for (split, rows) in [(&self.train, train), (&self.test, test)] {
             h.write(&(rows.len() as u64).to_le_bytes());
             h.write(&[split.weight.is_some() as u8]);
-            for (u, i, t, w) in rows {
-                h.write(&u.to_le_bytes());
-                h.write(&i.to_le_bytes());
-                h.write(&t.to_le_bytes());
-                h.write(&w.to_le_bytes());
+            for (u, (i, t, w)) in rows {
+                let mut b = [0u8; 20];
+                b[..4].copy_from_slice(&u.to_le_bytes());
+                b[4..8].copy_from_slice(&i.to_le_bytes());
+                b[8..16].copy_from_slice(&t.to_le_bytes());
+                b[16..].copy_from_slice(&w.to_le_bytes());
+                h.write(&b);
             }
         }
         if let Some(st) = &self.train_stream {
@@ -223,4 +366,40 @@ impl Dataset {
         }
         format!("{FINGERPRINT_VERSION}:{:016x}", h.finish())
     }
+}
+
+/// The rows of `split` as `(user, (item, timestamp, weight bits))` in
+/// ascending order (weight 0 without weights): grouped by user with a
+/// counting sort, then each user's rows sorted on their own, in parallel.
+/// The same order as sorting the whole list; the thread count changes
+/// nothing (equal rows are identical).
+fn sorted_rows(split: &Interactions, n_users: usize) -> Vec<(u32, (u32, i64, u32))> {
+    use rayon::prelude::*;
+    let n_users = split
+        .user
+        .iter()
+        .map(|&u| u as usize + 1)
+        .max()
+        .unwrap_or(0)
+        .max(n_users);
+    let mut offsets = vec![0usize; n_users + 1];
+    for &u in &split.user {
+        offsets[u as usize + 1] += 1;
+    }
+    for u in 0..n_users {
+        offsets[u + 1] += offsets[u];
+    }
+    let mut fill = offsets.clone();
+    let mut rows = vec![(0u32, (0u32, 0i64, 0u32)); split.len()];
+    for k in 0..split.len() {
+        let u = split.user[k];
+        let w = split.weight.as_ref().map_or(0, |w| w[k].to_bits());
+        let slot = &mut fill[u as usize];
+        rows[*slot] = (u, (split.item[k], split.timestamp[k], w));
+        *slot += 1;
+    }
+    crate::split::user_segments(&mut rows, &offsets)
+        .into_par_iter()
+        .for_each(|seg| seg.sort_unstable());
+    rows
 }

@@ -18,11 +18,10 @@
 //! tokens to 0 at training, which needs the training counts; here every
 //! token is hashed.
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use crate::config::{DataConfig, FeatureConfig, FeatureKind, FeaturesConfig, Side};
-use crate::dataset::{EncodedFeature, EntityTable};
+use crate::dataset::{EncodedFeature, EntityIds, EntityTable};
 use crate::effective::{effective_tables, needed_columns};
 use crate::error::DataError;
 use crate::raw::read_entity_table;
@@ -226,7 +225,7 @@ pub fn encode_table(
             })
         };
         for (row, key) in raw.keys.iter().enumerate() {
-            let known = trained.index.get(key).map(|&e| tf.row(e as usize));
+            let known = trained.ids.index_of(key).map(|e| tf.row(e as usize));
             let ids: Vec<u32> = if tf.is_id {
                 known.map(<[u32]>::to_vec).unwrap_or_else(|| vec![0])
             } else if cfg.table.is_some() {
@@ -263,12 +262,6 @@ pub fn encode_table(
             ..tf.clone_without_rows()
         });
     }
-    let index: HashMap<String, u32> = raw
-        .keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.clone(), i as u32))
-        .collect();
     let id_rank = crate::vocab::id_order(&raw.keys);
     // id_order gives the permutation; the rank of entity e is its position in it
     let mut rank = vec![0u32; n];
@@ -288,8 +281,7 @@ pub fn encode_table(
     });
     Ok((
         EntityTable {
-            ids: raw.keys,
-            index,
+            ids: EntityIds::from(raw.keys),
             id_rank: rank,
             features: out_feats,
             missing_feature_rows: 0,

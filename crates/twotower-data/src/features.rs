@@ -3,17 +3,19 @@
 //! (see [`crate::load`] for the rules). Not the serving-time encoder of a
 //! trained model, which is [`crate::encode`].
 
-use std::collections::HashMap;
+use rayon::prelude::*;
 
 use crate::config::{ColumnRef, FeatureConfig, FeatureKind, Side};
-use crate::dataset::EncodedFeature;
+use crate::dataset::{EncodedFeature, EntityIds};
 use crate::effective::is_id_feature;
 use crate::error::DataError;
 use crate::hash::FxHashMap;
 use crate::raw::{RawColumn, RawEntityTable, RawLongTable};
 use crate::report::FeatureReport;
 use crate::transform::{bucket_tokens, parse_flag, transform_value};
-use crate::vocab::{id_order, sort_ids, Vocab};
+use std::cmp::Ordering;
+
+use crate::vocab::{all_int, cmp_ids, id_order_as, sort_ids, Vocab};
 
 /// A token table: distinct tokens of a feature with entity counts.
 #[derive(Default)]
@@ -64,8 +66,7 @@ fn build_vocab(tokens: Tokens, counts: &[u32], f: &FeatureConfig) -> (Vocab, Vec
 /// Context for encoding one side.
 pub(crate) struct SideCtx<'a> {
     pub(crate) side: Side,
-    pub(crate) ids: &'a [String],
-    pub(crate) index: &'a HashMap<String, u32>,
+    pub(crate) ids: &'a EntityIds,
     /// Entity → row of the side's feature table.
     pub(crate) ent_row: Vec<Option<u32>>,
     pub(crate) table: Option<&'a RawEntityTable>,
@@ -114,13 +115,13 @@ pub(crate) fn encode_feature(
     if is_id {
         let min = f.min_count.unwrap_or(1);
         let hashed = f.hash_buckets.map(Vocab::hashed);
-        let mut toks = Vec::new();
+        let mut toks: Vec<&str> = Vec::new();
         for (e, id) in ctx.ids.iter().enumerate() {
             let v = if ctx.train_counts[e] >= min && ctx.train_counts[e] > 0 {
                 match &hashed {
                     Some(h) => h.lookup(id),
                     None => {
-                        toks.push(id.clone());
+                        toks.push(id);
                         toks.len() as u32
                     }
                 }
@@ -131,7 +132,7 @@ pub(crate) fn encode_feature(
             offsets.push(values.len() as u32);
         }
         // Entities are in id order, so `toks` is already sorted.
-        vocab = hashed.unwrap_or_else(|| Vocab::from_tokens(toks));
+        vocab = hashed.unwrap_or_else(|| Vocab::from_strs(toks));
     } else {
         match f.kind {
             FeatureKind::Categorical => {
@@ -240,7 +241,7 @@ pub(crate) fn encode_feature(
                 } else {
                     let lt = long.expect("long table read for a table feature");
                     let key_ent: Vec<Option<u32>> =
-                        lt.keys.iter().map(|k| ctx.index.get(k).copied()).collect();
+                        lt.keys.iter().map(|k| ctx.ids.index_of(k)).collect();
                     let dict_tok: Vec<Option<u32>> = lt
                         .values
                         .dict
@@ -323,32 +324,43 @@ pub(crate) fn encode_feature(
     ))
 }
 
-/// Union of key lists in "by id" order; returns ids, index and, per
-/// source, the local → entity map.
-pub(crate) fn build_entities(
-    sources: &[&[String]],
-) -> (Vec<String>, HashMap<String, u32>, Vec<Vec<u32>>) {
-    let mut tmp: FxHashMap<&str, u32> = FxHashMap::default();
-    let mut ids: Vec<String> = Vec::new();
-    for s in sources {
-        for k in s.iter() {
-            if !tmp.contains_key(k.as_str()) {
-                tmp.insert(k.as_str(), ids.len() as u32);
-                ids.push(k.clone());
+/// Union of key lists in "by id" order; returns the ids and, per source,
+/// the local → entity map. Each source's keys are distinct (interned when
+/// read): every source is sorted on its own (in parallel) and the sorted
+/// lists are merged, equal keys becoming one entity, so no key is hashed
+/// until the ids' own index is built.
+pub(crate) fn build_entities(sources: &[&[String]]) -> (EntityIds, Vec<Vec<u32>>) {
+    let numeric = sources.iter().all(|s| all_int(s));
+    let orders: Vec<Vec<u32>> = sources
+        .par_iter()
+        .map(|s| id_order_as(s, numeric))
+        .collect();
+    let total: usize = sources.iter().map(|s| s.len()).sum();
+    let mut ids: Vec<&str> = Vec::with_capacity(total);
+    let mut maps: Vec<Vec<u32>> = sources.iter().map(|s| vec![0u32; s.len()]).collect();
+    let mut heads = vec![0usize; sources.len()];
+    loop {
+        // the smallest head key (the first source among equal ones)
+        let mut best: Option<(usize, &str)> = None;
+        for (j, o) in orders.iter().enumerate() {
+            if let Some(&k) = o.get(heads[j]) {
+                let key = sources[j][k as usize].as_str();
+                if best.is_none_or(|(_, b)| cmp_ids(key, b, numeric) == Ordering::Less) {
+                    best = Some((j, key));
+                }
+            }
+        }
+        let Some((_, key)) = best else { break };
+        let e = ids.len() as u32;
+        ids.push(key);
+        for (j, o) in orders.iter().enumerate() {
+            if let Some(&k) = o.get(heads[j]) {
+                if sources[j][k as usize] == key {
+                    maps[j][k as usize] = e;
+                    heads[j] += 1;
+                }
             }
         }
     }
-    drop(tmp);
-    let perm = id_order(&ids);
-    let ids: Vec<String> = perm.iter().map(|&p| ids[p as usize].clone()).collect();
-    let index: HashMap<String, u32> = ids
-        .iter()
-        .enumerate()
-        .map(|(i, k)| (k.clone(), i as u32))
-        .collect();
-    let maps = sources
-        .iter()
-        .map(|s| s.iter().map(|k| index[k.as_str()]).collect())
-        .collect();
-    (ids, index, maps)
+    (EntityIds::from_strs(ids), maps)
 }

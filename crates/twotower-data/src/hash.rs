@@ -239,6 +239,30 @@ impl Interner {
             .map(|(k, _)| k.clone())
     }
     /// The keys in code order.
+    /// Calls `f(code, key)` for every key, without allocating.
+    pub fn for_each_key(&self, mut f: impl FnMut(u32, &[u8])) {
+        let mut buf = itoa::Buffer::new();
+        for (pi, page) in self.pages.iter().enumerate() {
+            for (k, &c) in page.iter().flat_map(|p| p.iter().enumerate()) {
+                if c > 0 {
+                    f(c - 1, buf.format((pi << PAGE_BITS) | k).as_bytes());
+                }
+            }
+        }
+        for (&k, &c) in &self.small {
+            let b = k.to_le_bytes();
+            f(c, &b[..b[7] as usize]);
+        }
+        for (k, &c) in &self.large {
+            f(c, k);
+        }
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.next_code() as usize
+    }
+
     pub fn into_keys(self) -> Vec<Box<[u8]>> {
         let mut out: Vec<Box<[u8]>> = vec![Box::default(); self.next_code() as usize];
         for (pi, page) in self.pages.iter().enumerate() {

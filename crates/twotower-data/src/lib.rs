@@ -38,11 +38,16 @@ pub use config::{
     InteractionsSpec, LongTableSpec, OnBadRow, Preset, Side, Source, SplitConfig, SplitKind,
     SyntheticConfig, Transform,
 };
-pub use dataset::{fingerprints_differ, Dataset, EncodedFeature, EntityTable};
+pub use dataset::{
+    fingerprints_differ, Dataset, EncodedFeature, EntityIds, EntityIdsIter, EntityTable,
+};
 pub use effective::{effective_features, effective_tables};
 pub use encode::{encode_table, EncodeError, FeatureEncoder};
 pub use error::DataError;
-pub use load::{data_dir, generate_dataset, load_dataset, load_dataset_streamed};
+pub use load::{
+    data_dir, generate_dataset, load_dataset, load_dataset_streamed, load_dataset_timed,
+    LoadTimings,
+};
 pub use raw::{read_interactions, RawInteractions};
 pub use report::{FeatureReport, IngestReport};
 pub use split::{n_test, random_split, temporal_split, user_time_order, Interactions};

@@ -21,13 +21,14 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use crate::check::check_feature;
 use crate::config::{
     ColumnRef, DataConfig, EntityTableSpec, FeatureConfig, FeaturesConfig, Side, Source, SplitKind,
     SyntheticConfig,
 };
-use crate::dataset::{Dataset, EntityTable};
+use crate::dataset::{Dataset, EntityIds, EntityTable};
 use crate::effective::{effective_features, effective_tables, needed_columns};
 use crate::error::DataError;
 use crate::features::{build_entities, encode_feature, SideCtx};
@@ -56,12 +57,53 @@ pub fn load_dataset(
     features: &FeaturesConfig,
     base_dir: &Path,
 ) -> Result<Dataset, DataError> {
+    load_dataset_timed(data, features, base_dir).map(|(ds, _)| ds)
+}
+
+/// Seconds spent in each stage of [`load_dataset_timed`] (wall clock).
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct LoadTimings {
+    /// Reading (or generating) the raw tables.
+    pub read: f64,
+    /// The entities of both sides in "by id" order and the interactions
+    /// mapped onto them.
+    pub entities: f64,
+    /// The train/test split.
+    pub split: f64,
+    /// The ingest report's counts (duplicate pairs, entities without
+    /// interactions).
+    pub report: f64,
+    /// Vocabularies and encoded features of both sides.
+    pub features: f64,
+}
+
+impl LoadTimings {
+    /// The sum of the stages.
+    pub fn total(&self) -> f64 {
+        self.read + self.entities + self.split + self.report + self.features
+    }
+}
+
+/// [`load_dataset`], also returning the seconds of each stage (what
+/// `twotower bench` reports for the load path).
+///
+/// # Errors
+/// As [`load_dataset`].
+pub fn load_dataset_timed(
+    data: &DataConfig,
+    features: &FeaturesConfig,
+    base_dir: &Path,
+) -> Result<(Dataset, LoadTimings), DataError> {
+    let mut timings = LoadTimings::default();
+    let t = Instant::now();
     let feats = checked_features(data, features)?;
     let raw = match data.source {
         Source::Synthetic => generate_raw(&data.synthetic)?,
-        Source::Files => read_raw(data, &feats, &base_dir.join(&data.path), false)?,
+        Source::Files => read_raw(data, &feats, &base_dir.join(&data.path), true)?,
     };
-    encode(raw, &feats, data)
+    timings.read = t.elapsed().as_secs_f64();
+    let ds = encode(raw, &feats, data, &mut timings)?;
+    Ok((ds, timings))
 }
 
 /// The features a config uses, checked, after checking `[data.split]`.
@@ -116,7 +158,7 @@ pub fn load_dataset_streamed(
         ));
     }
     let dir = base_dir.join(&data.path);
-    let mut raw = read_raw(data, &feats, &dir, true)?;
+    let mut raw = read_raw(data, &feats, &dir, false)?;
     let (ispec, _, _) = effective_tables(data)?;
     let enc = ispec.read_options(&dir)?.encoding;
     // pass 1: the ids and each user's number of rows
@@ -138,23 +180,21 @@ pub fn load_dataset_streamed(
     let empty: Vec<String> = Vec::new();
     let ukeys_table = raw.users.as_ref().map(|t| &t.keys).unwrap_or(&empty);
     let ikeys_table = raw.items.as_ref().map(|t| &t.keys).unwrap_or(&empty);
-    let (uids, uindex, mut umaps) = build_entities(&[ukeys_table, &raw.interactions.user_keys]);
-    let (iids, iindex, mut imaps) = build_entities(&[ikeys_table, &raw.interactions.item_keys]);
+    let (uids, mut umaps) = build_entities(&[ukeys_table, &raw.interactions.user_keys]);
+    let (iids, mut imaps) = build_entities(&[ikeys_table, &raw.interactions.item_keys]);
     let (n_users, n_items) = (uids.len(), iids.len());
     let mut rows_of = vec![0u32; n_users];
     for (code, &n) in user_rows.iter().enumerate() {
         rows_of[umaps[1][code] as usize] = n;
     }
     // pass 2: the temporal split
-    let lookup = |index: &std::collections::HashMap<String, u32>, b: &[u8]| {
-        decode(b, enc).and_then(|s| index.get(s.as_ref()).copied())
-    };
+    let lookup = |ids: &EntityIds, b: &[u8]| decode(b, enc).and_then(|s| ids.index_of(&s));
     let split = streamed_temporal_split(
         &ispec,
         &dir,
         data.on_bad_row,
-        |b| lookup(&uindex, b),
-        |b| lookup(&iindex, b),
+        |b| lookup(&uids, b),
+        |b| lookup(&iids, b),
         &rows_of,
         n_items,
         data.split.test_fraction,
@@ -183,13 +223,11 @@ pub fn load_dataset_streamed(
         [
             SideIds {
                 ids: uids,
-                index: uindex,
                 table_map: umaps.swap_remove(0),
                 train_counts: split.train_user_counts.clone(),
             },
             SideIds {
                 ids: iids,
-                index: iindex,
                 table_map: imaps.swap_remove(0),
                 train_counts: split.train_item_counts.clone(),
             },
@@ -229,27 +267,51 @@ pub fn generate_dataset(cfg: &SyntheticConfig) -> Result<Dataset, DataError> {
         synthetic: cfg.clone(),
         ..DataConfig::default()
     };
-    encode(generate_raw(cfg)?, &synthetic_features(), &data)
+    encode(
+        generate_raw(cfg)?,
+        &synthetic_features(),
+        &data,
+        &mut LoadTimings::default(),
+    )
 }
 
 fn side_feats(feats: &FeaturesConfig, side: Side) -> Vec<(&String, &FeatureConfig)> {
     feats.iter().filter(|(_, f)| f.side == side).collect()
 }
 
-/// Reads the tables of `[data]`; the interactions too unless `stream`
-/// (then they are left empty: [`load_dataset_streamed`] reads them in passes).
+/// Reads every table of `[data]` (and the long tables of `feats`): side by
+/// side first; when that fails, once more one after the other, which gives
+/// the error of one pass in order (the first table's first error; a table
+/// left empty by skipped rows counts those of the tables before it).
+///
+/// Without `interactions` the interactions are left empty
+/// ([`load_dataset_streamed`] reads them in passes).
 fn read_raw(
     data: &DataConfig,
     feats: &FeaturesConfig,
     dir: &Path,
-    stream: bool,
+    interactions: bool,
+) -> Result<RawData, DataError> {
+    match read_raw_with(data, feats, dir, true, interactions) {
+        Ok(raw) => Ok(raw),
+        Err(_) => read_raw_with(data, feats, dir, false, interactions),
+    }
+}
+
+fn read_raw_with(
+    data: &DataConfig,
+    feats: &FeaturesConfig,
+    dir: &Path,
+    concurrent: bool,
+    with_interactions: bool,
 ) -> Result<RawData, DataError> {
     let (ispec, uspec, tspec) = effective_tables(data)?;
-    let mut skipped = 0usize;
-    let interactions = if stream {
-        RawInteractions::default()
-    } else {
-        read_interactions(&ispec, dir, data.on_bad_row, &mut skipped)?
+    let read_inter = |skipped: &mut usize| -> Result<RawInteractions, DataError> {
+        if with_interactions {
+            read_interactions(&ispec, dir, data.on_bad_row, skipped)
+        } else {
+            Ok(RawInteractions::default())
+        }
     };
     let mut user_key_refs = vec![ispec.user.clone()];
     let mut item_key_refs = vec![ispec.item.clone()];
@@ -302,21 +364,49 @@ fn read_raw(
             }
         }
     };
-    let users = read_side(&uspec, Side::User, &user_key_refs, &mut skipped)?;
-    let items = read_side(&tspec, Side::Item, &item_key_refs, &mut skipped)?;
-    let mut long = BTreeMap::new();
-    for (name, f) in feats {
-        if let Some(t) = &f.table {
-            let lt = read_long_table(
-                t,
-                dir,
-                &format!("features.{name}.table"),
-                data.on_bad_row,
-                &mut skipped,
-            )?;
-            long.insert(name.clone(), lt);
+    let read_long = |skipped: &mut usize| -> Result<BTreeMap<_, _>, DataError> {
+        let mut long = BTreeMap::new();
+        for (name, f) in feats {
+            if let Some(t) = &f.table {
+                let lt = read_long_table(
+                    t,
+                    dir,
+                    &format!("features.{name}.table"),
+                    data.on_bad_row,
+                    skipped,
+                )?;
+                long.insert(name.clone(), lt);
+            }
         }
-    }
+        Ok(long)
+    };
+    let mut skipped = 0usize;
+    let (interactions, users, items, long) = if concurrent {
+        let mut counts = [0usize; 4];
+        let [c0, c1, c2, c3] = &mut counts;
+        let ((i, u), (t, l)) = rayon::join(
+            || {
+                rayon::join(
+                    || read_inter(c0),
+                    || read_side(&uspec, Side::User, &user_key_refs, c1),
+                )
+            },
+            || {
+                rayon::join(
+                    || read_side(&tspec, Side::Item, &item_key_refs, c2),
+                    || read_long(c3),
+                )
+            },
+        );
+        skipped = counts.iter().sum();
+        (i?, u?, t?, l?)
+    } else {
+        let i = read_inter(&mut skipped)?;
+        let u = read_side(&uspec, Side::User, &user_key_refs, &mut skipped)?;
+        let t = read_side(&tspec, Side::Item, &item_key_refs, &mut skipped)?;
+        let l = read_long(&mut skipped)?;
+        (i, u, t, l)
+    };
     Ok(RawData {
         interactions,
         user_key_refs,
@@ -336,21 +426,35 @@ fn encode(
     mut raw: RawData,
     feats: &FeaturesConfig,
     data: &DataConfig,
+    timings: &mut LoadTimings,
 ) -> Result<Dataset, DataError> {
+    let mut t = Instant::now();
+    let mut lap = |slot: &mut f64| {
+        *slot = t.elapsed().as_secs_f64();
+        t = Instant::now();
+    };
     let ri = std::mem::take(&mut raw.interactions);
     let empty: Vec<String> = Vec::new();
     let ukeys_table = raw.users.as_ref().map(|t| &t.keys).unwrap_or(&empty);
     let ikeys_table = raw.items.as_ref().map(|t| &t.keys).unwrap_or(&empty);
-    let (uids, uindex, mut umaps) = build_entities(&[ukeys_table, &ri.user_keys]);
-    let (iids, iindex, mut imaps) = build_entities(&[ikeys_table, &ri.item_keys]);
+    let ((uids, mut umaps), (iids, mut imaps)) = rayon::join(
+        || build_entities(&[ukeys_table, &ri.user_keys]),
+        || build_entities(&[ikeys_table, &ri.item_keys]),
+    );
+    let remap = |codes: &[u32], map: &[u32]| -> Vec<u32> {
+        use rayon::prelude::*;
+        codes.par_iter().map(|&c| map[c as usize]).collect()
+    };
+    let (user, item) = rayon::join(|| remap(&ri.user, &umaps[1]), || remap(&ri.item, &imaps[1]));
     let all = Interactions {
-        user: ri.user.iter().map(|&u| umaps[1][u as usize]).collect(),
-        item: ri.item.iter().map(|&i| imaps[1][i as usize]).collect(),
+        user,
+        item,
         timestamp: ri.timestamp,
         weight: ri.weight,
     };
     let n_users = uids.len();
     let n_items = iids.len();
+    lap(&mut timings.entities);
     let item_rank: Vec<u32> = (0..n_items as u32).collect();
     let (train, test) = match data.split.kind {
         SplitKind::Temporal => temporal_split(
@@ -366,6 +470,7 @@ fn encode(
             data.split.seed,
         ),
     };
+    lap(&mut timings.split);
 
     let mut report = IngestReport {
         interaction_rows: all.len(),
@@ -382,6 +487,7 @@ fn encode(
     report.users_without_interactions = all_ucounts.iter().filter(|&&c| c == 0).count();
     report.items_without_interactions = all_icounts.iter().filter(|&&c| c == 0).count();
     drop(all);
+    lap(&mut timings.report);
 
     let (users, items) = encode_sides(
         &raw,
@@ -389,19 +495,18 @@ fn encode(
         [
             SideIds {
                 ids: uids,
-                index: uindex,
                 table_map: umaps.swap_remove(0),
                 train_counts: train.user_counts(n_users),
             },
             SideIds {
                 ids: iids,
-                index: iindex,
                 table_map: imaps.swap_remove(0),
                 train_counts: train.item_counts(n_items),
             },
         ],
         &mut report,
     )?;
+    lap(&mut timings.features);
     Ok(Dataset {
         users,
         items,
@@ -413,12 +518,11 @@ fn encode(
 }
 
 /// One side's entities before their features are encoded: ids in "by id"
-/// order, the id → index map, each table row's entity (`table_map`, empty
-/// without a table) and the train interactions per entity (id vocabularies
-/// are built from train only).
+/// order, each table row's entity (`table_map`, empty without a table) and
+/// the train interactions per entity (id vocabularies are built from train
+/// only).
 struct SideIds {
-    ids: Vec<String>,
-    index: std::collections::HashMap<String, u32>,
+    ids: EntityIds,
     table_map: Vec<u32>,
     train_counts: Vec<u32>,
 }
@@ -461,14 +565,12 @@ fn encode_sides(
     ] {
         let SideIds {
             ids,
-            index,
             table_map,
             train_counts: counts,
         } = s;
         let ctx = SideCtx {
             side,
             ids: &ids,
-            index: &index,
             ent_row: ent_rows(ids.len(), table, &table_map),
             table: table.as_ref(),
             key_refs,
@@ -479,11 +581,24 @@ fn encode_sides(
         } else {
             0
         };
+        // features in parallel, results (and the first error) in name order
+        let results: Vec<_> = {
+            use rayon::prelude::*;
+            side_feats(feats, side)
+                .into_par_iter()
+                .map(|(name, f)| {
+                    let mut orphan = 0usize;
+                    encode_feature(name, f, &ctx, raw.long.get(name), &mut orphan)
+                        .map(|r| (r, orphan))
+                })
+                .collect()
+        };
         let mut encoded = Vec::new();
-        for (name, f) in side_feats(feats, side) {
-            let (ef, fr) = encode_feature(name, f, &ctx, raw.long.get(name), &mut orphan)?;
+        for r in results {
+            let ((ef, fr), o) = r?;
             encoded.push(ef);
             report.features.push(fr);
+            orphan += o;
         }
         match side {
             Side::User => report.users_without_feature_row = missing_rows,
@@ -508,7 +623,6 @@ fn encode_sides(
         sides.push(EntityTable {
             id_rank: (0..ids.len() as u32).collect(),
             ids,
-            index,
             features: encoded,
             missing_feature_rows: missing_rows,
             labels,
@@ -535,13 +649,14 @@ fn count_duplicate_pairs(all: &Interactions, n_users: usize) -> usize {
         items[fill[u as usize]] = i;
         fill[u as usize] += 1;
     }
-    let mut dup = 0;
-    for u in 0..n_users {
-        let s = &mut items[offsets[u]..offsets[u + 1]];
-        s.sort_unstable();
-        dup += s.windows(2).filter(|w| w[0] == w[1]).count();
-    }
-    dup
+    use rayon::prelude::*;
+    crate::split::user_segments(&mut items, &offsets)
+        .into_par_iter()
+        .map(|s| {
+            s.sort_unstable();
+            s.windows(2).filter(|w| w[0] == w[1]).count()
+        })
+        .sum()
 }
 
 /// Resolves `data.path` for display.

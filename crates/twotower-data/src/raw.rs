@@ -11,7 +11,7 @@ use crate::config::{
 };
 use crate::error::DataError;
 use crate::hash::Interner;
-use crate::read::{decode, for_each_row, parse_err, parse_f64, parse_i64, valid};
+use crate::read::{decode, for_each_row, for_each_row_par, parse_err, parse_f64, parse_i64, valid};
 
 /// Everything read before encoding.
 #[derive(Debug, Clone, Default)]
@@ -123,14 +123,19 @@ pub fn read_interactions(
         refs.push(w.clone());
         refs.len() - 1
     });
-    let mut users = Interner::default();
-    let mut items = Interner::default();
-    let mut out = RawInteractions {
-        weight: w_pos.map(|_| Vec::new()),
-        ..Default::default()
-    };
+    /// What one part of the file builds: keys interned in its own
+    /// first-seen order, codes, timestamps and weights of its rows.
+    #[derive(Default)]
+    struct Acc {
+        users: Interner,
+        items: Interner,
+        user: Vec<u32>,
+        item: Vec<u32>,
+        timestamp: Vec<i64>,
+        weight: Vec<f32>,
+    }
     let path = opts.path.clone();
-    for_each_row(&opts, &refs, on_bad, skipped, |line, f, h| {
+    let (_, parts) = for_each_row_par(&opts, &refs, on_bad, Acc::default, |acc, line, f, h| {
         let (u, i) = (f[0], f[1]);
         for (k, v) in [(0usize, u), (1, i)] {
             if v.is_empty() {
@@ -147,7 +152,8 @@ pub fn read_interactions(
         let ts = match ts_pos {
             Some(p) => parse_i64(f[p])
                 .ok_or_else(|| parse_err(&path, line, &h.names[p], "an integer timestamp", f[p]))?,
-            None => out.user.len() as i64,
+            // the row's number in this part; the part's offset is added below
+            None => acc.user.len() as i64,
         };
         let w = match w_pos {
             // a loss weight: finite and >= 0 (a negative one would turn the
@@ -167,17 +173,190 @@ pub fn read_interactions(
             ),
             None => None,
         };
-        out.user.push(users.intern(u));
-        out.item.push(items.intern(i));
-        out.timestamp.push(ts);
-        if let (Some(ws), Some(w)) = (out.weight.as_mut(), w) {
-            ws.push(w);
+        acc.user.push(acc.users.intern(u));
+        acc.item.push(acc.items.intern(i));
+        acc.timestamp.push(ts);
+        if let Some(w) = w {
+            acc.weight.push(w);
         }
         Ok(())
     })?;
+    *skipped += parts.iter().map(|p| p.skipped).sum::<usize>();
+    // Merge in file order: a key's first part, then its first row there, is
+    // its first row in the file, so the keys come out in first-seen order
+    // and the result is what one pass builds.
+    let n: usize = parts.iter().map(|p| p.rows).sum();
+    let mut users = Interner::default();
+    let mut items = Interner::default();
+    let mut out = RawInteractions {
+        user: Vec::with_capacity(n),
+        item: Vec::with_capacity(n),
+        timestamp: Vec::with_capacity(n),
+        weight: w_pos.map(|_| Vec::with_capacity(n)),
+        ..Default::default()
+    };
+    for (k, p) in parts.into_iter().enumerate() {
+        let a = p.state;
+        if k == 0 {
+            // the first part's codes are the file's: nothing to merge
+            (users, items) = (a.users, a.items);
+            out.user.extend_from_slice(&a.user);
+            out.item.extend_from_slice(&a.item);
+            out.timestamp.extend_from_slice(&a.timestamp);
+            if let Some(ws) = out.weight.as_mut() {
+                ws.extend_from_slice(&a.weight);
+            }
+            continue;
+        }
+        // codes in each part's first-seen order, so the global interner sees
+        // them in that order too
+        let umap = merge(&a.users, &mut users);
+        let imap = merge(&a.items, &mut items);
+        let offset = out.user.len() as i64;
+        out.user.extend(a.user.iter().map(|&c| umap[c as usize]));
+        out.item.extend(a.item.iter().map(|&c| imap[c as usize]));
+        match ts_pos {
+            Some(_) => out.timestamp.extend_from_slice(&a.timestamp),
+            None => out
+                .timestamp
+                .extend(a.timestamp.iter().map(|&t| t + offset)),
+        }
+        if let Some(ws) = out.weight.as_mut() {
+            ws.extend_from_slice(&a.weight);
+        }
+    }
     out.user_keys = decode_keys(users.into_keys(), enc);
     out.item_keys = decode_keys(items.into_keys(), enc);
     Ok(out)
+}
+
+/// Interns the keys of `part` into `global`, the new ones in `part`'s
+/// code (first-seen) order, and returns `part` code → `global` code.
+fn merge(part: &Interner, global: &mut Interner) -> Vec<u32> {
+    let mut keys: Vec<(u32, Box<[u8]>)> = Vec::new();
+    let mut map = vec![0u32; part.len()];
+    part.for_each_key(|c, k| match global.get(k) {
+        Some(g) => map[c as usize] = g,
+        None => keys.push((c, k.into())),
+    });
+    keys.sort_unstable_by_key(|(c, _)| *c);
+    for (c, k) in keys {
+        map[c as usize] = global.intern(&k);
+    }
+    map
+}
+
+/// What reading (part of) an entity table builds.
+struct EntityAcc {
+    keys: Interner,
+    dicts: Vec<Interner>,
+    codes: Vec<Vec<u32>>,
+    lines: Vec<u64>,
+    scratch: Vec<u32>,
+    dup: usize,
+}
+
+impl EntityAcc {
+    fn new(n_cols: usize) -> Self {
+        EntityAcc {
+            keys: Interner::default(),
+            dicts: (0..n_cols).map(|_| Interner::default()).collect(),
+            codes: vec![Vec::new(); n_cols],
+            lines: Vec::new(),
+            scratch: vec![0; n_cols],
+            dup: 0,
+        }
+    }
+
+    /// One row: a new key, or a repeat (identical: counted; different: a
+    /// [`DataError::ConflictingRow`]).
+    fn row(
+        &mut self,
+        path: &Path,
+        enc: Encoding,
+        line: u64,
+        f: &[&[u8]],
+        h: &crate::read::Header,
+    ) -> Result<(), DataError> {
+        let k = f[0];
+        if k.is_empty() {
+            return Err(parse_err(path, line, &h.names[0], "a non-empty key", k));
+        }
+        for (j, v) in f.iter().enumerate() {
+            if !valid(v, enc) {
+                return Err(DataError::Encoding {
+                    path: path.to_path_buf(),
+                    line,
+                    column: h.names[j].clone(),
+                });
+            }
+        }
+        for (j, v) in f[1..].iter().enumerate() {
+            self.scratch[j] = self.dicts[j].intern(crate::read::trim(v));
+        }
+        match self.keys.get(k) {
+            None => {
+                self.keys.intern(k);
+                self.lines.push(line);
+                for (j, c) in self.scratch.iter().enumerate() {
+                    self.codes[j].push(*c);
+                }
+            }
+            Some(r) => {
+                let r = r as usize;
+                for (j, c) in self.scratch.iter().enumerate() {
+                    if self.codes[j][r] != *c {
+                        let text =
+                            |b: &[u8]| decode(b, enc).map(|s| s.into_owned()).unwrap_or_default();
+                        return Err(DataError::ConflictingRow {
+                            path: path.to_path_buf(),
+                            line,
+                            first_line: self.lines[r],
+                            key: text(k),
+                            column: h.names[j + 1].clone(),
+                            first_value: self.dicts[j]
+                                .key_of(self.codes[j][r])
+                                .map(|b| text(&b))
+                                .unwrap_or_default()
+                                .into(),
+                            value: text(crate::read::trim(f[j + 1])).into(),
+                        });
+                    }
+                }
+                self.dup += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The parts of a table read in parallel, merged in file order; `None`
+/// when a part failed or a key repeats across parts (the one pass then
+/// decides: a repeat may conflict, and its error names both lines).
+fn merge_entity_parts(
+    parts: Vec<crate::read::Part<EntityAcc>>,
+) -> Option<(EntityAcc, usize, usize)> {
+    let mut parts = parts.into_iter();
+    let first = parts.next()?;
+    // the first part's codes are the file's: the others merge into it
+    let (mut rows, mut skipped) = (first.rows, first.skipped);
+    let mut out = first.state;
+    for p in parts {
+        let a = p.state;
+        let before = out.keys.len();
+        merge(&a.keys, &mut out.keys);
+        if out.keys.len() - before != a.keys.len() {
+            return None;
+        }
+        for (j, d) in a.dicts.iter().enumerate() {
+            let map = merge(d, &mut out.dicts[j]);
+            out.codes[j].extend(a.codes[j].iter().map(|&c| map[c as usize]));
+        }
+        out.dup += a.dup;
+        rows += p.rows;
+        skipped += p.skipped;
+    }
+    Some((out, rows, skipped))
 }
 
 /// Reads an entity feature table: `key` plus the columns `cols`.
@@ -195,65 +374,42 @@ pub(crate) fn read_entity_table(
     let enc = opts.encoding;
     let mut refs = vec![spec.key.clone()];
     refs.extend(cols.iter().cloned());
-    let mut keys = Interner::default();
-    let mut dicts: Vec<Interner> = (0..cols.len()).map(|_| Interner::default()).collect();
-    let mut codes: Vec<Vec<u32>> = vec![Vec::new(); cols.len()];
-    let mut lines: Vec<u64> = Vec::new();
-    let mut scratch: Vec<u32> = vec![0; cols.len()];
-    let mut dup = 0usize;
     let path = opts.path.clone();
-    let (header, rows) = for_each_row(&opts, &refs, on_bad, skipped, |line, f, h| {
-        let k = f[0];
-        if k.is_empty() {
-            return Err(parse_err(&path, line, &h.names[0], "a non-empty key", k));
+    let n_cols = cols.len();
+    // parts in parallel (Parquet row groups, byte ranges of a delimited
+    // file); any failure or a key repeated across parts: one pass
+    let par = for_each_row_par(
+        &opts,
+        &refs,
+        on_bad,
+        || EntityAcc::new(n_cols),
+        |acc, line, f, h| acc.row(&path, enc, line, f, h),
+    )
+    .ok()
+    .and_then(|(header, parts)| {
+        merge_entity_parts(parts).map(|(acc, rows, sk)| (header, acc, rows, sk))
+    });
+    let (header, acc, rows) = match par {
+        Some((header, acc, rows, sk)) => {
+            *skipped += sk;
+            (header, acc, rows)
         }
-        for (j, v) in f.iter().enumerate() {
-            if !valid(v, enc) {
-                return Err(DataError::Encoding {
-                    path: path.clone(),
-                    line,
-                    column: h.names[j].clone(),
-                });
-            }
+        None => {
+            let mut acc = EntityAcc::new(n_cols);
+            let (header, rows) = for_each_row(&opts, &refs, on_bad, skipped, |line, f, h| {
+                acc.row(&path, enc, line, f, h)
+            })
+            .map_err(|e| key_missing(e, &spec.key))?;
+            (header, acc, rows)
         }
-        for (j, v) in f[1..].iter().enumerate() {
-            scratch[j] = dicts[j].intern(crate::read::trim(v));
-        }
-        match keys.get(k) {
-            None => {
-                keys.intern(k);
-                lines.push(line);
-                for (j, c) in scratch.iter().enumerate() {
-                    codes[j].push(*c);
-                }
-            }
-            Some(r) => {
-                let r = r as usize;
-                for (j, c) in scratch.iter().enumerate() {
-                    if codes[j][r] != *c {
-                        let text =
-                            |b: &[u8]| decode(b, enc).map(|s| s.into_owned()).unwrap_or_default();
-                        return Err(DataError::ConflictingRow {
-                            path: path.clone(),
-                            line,
-                            first_line: lines[r],
-                            key: text(k),
-                            column: h.names[j + 1].clone(),
-                            first_value: dicts[j]
-                                .key_of(codes[j][r])
-                                .map(|b| text(&b))
-                                .unwrap_or_default()
-                                .into(),
-                            value: text(crate::read::trim(f[j + 1])).into(),
-                        });
-                    }
-                }
-                dup += 1;
-            }
-        }
-        Ok(())
-    })
-    .map_err(|e| key_missing(e, &spec.key))?;
+    };
+    let EntityAcc {
+        keys,
+        dicts,
+        codes,
+        dup,
+        ..
+    } = acc;
     let columns = cols
         .iter()
         .zip(dicts)

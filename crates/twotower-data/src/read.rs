@@ -199,9 +199,9 @@ where
         });
     }
     let (header, rows) = match opts.format {
-        Format::Parquet => read_parquet(opts, refs, on_bad, skipped, &mut f)?,
+        Format::Parquet => read_parquet_groups(opts, refs, on_bad, skipped, None, &mut f)?,
         _ if opts.quoting => read_quoted(opts, refs, on_bad, skipped, &mut f)?,
-        _ => read_plain(opts, refs, on_bad, skipped, &mut f)?,
+        _ => read_plain(opts, refs, on_bad, skipped, None, &mut f)?,
     };
     if rows == 0 && *skipped == 0 {
         return Err(DataError::EmptyTable {
@@ -284,6 +284,8 @@ fn handle(
 /// copying each line.
 struct Lines2<R> {
     rd: R,
+    /// Offset in the file of `buf[0]`.
+    base: u64,
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -294,6 +296,7 @@ impl<R: Read> Lines2<R> {
     fn new(rd: R) -> Self {
         Lines2 {
             rd,
+            base: 0,
             buf: vec![0; 1 << 20],
             start: 0,
             end: 0,
@@ -324,6 +327,7 @@ impl<R: Read> Lines2<R> {
                 return Ok(None);
             }
             self.buf.copy_within(self.start..self.end, 0);
+            self.base += self.start as u64;
             self.end -= self.start;
             self.start = 0;
             if self.end == self.buf.len() {
@@ -344,11 +348,17 @@ impl<R: Read> Lines2<R> {
     }
 }
 
+/// Reads a delimited file without quoting; with `range = Some((start,
+/// end))` only the data lines that begin at a byte in `start..end` (the
+/// header is still read from the top; line numbers then count from
+/// `start`, not from the top, so callers re-read the file in one pass for
+/// an error message).
 fn read_plain<F>(
     opts: &ReadOptions,
     refs: &[ColumnRef],
     on_bad: OnBadRow,
     skipped: &mut usize,
+    range: Option<(u64, u64)>,
     f: &mut F,
 ) -> Result<(Header, usize), DataError>
 where
@@ -406,9 +416,23 @@ where
         let (idx, disp) = resolve(path, header_line, refs, names.as_deref(), Some(n))?;
         resolved = Some((idx, Header { names: disp }));
     }
+    if let Some((start, _)) = range.filter(|r| r.0 > 0) {
+        use std::io::{Seek, SeekFrom};
+        let mut file = open(path)?;
+        file.seek(SeekFrom::Start(start - 1))
+            .map_err(|e| DataError::io(path, e))?;
+        lines = Lines2::new(file);
+        lines.base = start - 1;
+        // the line through byte start - 1 began before `start`: not ours
+        lines.next().map_err(|e| DataError::io(path, e))?;
+    }
+    let end = range.map_or(u64::MAX, |r| r.1);
     let mut store: Vec<&'static [u8]> = Vec::with_capacity(refs.len());
     let mut rows = 0usize;
     while let Some((s, e)) = next_line(&mut lines, &mut line_no)? {
+        if lines.base + s as u64 >= end {
+            break;
+        }
         let buf = &lines.buf[s..e];
         let mut fields = recycle(std::mem::take(&mut store));
         splitter.split(buf, &mut spans);
@@ -729,11 +753,15 @@ impl ColText {
     }
 }
 
-fn read_parquet<F>(
+/// Reads a Parquet file, or only row groups `gs` of it with `group =
+/// Some((gs, the first row of gs[0]))` (`gs` consecutive; row numbers then
+/// count from that row).
+fn read_parquet_groups<F>(
     opts: &ReadOptions,
     refs: &[ColumnRef],
     on_bad: OnBadRow,
     skipped: &mut usize,
+    group: Option<(Vec<usize>, u64)>,
     f: &mut F,
 ) -> Result<(Header, usize), DataError>
 where
@@ -765,13 +793,17 @@ where
         .map(|i| roots.binary_search(i).expect("in roots"))
         .collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+    let builder = match &group {
+        Some((gs, _)) => builder.with_row_groups(gs.clone()),
+        None => builder,
+    };
     let reader = builder
         .with_projection(mask)
         .with_batch_size(65536)
         .build()
         .map_err(|e| perr(&e))?;
     let mut rows = 0usize;
-    let mut row_no: u64 = 0;
+    let mut row_no: u64 = group.as_ref().map_or(0, |(_, first)| *first);
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); refs.len()];
     let mut store: Vec<&'static [u8]> = Vec::with_capacity(refs.len());
     for batch in reader {
@@ -794,6 +826,198 @@ where
         }
     }
     Ok((header, rows))
+}
+
+/// One part of a table read by [`for_each_row_par`]: the state the callback
+/// built over its rows, the rows it accepted and those skipped.
+pub(crate) struct Part<S> {
+    pub state: S,
+    pub rows: usize,
+    pub skipped: usize,
+}
+
+/// [`for_each_row`] over the parts of a table in parallel: a Parquet file
+/// is cut into as many runs of consecutive row groups as rayon has threads
+/// (each part with its own state from `init`, line numbers counting from
+/// its first row); other formats are one part. Returns the parts in file order, so a caller that merges
+/// them in that order gets what one pass would have built; the first error
+/// in file order is the one returned, as one pass would have stopped at it.
+///
+/// # Errors
+/// As [`for_each_row`].
+pub(crate) fn for_each_row_par<S, I, F>(
+    opts: &ReadOptions,
+    refs: &[ColumnRef],
+    on_bad: OnBadRow,
+    init: I,
+    f: F,
+) -> Result<(Header, Vec<Part<S>>), DataError>
+where
+    S: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
+{
+    if opts.format != Format::Parquet {
+        if let Some(parts) = plain_parts(opts, refs, on_bad, &init, &f) {
+            return Ok(parts);
+        }
+        let mut state = init();
+        let mut skipped = 0;
+        let (header, rows) = for_each_row(opts, refs, on_bad, &mut skipped, |line, fields, h| {
+            f(&mut state, line, fields, h)
+        })?;
+        return Ok((
+            header,
+            vec![Part {
+                state,
+                rows,
+                skipped,
+            }],
+        ));
+    }
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use rayon::prelude::*;
+    let path = &opts.path;
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
+        return Err(DataError::EmptyFile { path: path.clone() });
+    }
+    let perr = |e: &dyn std::fmt::Display| DataError::Parquet {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let builder = ParquetRecordBatchReaderBuilder::try_new(open(path)?).map_err(|e| perr(&e))?;
+    let groups: Vec<u64> = builder
+        .metadata()
+        .row_groups()
+        .iter()
+        .map(|g| g.num_rows().max(0) as u64)
+        .collect();
+    drop(builder);
+    let mut first_row = Vec::with_capacity(groups.len());
+    let mut n = 0u64;
+    for g in &groups {
+        first_row.push(n);
+        n += g;
+    }
+    // consecutive runs of about equal rows, one a thread
+    let n_parts = rayon::current_num_threads().clamp(1, groups.len().max(1));
+    let mut runs: Vec<Vec<usize>> = vec![Vec::new(); n_parts];
+    for (g, &first) in first_row.iter().enumerate() {
+        let p = ((first as u128 * n_parts as u128) / n.max(1) as u128) as usize;
+        runs[p.min(n_parts - 1)].push(g);
+    }
+    runs.retain(|r| !r.is_empty());
+    if runs.is_empty() {
+        runs.push(Vec::new());
+    }
+    let parts: Vec<Result<(Header, Part<S>), DataError>> = runs
+        .into_par_iter()
+        .map(|gs| {
+            let mut state = init();
+            let mut skipped = 0;
+            let (header, rows) = read_parquet_groups(
+                opts,
+                refs,
+                on_bad,
+                &mut skipped,
+                gs.first().map(|&g| (gs.clone(), first_row[g])),
+                &mut |line, fields, h| f(&mut state, line, fields, h),
+            )?;
+            Ok((
+                header,
+                Part {
+                    state,
+                    rows,
+                    skipped,
+                },
+            ))
+        })
+        .collect();
+    let mut header = None;
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        let (h, part) = p?;
+        header.get_or_insert(h);
+        out.push(part);
+    }
+    let header = header.expect("at least one part");
+    if out.iter().all(|p| p.rows == 0 && p.skipped == 0) {
+        return Err(DataError::EmptyTable { path: path.clone() });
+    }
+    Ok((header, out))
+}
+
+/// A delimited file without quoting, of at least 256 KiB a thread and with
+/// its column names known (header or `columns`), read as one byte range a
+/// thread. `None` (read it in one pass instead) when the file does not
+/// qualify or any part fails: the one pass then names the file, line and
+/// column of the first bad row, as always.
+#[allow(clippy::type_complexity)]
+fn plain_parts<S, I, F>(
+    opts: &ReadOptions,
+    refs: &[ColumnRef],
+    on_bad: OnBadRow,
+    init: &I,
+    f: &F,
+) -> Option<(Header, Vec<Part<S>>)>
+where
+    S: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
+{
+    use rayon::prelude::*;
+    const MIN_PART: u64 = 256 << 10;
+    let threads = rayon::current_num_threads() as u64;
+    let len = std::fs::metadata(&opts.path).ok()?.len();
+    if opts.quoting || !(opts.header || opts.columns.is_some()) || threads < 2 {
+        return None;
+    }
+    let n = threads.min(len / MIN_PART);
+    if n < 2 {
+        return None;
+    }
+    let parts: Vec<Result<(Header, Part<S>), DataError>> = (0..n)
+        .into_par_iter()
+        .map(|k| {
+            let range = (
+                len * k / n,
+                if k + 1 == n {
+                    u64::MAX
+                } else {
+                    len * (k + 1) / n
+                },
+            );
+            let mut state = init();
+            let mut skipped = 0;
+            let (header, rows) = read_plain(
+                opts,
+                refs,
+                on_bad,
+                &mut skipped,
+                Some(range),
+                &mut |l, x, h| f(&mut state, l, x, h),
+            )?;
+            Ok((
+                header,
+                Part {
+                    state,
+                    rows,
+                    skipped,
+                },
+            ))
+        })
+        .collect();
+    let mut header = None;
+    let mut out = Vec::with_capacity(parts.len());
+    for p in parts {
+        let (h, part) = p.ok()?;
+        header.get_or_insert(h);
+        out.push(part);
+    }
+    if out.iter().all(|p| p.rows == 0 && p.skipped == 0) {
+        return None;
+    }
+    Some((header?, out))
 }
 
 /// Reads a whole (small) file into memory — used by tests and the bench.

@@ -3,6 +3,7 @@
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Interactions as parallel columns of entity indices.
@@ -36,14 +37,23 @@ impl Interactions {
 
     /// The subset at `rows` (in that order).
     pub fn select(&self, rows: &[u32]) -> Interactions {
+        fn pick<T: Copy + Send + Sync>(col: &[T], rows: &[u32]) -> Vec<T> {
+            rows.par_iter().map(|&r| col[r as usize]).collect()
+        }
+        let ((user, item), (timestamp, weight)) = rayon::join(
+            || rayon::join(|| pick(&self.user, rows), || pick(&self.item, rows)),
+            || {
+                rayon::join(
+                    || pick(&self.timestamp, rows),
+                    || self.weight.as_ref().map(|w| pick(w, rows)),
+                )
+            },
+        );
         Interactions {
-            user: rows.iter().map(|&r| self.user[r as usize]).collect(),
-            item: rows.iter().map(|&r| self.item[r as usize]).collect(),
-            timestamp: rows.iter().map(|&r| self.timestamp[r as usize]).collect(),
-            weight: self
-                .weight
-                .as_ref()
-                .map(|w| rows.iter().map(|&r| w[r as usize]).collect()),
+            user,
+            item,
+            timestamp,
+            weight,
         }
     }
 
@@ -114,15 +124,42 @@ fn by_user(all: &Interactions) -> (Vec<usize>, Vec<u32>) {
 /// index up to the largest one seen, plus one.
 pub fn user_time_order(all: &Interactions, item_rank: &[u32]) -> (Vec<usize>, Vec<u32>) {
     let (offsets, mut rows) = by_user(all);
-    for u in 0..offsets.len().saturating_sub(1) {
-        rows[offsets[u]..offsets[u + 1]].sort_by_key(|&r| {
-            (
-                all.timestamp[r as usize],
-                item_rank[all.item[r as usize] as usize],
-            )
+    // each user's rows on their own (a stable sort), users in parallel: the
+    // result does not depend on the thread count
+    // (the keys are gathered next to the row index first, so that the sort
+    // compares in cache; the row index breaks ties, as a stable sort would)
+    user_segments(&mut rows, &offsets)
+        .into_par_iter()
+        .for_each_init(Vec::new, |keyed: &mut Vec<(i64, u32, u32)>, seg| {
+            if seg.len() < 2 {
+                return;
+            }
+            keyed.clear();
+            keyed.extend(seg.iter().map(|&r| {
+                (
+                    all.timestamp[r as usize],
+                    item_rank[all.item[r as usize] as usize],
+                    r,
+                )
+            }));
+            keyed.sort_unstable();
+            for (s, k) in seg.iter_mut().zip(keyed.iter()) {
+                *s = k.2;
+            }
         });
-    }
     (offsets, rows)
+}
+
+/// `v` cut at CSR `offsets` (`offsets[0] == 0`, non-decreasing, last
+/// `== v.len()`): segment `u` is `v[offsets[u]..offsets[u + 1]]`.
+pub(crate) fn user_segments<'a, T>(mut v: &'a mut [T], offsets: &[usize]) -> Vec<&'a mut [T]> {
+    let mut out = Vec::with_capacity(offsets.len().saturating_sub(1));
+    for w in offsets.windows(2) {
+        let (seg, rest) = v.split_at_mut(w[1] - w[0]);
+        out.push(seg);
+        v = rest;
+    }
+    out
 }
 
 /// The temporal per-user split of EVALUATION.md.
@@ -189,7 +226,7 @@ fn apply(all: &Interactions, is_test: &[bool]) -> (Interactions, Interactions) {
             tr.push(r as u32)
         }
     }
-    (all.select(&tr), all.select(&te))
+    rayon::join(|| all.select(&tr), || all.select(&te))
 }
 
 #[cfg(test)]

@@ -156,12 +156,7 @@ mod tests {
     fn table(n: usize) -> EntityTable {
         let ids: Vec<String> = (0..n).map(|i| i.to_string()).collect();
         EntityTable {
-            index: ids
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (s.clone(), i as u32))
-                .collect(),
-            ids,
+            ids: ids.into(),
             id_rank: (0..n as u32).collect(),
             features: vec![],
             missing_feature_rows: 0,

@@ -338,7 +338,7 @@ impl TrainStream {
         let enc = self.spec.read_options(&self.dir)?.encoding;
         let lookup = |t: &EntityTable, b: &[u8]| -> Option<u32> {
             let s = decode(b, enc)?;
-            t.index.get(s.as_ref()).copied()
+            t.index_of(&s)
         };
         let changed = || {
             DataError::config(

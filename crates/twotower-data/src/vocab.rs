@@ -102,6 +102,12 @@ impl Vocab {
             index: hashbrown::HashTable::new(),
             hash_buckets: None,
         };
+        let tokens = tokens.into_iter();
+        let n = tokens.size_hint().0;
+        // room for every token up front: growing the table would hash
+        // every token again at each doubling
+        v.ends.reserve(n);
+        v.index.reserve(n, |_| unreachable!("empty table"));
         for t in tokens {
             v.bytes.push_str(t);
             v.ends.push(v.bytes.len());
@@ -195,27 +201,46 @@ fn as_int(s: &str) -> Option<i64> {
 /// The "by id" order of EVALUATION.md: numeric when every id parses as an
 /// integer, else byte-wise. Returns the permutation that sorts `ids`
 /// (ties between numerically equal ids such as "007" and "7" break
-/// byte-wise, so the order is total and deterministic).
-pub fn id_order<S: AsRef<str>>(ids: &[S]) -> Vec<u32> {
-    let mut perm: Vec<u32> = (0..ids.len() as u32).collect();
-    let nums: Option<Vec<i64>> = ids.iter().map(|s| as_int(s.as_ref())).collect();
+/// byte-wise, and equal ids by position, so the order is total and
+/// deterministic; the sort runs in parallel and does not depend on the
+/// thread count).
+pub fn id_order<S: AsRef<str> + Sync>(ids: &[S]) -> Vec<u32> {
+    id_order_as(ids, true)
+}
+
+/// Whether every id parses as an integer (the "by id" order is numeric).
+pub(crate) fn all_int<S: AsRef<str> + Sync>(ids: &[S]) -> bool {
+    use rayon::prelude::*;
+    ids.par_iter().all(|s| as_int(s.as_ref()).is_some())
+}
+
+/// [`id_order`], byte-wise unless `numeric` and every id is an integer.
+pub(crate) fn id_order_as<S: AsRef<str> + Sync>(ids: &[S], numeric: bool) -> Vec<u32> {
+    use rayon::prelude::*;
+    let bytes = |i: u32| ids[i as usize].as_ref().as_bytes();
+    let nums: Option<Vec<(i64, u32)>> = if numeric {
+        ids.par_iter()
+            .enumerate()
+            .map(|(i, s)| as_int(s.as_ref()).map(|n| (n, i as u32)))
+            .collect()
+    } else {
+        None
+    };
     match nums {
-        Some(n) => perm.sort_unstable_by(|&a, &b| {
-            n[a as usize].cmp(&n[b as usize]).then_with(|| {
-                ids[a as usize]
-                    .as_ref()
-                    .as_bytes()
-                    .cmp(ids[b as usize].as_ref().as_bytes())
-            })
-        }),
-        None => perm.sort_unstable_by(|&a, &b| {
-            ids[a as usize]
-                .as_ref()
-                .as_bytes()
-                .cmp(ids[b as usize].as_ref().as_bytes())
-        }),
+        Some(mut n) => {
+            n.par_sort_unstable_by(|a, b| {
+                a.0.cmp(&b.0)
+                    .then_with(|| bytes(a.1).cmp(bytes(b.1)))
+                    .then(a.1.cmp(&b.1))
+            });
+            n.into_iter().map(|(_, i)| i).collect()
+        }
+        None => {
+            let mut perm: Vec<u32> = (0..ids.len() as u32).collect();
+            perm.par_sort_unstable_by(|&a, &b| bytes(a).cmp(bytes(b)).then(a.cmp(&b)));
+            perm
+        }
     }
-    perm
 }
 
 /// Sorts tokens in place in "by id" order (numeric if all are integers).

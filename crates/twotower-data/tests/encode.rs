@@ -25,7 +25,7 @@ fn check_same_ids(cfg: &str) -> usize {
     assert_eq!(bad, 0, "{cfg}: no value should fail to encode");
     let mut compared = 0;
     for (row, id) in table.ids.iter().enumerate() {
-        let e = ds.items.index[id] as usize;
+        let e = ds.items.index_of(id).unwrap() as usize;
         for (tf, nf) in ds.items.features.iter().zip(&table.features) {
             assert_eq!(tf.name, nf.name);
             assert_eq!(
@@ -76,11 +76,11 @@ fn a_catalog_that_grew_gets_oov_ids_and_encoded_features() {
     let known = table
         .ids
         .iter()
-        .filter(|i| ds.items.index.contains_key(*i))
+        .filter(|i| ds.items.ids.contains(i))
         .count();
     assert_eq!(known, 3682);
     let new_with_tags = (0..table.len())
-        .filter(|&r| !ds.items.index.contains_key(&table.ids[r]))
+        .filter(|&r| !ds.items.ids.contains(&table.ids[r]))
         .inspect(|&r| assert_eq!(id.row(r), &[0], "a new item's id is out of vocabulary"))
         .filter(|&r| !tags.row(r).is_empty())
         .count();

@@ -107,7 +107,7 @@ fn ml100k_features_are_the_evaluation_features() {
     assert_eq!(names(&ds.items), vec!["decade", "genres", "item_id"]);
 
     let u = &ds.users;
-    let e1 = u.index["1"] as usize; // 1|24|M|technician|85711
+    let e1 = u.index_of("1").unwrap() as usize; // 1|24|M|technician|85711
     let age = u.feature("age").unwrap();
     // 24: boundaries ≤ 24 are {18} → bucket 1 → index 2 "[18,25)".
     assert_eq!(age.row(e1), &[2]);
@@ -128,7 +128,7 @@ fn ml100k_features_are_the_evaluation_features() {
     assert_eq!(uid.vocab.len(), 944);
 
     let it = &ds.items;
-    let toy = it.index["1"] as usize; // Toy Story: 01-Jan-1995, Animation|Children's|Comedy
+    let toy = it.index_of("1").unwrap() as usize; // Toy Story: 01-Jan-1995, Animation|Children's|Comedy
     let genres = it.feature("genres").unwrap();
     let toks: Vec<&str> = genres
         .row(toy)
@@ -140,7 +140,7 @@ fn ml100k_features_are_the_evaluation_features() {
     let dec = it.feature("decade").unwrap();
     assert_eq!(dec.vocab.token(dec.row(toy)[0]), Some("[1990,2000)"));
     // Item 267 "unknown" has no release date → decade 0 (unknown).
-    assert_eq!(dec.row(it.index["267"] as usize), &[0]);
+    assert_eq!(dec.row(it.index_of("267").unwrap() as usize), &[0]);
     assert_eq!(
         ds.report
             .features
@@ -157,7 +157,7 @@ fn ml100k_features_are_the_evaluation_features() {
     let offsets_ok = it.features.iter().all(|f| f.offsets.len() == 1683);
     assert!(offsets_ok);
     // Entities are in numeric id order.
-    assert_eq!(&it.ids[..3], &["1", "2", "3"]);
+    assert_eq!(it.ids.iter().take(3).collect::<Vec<_>>(), ["1", "2", "3"]);
 }
 
 #[test]

@@ -23,14 +23,13 @@
 //! format 1) still load through the data; `twotower artifact --run DIR`
 //! writes their artifact.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 use safetensors::tensor::Dtype;
 use safetensors::SafeTensors;
 use serde::{Deserialize, Serialize};
-use twotower_data::{Dataset, EncodedFeature, EntityTable, IngestReport, Interactions};
+use twotower_data::{Dataset, EncodedFeature, EntityIds, EntityTable, IngestReport, Interactions};
 
 use crate::tensor_file::{self, row_major, NamedTensor, TensorData};
 use crate::util::{atomic_write, atomic_write_bytes};
@@ -67,8 +66,9 @@ pub const ARTIFACT_TENSORS: &str = "artifact.safetensors";
 /// One side's entities as stored (the id → index map is rebuilt on load).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TableDoc {
-    /// Entity ids as written in the data, in "by id" order.
-    pub ids: Vec<String>,
+    /// Entity ids as written in the data, in "by id" order (stored as a
+    /// list of strings).
+    pub ids: EntityIds,
     /// Position of each entity in "by id" order.
     pub id_rank: Vec<u32>,
     /// Encoded features with their vocabularies, in the tower's order.
@@ -88,15 +88,8 @@ impl TableDoc {
     }
 
     fn into_table(self) -> EntityTable {
-        let index: HashMap<String, u32> = self
-            .ids
-            .iter()
-            .enumerate()
-            .map(|(i, k)| (k.clone(), i as u32))
-            .collect();
         EntityTable {
             ids: self.ids,
-            index,
             id_rank: self.id_rank,
             features: self.features,
             missing_feature_rows: 0,

@@ -291,7 +291,7 @@ impl NativeRun {
         let v = &self.catalog.vectors;
         let flat: Vec<f32> = v.iter().copied().collect();
         (
-            self.catalog.table(&self.served).ids.clone(),
+            self.catalog.table(&self.served).ids.to_vec(),
             f32_bytes(py, &flat),
             v.nrows(),
             v.ncols(),
@@ -306,7 +306,7 @@ impl NativeRun {
         let v = &self.users;
         let flat: Vec<f32> = v.iter().copied().collect();
         (
-            self.served.run.dataset.users.ids.clone(),
+            self.served.run.dataset.users.ids.to_vec(),
             f32_bytes(py, &flat),
             v.nrows(),
             v.ncols(),
@@ -357,7 +357,7 @@ impl NativeRun {
                     for j in 0..k {
                         match hits.get(j) {
                             Some(&(i, s)) => {
-                                ids.push(Some(table.ids[i as usize].clone()));
+                                ids.push(Some(table.ids[i as usize].to_string()));
                                 scores.push(s);
                             }
                             None => {
@@ -387,16 +387,15 @@ impl NativeRun {
                 let mut ids = Vec::with_capacity(items.len() * k);
                 let mut scores = Vec::with_capacity(items.len() * k);
                 for it in &items {
-                    let i = *table
-                        .index
-                        .get(it)
+                    let i = table
+                        .index_of(it)
                         .ok_or_else(|| anyhow::anyhow!("item {it:?} is not in the catalog"))?;
                     let q = self.catalog.vectors.row(i as usize).to_vec();
                     let hits = self.index.search(&q, k, &[i])?;
                     for j in 0..k {
                         match hits.get(j) {
                             Some(&(i, s)) => {
-                                ids.push(Some(table.ids[i as usize].clone()));
+                                ids.push(Some(table.ids[i as usize].to_string()));
                                 scores.push(s);
                             }
                             None => {

@@ -81,7 +81,7 @@ impl Catalog {
         let mut from_run = vec![None; ds.items.len()];
         let mut clicks = vec![0u64; table.len()];
         for (c, id) in table.ids.iter().enumerate() {
-            if let Some(&i) = ds.items.index.get(id) {
+            if let Some(i) = ds.items.index_of(id) {
                 from_run[i as usize] = Some(c as u32);
                 clicks[c] = rc[i as usize];
             }

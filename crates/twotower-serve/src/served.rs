@@ -166,7 +166,7 @@ impl Served {
 
     /// The user index of `id`, if it is in the data.
     pub fn user_index(&self, id: &str) -> Option<u32> {
-        self.run.dataset.users.index.get(id).copied()
+        self.run.dataset.users.index_of(id)
     }
 
     /// The model's user features (names, comma-separated), for messages.
@@ -205,8 +205,8 @@ impl Served {
         let items = &self.run.dataset.items;
         let (mut known, mut unknown) = (Vec::new(), Vec::new());
         for id in ids.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-            match items.index.get(id) {
-                Some(&i) => known.push(i),
+            match items.index_of(id) {
+                Some(i) => known.push(i),
                 None => unknown.push(id),
             }
         }
@@ -227,7 +227,7 @@ impl Served {
         let untrained: Vec<&str> = known
             .iter()
             .filter(|&&i| self.item_row[i as usize] == 0)
-            .map(|&i| items.ids[i as usize].as_str())
+            .map(|&i| &items.ids[i as usize])
             .collect();
         if !untrained.is_empty() {
             notes.push(format!(

@@ -468,7 +468,7 @@ fn repeats_ties_and_duplicates_follow_the_split_order() {
     let (cfg, ds) = load(&dir.path().join("c.toml"), &[]);
     assert_eq!((ds.train.len(), ds.test.len()), (9, 0));
     let (rows, _) = item_rows(&ds.items);
-    let row = |id: &str| rows[ds.items.index[id] as usize];
+    let row = |id: &str| rows[ds.items.index_of(id).unwrap() as usize];
     let h = history_feature(&cfg, &ds, &ds.train).unwrap();
     // by hand, max_len 3, as table rows (file rows 0..8 of user a, 8 = b)
     let want: Vec<Vec<&str>> = vec![
@@ -493,8 +493,8 @@ fn repeats_ties_and_duplicates_follow_the_split_order() {
     }
     // evaluated: a's last 3 = w y v; b's = y
     let (off, val, wts) = h.user_column();
-    let a = ds.users.index["a"] as usize;
-    let b = ds.users.index["b"] as usize;
+    let a = ds.users.index_of("a").unwrap() as usize;
+    let b = ds.users.index_of("b").unwrap() as usize;
     assert_eq!(
         &val[off[a] as usize..off[a + 1] as usize],
         &[row("w"), row("y"), row("v")]

@@ -1,7 +1,9 @@
 //! `twotower bench`: training throughput (real config and synthetic catalogs
 //! of growing size, with and without SSL) with a per-phase time split, peak
 //! memory, allocations per step, evaluation throughput against a plain GEMM,
-//! and ingestion rows/s. Prints a table and writes everything as JSON.
+//! ingestion rows/s (raw reading) and the whole load path (load → encode →
+//! split → fingerprint, rows/s and seconds per stage). Prints a table and
+//! writes everything as JSON.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -74,6 +76,19 @@ pub struct Args {
     /// Rows of the ingestion benchmark (0 = skip). Default 1M / 200k.
     #[arg(long)]
     pub ingest_rows: Option<String>,
+    /// Interaction rows of the load benchmark: a generated dataset (users
+    /// = rows / 50, items = rows / 10, as Parquet and as CSV) loaded as
+    /// `twotower train` loads it: read, encode, split, fingerprint. 0 =
+    /// skip. Default 1M / 200k.
+    #[arg(long)]
+    pub load_rows: Option<String>,
+    /// A dataset config whose load is measured instead of generated files
+    /// (e.g. the `dataset.toml` of `twotower generate`).
+    #[arg(long)]
+    pub load_config: Option<PathBuf>,
+    /// Only the load and ingestion benchmarks (no training or evaluation).
+    #[arg(long)]
+    pub load_only: bool,
     /// Threads (rayon; each GEMM runs on one of them). 0 = all CPUs.
     /// Default 2, the reference figures' setting.
     #[arg(long, default_value_t = 2)]
@@ -104,6 +119,8 @@ struct Settings {
     eval_users: usize,
     eval_items: usize,
     ingest_rows: usize,
+    load_rows: usize,
+    load_config: Option<PathBuf>,
     threads: usize,
 }
 
@@ -137,6 +154,27 @@ struct IngestCase {
     rows_per_second: f64,
 }
 
+/// One measurement of the whole load path (best of its repeats by total).
+#[derive(Serialize)]
+struct LoadCase {
+    /// `parquet`, `csv` or the config's path.
+    source: String,
+    rows: usize,
+    users: usize,
+    items: usize,
+    repeats: usize,
+    /// Load + fingerprint, wall clock.
+    seconds: f64,
+    rows_per_second: f64,
+    /// Seconds per stage of the load.
+    stages: twotower_data::LoadTimings,
+    fingerprint_seconds: f64,
+    /// The data fingerprint (the same before and after a loader change).
+    fingerprint: String,
+    /// Peak RSS of the case (reset before it where the OS allows).
+    peak_rss_mib: Option<f64>,
+}
+
 #[derive(Serialize)]
 struct Machine {
     cpu: String,
@@ -155,6 +193,7 @@ struct Report {
     train: Vec<TrainCase>,
     eval: Option<EvalReport>,
     ingest: Vec<IngestCase>,
+    load: Vec<LoadCase>,
 }
 
 pub(crate) fn parse_count(s: &str) -> anyhow::Result<usize> {
@@ -275,6 +314,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(s) => parse_count(s)?,
         None => pick(1_000_000, 200_000),
     };
+    let load_rows = match &args.load_rows {
+        Some(s) => parse_count(s)?,
+        None => pick(1_000_000, 200_000),
+    };
+    if let Some(p) = &args.load_config {
+        if !p.is_file() {
+            bail!("--load-config {}: no such file", p.display());
+        }
+    }
     if steps == 0 || repeats == 0 || args.batch_size == 0 || args.dim == 0 || users == 0 {
         bail!("--steps, --repeats, --batch-size, --dim and --users must be > 0");
     }
@@ -377,6 +425,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         eval_users,
         eval_items,
         ingest_rows,
+        load_rows,
+        load_config: args.load_config.clone(),
         threads,
     };
     let mut report = Report {
@@ -390,6 +440,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         train: Vec::new(),
         eval: None,
         ingest: Vec::new(),
+        load: Vec::new(),
     };
     println!(
         "machine: {} ({} logical CPUs), {} threads, load {}",
@@ -408,7 +459,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
 
     // ---- the real config
-    if let Some(path) = &config {
+    if let Some(path) = config.as_ref().filter(|_| !args.load_only) {
         for &ssl in &ssl_modes {
             let c = real_case(path, ssl, false, warmup * 8, steps * 8, repeats)?;
             print_case(&c);
@@ -422,7 +473,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     // ---- synthetic catalogs
     let user_cols = synthetic_side(users, args.dim, 11);
-    for &n in &sizes {
+    for &n in sizes.iter().filter(|_| !args.load_only) {
         for &ssl in &ssl_modes {
             let c = synthetic_case(&user_cols, n, &args, ssl, warmup, steps, repeats)?;
             print_case(&c);
@@ -452,7 +503,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 
     // ---- evaluation
-    if eval_items > 0 && eval_users > 0 {
+    if eval_items > 0 && eval_users > 0 && !args.load_only {
         let e = eval_throughput(eval_users, eval_items, 64, 2)?;
         println!(
             "eval {}×{}×{}: exact top-K {:.3e} scores/s, plain GEMM {:.3e} scores/s ({:.0} % of GEMM)",
@@ -475,6 +526,35 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 c.format, c.rows, c.seconds, c.rows_per_second
             );
         }
+    }
+
+    // ---- the whole load path
+    let load_cases: Vec<(String, Option<PathBuf>)> = match &args.load_config {
+        Some(p) => vec![(p.display().to_string(), Some(p.clone()))],
+        None if load_rows > 0 => vec![("parquet".into(), None), ("csv".into(), None)],
+        None => Vec::new(),
+    };
+    for (source, path) in load_cases {
+        let c = load_case(&source, path.as_deref(), load_rows, q)?;
+        println!(
+            "load {} {} rows: {:.2} s, {:.2e} rows/s (read {:.2} s, entities {:.2} s, split {:.2} \
+             s, report {:.2} s, features {:.2} s, fingerprint {:.2} s){}, {}",
+            c.source,
+            c.rows,
+            c.seconds,
+            c.rows_per_second,
+            c.stages.read,
+            c.stages.entities,
+            c.stages.split,
+            c.stages.report,
+            c.stages.features,
+            c.fingerprint_seconds,
+            c.peak_rss_mib
+                .map(|m| format!(", peak RSS {m:.0} MiB"))
+                .unwrap_or_default(),
+            c.fingerprint
+        );
+        report.load.push(c);
     }
 
     let json = serde_json::to_string_pretty(&report)? + "\n";
@@ -704,6 +784,77 @@ fn ingest(rows: usize) -> anyhow::Result<Vec<IngestCase>> {
         });
     }
     Ok(out)
+}
+
+/// Times the load path on `config`, or on a generated dataset of `rows`
+/// interactions written as `format` (`parquet` / `csv`); best of 3 (1 for a
+/// config or above 10M rows).
+fn load_case(
+    source: &str,
+    config: Option<&Path>,
+    rows: usize,
+    quick: bool,
+) -> anyhow::Result<LoadCase> {
+    use twotower_data::{load_data_config, write_dataset, OutFormat, SyntheticConfig};
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let path = match config {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let cfg = SyntheticConfig {
+                users: (rows / 50).max(1),
+                items: (rows / 10).max(1),
+                interactions: rows,
+                ..Default::default()
+            };
+            let format = if source == "csv" {
+                OutFormat::Csv
+            } else {
+                OutFormat::Parquet
+            };
+            write_dataset(&cfg, dir.path(), format)?;
+            dir.path().join("dataset.toml")
+        }
+    };
+    let (data, features, base) = load_data_config(&path, &[])?;
+    let repeats = if config.is_some() || rows > 10_000_000 || quick {
+        1
+    } else {
+        3
+    };
+    let rss_reset = reset_peak_rss();
+    let mut best: Option<LoadCase> = None;
+    for _ in 0..repeats {
+        let t = Instant::now();
+        let (ds, stages) = twotower_data::load_dataset_timed(&data, &features, &base)
+            .with_context(|| format!("loading {}", path.display()))?;
+        let tf = Instant::now();
+        let fp = ds.fingerprint();
+        let fingerprint_seconds = tf.elapsed().as_secs_f64();
+        let seconds = t.elapsed().as_secs_f64();
+        let n = ds.train.len() + ds.test.len();
+        let c = LoadCase {
+            source: source.to_string(),
+            rows: n,
+            users: ds.users.len(),
+            items: ds.items.len(),
+            repeats,
+            seconds,
+            rows_per_second: n as f64 / seconds,
+            stages,
+            fingerprint_seconds,
+            fingerprint: fp,
+            peak_rss_mib: None,
+        };
+        drop(ds);
+        if best.as_ref().is_none_or(|b| c.seconds < b.seconds) {
+            best = Some(c);
+        }
+    }
+    let mut best = best.expect("at least one repeat");
+    best.peak_rss_mib = peak_rss_bytes()
+        .filter(|_| rss_reset)
+        .map(|b| b as f64 / (1024.0 * 1024.0));
+    Ok(best)
 }
 
 #[cfg(test)]

@@ -37,9 +37,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let m = twotower::export::export_vectors(
         &args.out,
         items.view(),
-        &catalog.table(&served).ids,
+        &catalog.table(&served).ids.to_vec(),
         users.view(),
-        &run.dataset.users.ids,
+        &run.dataset.users.ids.to_vec(),
         &info,
     )?;
     println!(

@@ -185,7 +185,7 @@ fn queries(served: &Served, path: &std::path::Path, args: &Args) -> anyhow::Resu
                 "{}\t{}\t{}\t{s:.4}",
                 n + 1,
                 r + 1,
-                table.ids[*i as usize]
+                &table.ids[*i as usize]
             );
         }
         print!("{out}");

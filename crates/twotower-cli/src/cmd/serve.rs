@@ -156,7 +156,7 @@ pub fn print_items(served: &Served, catalog: &Catalog, hits: &[(u32, f32)]) {
     println!("{header}");
     for (r, &(i, s)) in hits.iter().enumerate() {
         let i = i as usize;
-        let mut line = format!("{}\t{}", r + 1, items.ids[i]);
+        let mut line = format!("{}\t{}", r + 1, &items.ids[i]);
         if let Some((_, text)) = labels {
             push_field(&mut line, &text[i]);
         }

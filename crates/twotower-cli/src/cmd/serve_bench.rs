@@ -48,7 +48,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         bail!("--requests, --concurrency and -k must be at least 1");
     }
     let state = super::serve::app_state(&args.run, None, args.ann, args.ef, args.k)?;
-    let ids: Arc<Vec<String>> = Arc::new(state.served.run.dataset.users.ids.clone());
+    let ids: Arc<Vec<String>> = Arc::new(state.served.run.dataset.users.ids.to_vec());
     if ids.is_empty() {
         bail!("the run has no users");
     }

@@ -38,9 +38,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let served = super::serve::load(&args.run)?;
     let catalog = super::serve::catalog(&served, args.catalog.as_deref())?;
     let table = catalog.table(&served);
-    let i = *table
-        .index
-        .get(&args.item)
+    let i = table
+        .index_of(&args.item)
         .ok_or_else(|| anyhow!("item {:?} is not in the catalog", args.item))?;
     if let Some((name, text)) = &table.labels {
         eprintln!("item {}: {name} {:?}", args.item, text[i as usize]);

@@ -18,7 +18,7 @@ impl AppState {
         found
             .iter()
             .map(|&(i, score)| Hit {
-                item: table.ids[i as usize].clone(),
+                item: table.ids[i as usize].to_string(),
                 score,
                 label: table.labels.as_ref().map(|(_, t)| t[i as usize].clone()),
             })
@@ -248,7 +248,7 @@ pub(super) async fn similar(
         ));
     }
     let table = st.catalog.table(&st.served);
-    let i = *table.index.get(&item).ok_or_else(|| {
+    let i = table.index_of(&item).ok_or_else(|| {
         ApiError::not_found("item", format!("item {item:?} is not in the catalog"))
     })?;
     let q = st.catalog.vectors.row(i as usize).to_vec();
