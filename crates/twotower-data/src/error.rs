@@ -43,6 +43,15 @@ pub enum DataError {
         /// What is wrong.
         message: String,
     },
+    /// A file read more than once (a streamed train split) no longer holds
+    /// what it held when it was first read.
+    #[error("{}: {message}", path.display())]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// What no longer matches.
+        message: String,
+    },
     /// A column named in the config does not exist in the table.
     #[error("{}", unknown_column(path, *header_line, column, available))]
     UnknownColumn {

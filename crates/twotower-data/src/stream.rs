@@ -190,11 +190,13 @@ pub(crate) fn streamed_temporal_split(
     let mut filled = vec![0u32; n_users];
     let mut all_item_counts = vec![0u32; n_items];
     let mut weighted = false;
-    let changed = || {
-        DataError::config(
-            "data.interactions",
-            "the interactions file changed while it was being read (streamed loading reads it more than once)",
-        )
+    let path = spec.read_options(dir)?.path;
+    let changed = || DataError::Changed {
+        path: path.clone(),
+        message:
+            "the interactions file changed while it was being read (streamed loading reads it \
+                  twice): load it again once it is complete"
+                .into(),
     };
     let mut skipped = 0usize;
     scan_interactions(spec, dir, on_bad, &mut skipped, |r| {
@@ -340,11 +342,14 @@ impl TrainStream {
             let s = decode(b, enc)?;
             t.index_of(&s)
         };
-        let changed = || {
-            DataError::config(
-                "data.interactions",
-                "the interactions file changed since it was loaded (a streamed train split is re-read every epoch)",
-            )
+        let path = self.spec.read_options(&self.dir)?.path;
+        let changed = || DataError::Changed {
+            path: path.clone(),
+            message:
+                "the interactions file changed since it was loaded (a streamed train split is \
+                      re-read every epoch, so the file must stay as it was until training ends); \
+                      restore it, or train again on the new file"
+                    .into(),
         };
         let chunk_rows = chunk_rows.max(1);
         let mut chunk = Interactions {

@@ -202,4 +202,20 @@ fn what_needs_the_train_split_in_memory_is_refused_naming_the_key() {
             "{set}: {msg}"
         );
     }
+    // every refusal at once, with the budget that would load the split
+    let cfg = config(
+        &path,
+        true,
+        &["train.validation=true", "train.recency_decay=1.0"],
+    );
+    let ds = load_data(&cfg, false).unwrap();
+    let msg = train(&cfg, &ds, &opts(&dir.path().join("y"), false, None))
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        msg.contains("train.validation") && msg.contains("train.recency_decay"),
+        "{msg}"
+    );
+    assert!(msg.contains("8000 interaction rows need"), "{msg}");
 }

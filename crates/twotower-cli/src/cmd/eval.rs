@@ -21,6 +21,10 @@ pub struct Args {
     pub set: Vec<String>,
 }
 
+/// Where `eval --set ...` keeps the metrics.json the run was trained with
+/// before it writes the new one.
+pub const TRAIN_METRICS_FILE: &str = "metrics.train.json";
+
 /// Runs `twotower eval`.
 pub fn run(args: Args) -> anyhow::Result<()> {
     let loaded = run::load_run_with_data(&args.run).context(
@@ -35,7 +39,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         &loaded.model,
         &loaded.info,
     )?;
-    run::write_json(&args.run.join(run::METRICS_FILE), &metrics)?;
+    let path = args.run.join(run::METRICS_FILE);
+    // evaluated another way (--set): keep the training run's own figures
+    // once, beside the new ones
+    let kept = args.run.join(TRAIN_METRICS_FILE);
+    if !args.set.is_empty() && path.is_file() && !kept.exists() {
+        std::fs::copy(&path, &kept)
+            .with_context(|| format!("keeping {} as {}", path.display(), kept.display()))?;
+        eprintln!(
+            "eval: the training run's metrics are kept in {}",
+            kept.display()
+        );
+    }
+    run::write_json(&path, &metrics)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&metrics)?);
     } else {

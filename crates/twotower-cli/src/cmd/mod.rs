@@ -35,13 +35,18 @@ pub fn load_data(cfg: &Config, quiet: bool) -> anyhow::Result<Dataset> {
 /// ancestors that exists, must be directories (a file there made the write
 /// fail at the end with a bare "File exists").
 pub fn check_out_dir(out: &std::path::Path) -> anyhow::Result<()> {
+    check_dir_flag("--out", out)
+}
+
+/// [`check_out_dir`] for a directory given by another flag (`flag`).
+pub fn check_dir_flag(flag: &str, out: &std::path::Path) -> anyhow::Result<()> {
     if let Some(p) = out.ancestors().find(|p| p.exists()) {
         if p == out && !p.is_dir() {
-            anyhow::bail!("--out {}: is a file, expected a directory", out.display());
+            anyhow::bail!("{flag} {}: is a file, expected a directory", out.display());
         }
         if !p.is_dir() {
             anyhow::bail!(
-                "--out {}: {} is a file, so the directory cannot be created",
+                "{flag} {}: {} is a file, so the directory cannot be created",
                 out.display(),
                 p.display()
             );

@@ -125,7 +125,14 @@ fn machine() -> Machine {
 
 /// Runs this binary with `args` as a child (its output into `log`) and
 /// measures it: wall time, and from `wait4(2)` its CPU times and peak RSS.
-fn run_phase(name: &'static str, args: Vec<String>, log: &Path) -> anyhow::Result<Phase> {
+/// Runs one phase; `keep_log`: the log outlives the run (`--dir`), so a
+/// failure names it.
+fn run_phase(
+    name: &'static str,
+    args: Vec<String>,
+    log: &Path,
+    keep_log: bool,
+) -> anyhow::Result<Phase> {
     let exe = std::env::current_exe().context("locating the twotower binary")?;
     let file = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
     let t = Instant::now();
@@ -164,10 +171,14 @@ fn run_phase(name: &'static str, args: Vec<String>, log: &Path) -> anyhow::Resul
         } else {
             format!("exit status {}", libc::WEXITSTATUS(status))
         };
+        let whose = if keep_log {
+            format!("its output ({}) ends", log.display())
+        } else {
+            "its output ends".to_string()
+        };
         bail!(
-            "the {name} phase (twotower {}) failed ({how}); its output ({}) ends:\n{}",
+            "the {name} phase (twotower {}) failed ({how}); {whose}:\n{}",
             args.join(" "),
-            log.display(),
             tail.join("\n")
         );
     }
@@ -197,9 +208,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "exact" | "hnsw" => args.retrieval.clone(),
         other => bail!("--retrieval {other}: expected exact or hnsw (eval.retrieval)"),
     };
-    if args.ef == 0 {
-        bail!("--ef 0: the HNSW search breadth (eval.ann_ef) must be at least 1");
+    if !(1..=twotower::config::MAX_ANN_EF).contains(&args.ef) {
+        bail!(
+            "--ef {}: the HNSW search breadth (eval.ann_ef) must be in 1..={}",
+            args.ef,
+            twotower::config::MAX_ANN_EF
+        );
     }
+    // the --set overrides go to the train phase: check them now, before
+    // minutes of generating data (keys and values, against the defaults)
+    twotower::config::Config::load(None, &args.set)
+        .context("a --set of twotower scale (passed to its train phase)")?;
     for (flag, v) in [
         ("--users", args.users),
         ("--items", args.items),
@@ -216,7 +235,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let tmp;
     let dir = match &args.dir {
         Some(d) => {
-            super::check_out_dir(d)?;
+            super::check_dir_flag("--dir", d)?;
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
             d.clone()
         }
@@ -286,7 +305,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ("export", export_args),
     ] {
         eprintln!("scale: {name}...");
-        let ph = run_phase(name, a, &dir.join(format!("{name}.log")))?;
+        let ph = run_phase(
+            name,
+            a,
+            &dir.join(format!("{name}.log")),
+            args.dir.is_some(),
+        )?;
         eprintln!(
             "scale: {name} {:.1}s, peak RSS {:.2} GiB",
             ph.seconds,

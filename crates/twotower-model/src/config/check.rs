@@ -3,12 +3,12 @@
 //! line or `--set` flag it came from).
 
 use super::{
-    monitor_is_computed, Config, ConfigError, MAX_ANN_EF, MAX_EVAL_K, MAX_MIXED_NEGATIVES,
+    monitor_is_computed, Config, ConfigError, Purpose, MAX_ANN_EF, MAX_EVAL_K, MAX_MIXED_NEGATIVES,
     MAX_THREADS,
 };
 
 impl Config {
-    pub(super) fn check(&self) -> Result<(), ConfigError> {
+    pub(super) fn check(&self, purpose: Purpose) -> Result<(), ConfigError> {
         let r = &self.raw;
         fn bad(key: &'static str, got: impl ToString, expected: &'static str) -> ConfigError {
             ConfigError::OutOfRange {
@@ -201,7 +201,10 @@ impl Config {
         if let Some(&k) = r.eval.ks.iter().find(|&&k| k > MAX_EVAL_K) {
             return Err(bad("eval.ks", k, "values of K in 1..=1000000 (MAX_EVAL_K)"));
         }
-        if r.train.validation && !monitor_is_computed(&r.train.monitor, &r.eval.ks) {
+        if purpose == Purpose::Train
+            && r.train.validation
+            && !monitor_is_computed(&r.train.monitor, &r.eval.ks)
+        {
             return Err(bad(
                 "train.monitor",
                 &r.train.monitor,

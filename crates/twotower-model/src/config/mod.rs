@@ -194,6 +194,15 @@ fn check_override_key(o: &str) -> Result<(), ConfigError> {
 /// The most worker threads `train.threads` may ask for.
 pub const MAX_THREADS: usize = 256;
 
+/// What a config is checked for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// Training (every check).
+    Train,
+    /// Evaluating a trained run (`train.monitor` need not be computed).
+    Eval,
+}
+
 impl Config {
     /// Reads a config file (or the built-in default when `path` is `None`),
     /// applies `key=value` overrides, and checks every section.
@@ -314,6 +323,15 @@ impl Config {
     /// # Errors
     /// [`ConfigError`] naming `name` and the offending key.
     pub fn from_doc(doc: toml::Value, base_dir: PathBuf, name: &str) -> Result<Self, ConfigError> {
+        Self::from_doc_for(doc, base_dir, name, Purpose::Train)
+    }
+
+    fn from_doc_for(
+        doc: toml::Value,
+        base_dir: PathBuf,
+        name: &str,
+        purpose: Purpose,
+    ) -> Result<Self, ConfigError> {
         let raw: RawConfig =
             doc.clone()
                 .try_into()
@@ -322,7 +340,7 @@ impl Config {
                     message: e.to_string().trim().to_string(),
                 })?;
         let c = Self { raw, doc, base_dir };
-        c.check().map_err(|e| match e {
+        c.check(purpose).map_err(|e| match e {
             ConfigError::OutOfRange {
                 key, got, expected, ..
             } => ConfigError::OutOfRange {
@@ -359,7 +377,15 @@ impl Config {
             check_override_key(o)?;
             twotower_data::apply_override(&mut doc, o)?;
         }
-        Self::from_doc(doc, self.base_dir.clone(), "the run's config").map_err(|e| match e {
+        // a trained run's eval.ks need not hold train.monitor any more:
+        // early stopping is over
+        Self::from_doc_for(
+            doc,
+            self.base_dir.clone(),
+            "the run's config",
+            Purpose::Eval,
+        )
+        .map_err(|e| match e {
             ConfigError::OutOfRange {
                 location,
                 key,
@@ -471,6 +497,9 @@ mod tests {
             err.contains("--set train.seed=3") && err.contains("[eval]"),
             "{err}"
         );
+        // early stopping is over: eval.ks need not hold train.monitor
+        let c = base.with_eval_overrides(&["eval.ks=[10]".into()]).unwrap();
+        assert_eq!(c.raw.eval.ks, vec![10]);
         let err = base
             .with_eval_overrides(&["eval.ann_ef=0".into()])
             .unwrap_err()

@@ -161,45 +161,43 @@ pub fn check_history(cfg: &Config, ds: &Dataset) -> Result<(), TrainError> {
 }
 
 /// Checks that a config can train on a streamed train split
-/// ([`twotower_data::stream`]): what needs the whole train split in memory
-/// is refused, naming the key.
+/// ([`twotower_data::stream`]) of `rows` interaction rows (train and
+/// test): every option that needs the whole train split in memory is
+/// refused in one message that names each key and the budget that would
+/// avoid streaming.
 ///
 /// # Errors
-/// [`TrainError::Data`] naming the key to change.
-pub fn check_streaming(cfg: &Config) -> Result<(), TrainError> {
+/// [`TrainError::Data`] naming the keys to change.
+pub fn check_streaming(cfg: &Config, rows: u64) -> Result<(), TrainError> {
     let r = &cfg.raw;
-    let why = "the train split is streamed (its interactions exceed train.max_memory_gb)";
-    let refuse = |key: &str, what: &str| {
-        Err(TrainError::Data(format!(
-            "{why}: {key} needs the train split in memory ({what}); set {key} = {}, or raise train.max_memory_gb",
-            if key == "train.recency_decay" { "0" } else { "false" }
-        )))
-    };
+    let mut refused = Vec::new();
     if r.train.validation {
-        return refuse(
-            "train.validation",
-            "the validation split is carved from each user's train interactions",
-        );
+        refused.push("train.validation = false (the validation split is carved from each user's train interactions)");
     }
     if r.model.history.enabled {
-        return refuse(
-            "model.history.enabled",
-            "each example's history is the user's earlier train interactions",
-        );
+        refused.push("model.history.enabled = false (each example's history is the user's earlier train interactions)");
     }
     if r.loss.mask_false_negatives {
-        return refuse(
-            "loss.mask_false_negatives",
-            "each user's train items are held for the masks",
+        refused.push(
+            "loss.mask_false_negatives = false (each user's train items are held for the masks)",
         );
     }
     if r.train.recency_decay > 0.0 {
-        return refuse(
-            "train.recency_decay",
-            "a row's weight depends on its place among the user's rows",
+        refused.push(
+            "train.recency_decay = 0 (a row's weight depends on its place among the user's rows)",
         );
     }
-    Ok(())
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let gib =
+        rows as f64 * twotower_data::stream::INTERACTION_ROW_BYTES as f64 / (1u64 << 30) as f64;
+    Err(TrainError::Data(format!(
+        "the train split is streamed ({rows} interaction rows need {gib:.2} GiB > train.max_memory_gb = {}), \
+         and these options need it in memory: set {}; or raise train.max_memory_gb above {gib:.2} to load it",
+        r.train.max_memory_gb,
+        refused.join("; ")
+    )))
 }
 
 /// The search phase's tag in the random streams (validation + early stopping).
@@ -225,8 +223,8 @@ pub fn train(
             "the train split has no interactions".into(),
         ));
     }
-    if streamed.is_some() {
-        check_streaming(cfg)?;
+    if let Some(n) = streamed {
+        check_streaming(cfg, n + ds.test.len() as u64)?;
     }
     if ds.items.ids.is_empty() {
         return Err(TrainError::Data("the catalog has no items".into()));
