@@ -240,3 +240,63 @@ fn absurd_sizes_are_messages_not_hangs_or_aborts() {
         "{err}"
     );
 }
+
+/// Bugs (2026-12-07 trial of `twotower scale`): `--ef 200000` and a bad
+/// `--set` were caught only after generating data and training; `--dir`
+/// pointing at a file was blamed on `--out`.
+#[test]
+fn scale_checks_its_flags_before_any_phase() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.json");
+    let scale = |extra: &[&str]| {
+        bin()
+            .args([
+                "scale",
+                "--users",
+                "50",
+                "--items",
+                "40",
+                "--interactions",
+                "500",
+            ])
+            .arg("--out")
+            .arg(&out)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let err = stderr_err(&scale(&["--retrieval", "hnsw", "--ef", "200000"]));
+    assert!(
+        err.contains("--ef 200000") && err.contains("1..=100000"),
+        "{err}"
+    );
+    assert!(!err.contains("scale: generate"), "no phase ran: {err}");
+    let err = stderr_err(&scale(&["--set", "bogus.key=1"]));
+    assert!(
+        err.contains("bogus") && !err.contains("scale: generate"),
+        "{err}"
+    );
+    let file = write(dir.path(), "afile", "x");
+    let err = stderr_err(&scale(&["--dir", file.to_str().unwrap()]));
+    assert!(err.contains("--dir") && !err.contains("--out"), "{err}");
+}
+
+/// Bug (2026-12-07 trial): `eval --run DIR --set eval.ks=[10]` was refused
+/// because train.monitor (recall@50) was not among the new ks, a key eval
+/// cannot change; and the re-evaluation replaced the training metrics.
+#[test]
+fn eval_overrides_may_drop_the_monitor_k_and_keep_the_training_metrics() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = tiny_run(dir.path());
+    let before = std::fs::read_to_string(run.join("metrics.json")).unwrap();
+    let o = run_on(&["eval", "--json", "--set", "eval.ks=[10]"], &run);
+    let m: serde_json::Value = serde_json::from_str(&stdout_ok(&o)).unwrap();
+    assert!(
+        m.get("recall@10").is_some() && m.get("recall@50").is_none(),
+        "{m}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(run.join("metrics.train.json")).unwrap(),
+        before
+    );
+}

@@ -118,6 +118,18 @@ column = "item"
     assert_same(&mem, &st);
     assert_eq!(mem.test.len(), 3);
     assert!(st.test.weight.is_some());
+    // the file changed after loading (a train row appended for user b):
+    // re-reading the stream is an error naming the file, not a config error
+    // (a row appended after a user's cut is test, and the train split it
+    // leaves unchanged is read as before)
+    std::fs::write(dir.path().join("x.csv"), format!("{rows}b,i4,0,1\n")).unwrap();
+    let s = st.train_stream.as_ref().unwrap();
+    let e = s.collect(&st.users, &st.items).unwrap_err();
+    assert!(matches!(e, twotower_data::DataError::Changed { .. }), "{e}");
+    assert!(
+        e.to_string().contains("x.csv") && e.to_string().contains("changed"),
+        "{e}"
+    );
 }
 
 #[test]
