@@ -16,7 +16,7 @@
 //! 1. ids and per-user row counts `n_u` (the loader's pass);
 //! 2. per user, a min-heap of the `k_u = n_test(n_u)` largest keys
 //!    `(timestamp, item rank, row number)` seen so far
-//!    ([`streamed_temporal_split`]).
+//!    (`streamed_temporal_split`).
 //!
 //! The heaps then hold exactly the test rows; the smallest key of user
 //! `u`'s heap is its **cut**: a row is train iff its key is below its user's

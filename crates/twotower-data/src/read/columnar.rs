@@ -1,0 +1,188 @@
+//! Parquet: arrow record batches of the requested columns, each value
+//! written as the bytes a delimited file would hold.
+
+use std::path::Path;
+
+use arrow_array::{Array, ArrayRef, RecordBatch};
+use arrow_schema::DataType;
+
+use crate::config::{ColumnRef, OnBadRow, ReadOptions};
+use crate::error::DataError;
+
+use super::*;
+
+/// A Parquet column viewed as per-row text.
+pub(super) enum ColText {
+    Str(arrow_array::StringArray),
+    LargeStr(arrow_array::LargeStringArray),
+    I64(arrow_array::Int64Array),
+    I32(arrow_array::Int32Array),
+    U64(arrow_array::UInt64Array),
+    U32(arrow_array::UInt32Array),
+    F64(arrow_array::Float64Array),
+    F32(arrow_array::Float32Array),
+    Bool(arrow_array::BooleanArray),
+}
+
+impl ColText {
+    pub(super) fn new(a: &ArrayRef, path: &Path, col: &str) -> Result<Self, DataError> {
+        use arrow_array::cast::AsArray;
+        use arrow_array::types::*;
+        Ok(match a.data_type() {
+            DataType::Utf8 => ColText::Str(a.as_string::<i32>().clone()),
+            DataType::LargeUtf8 => ColText::LargeStr(a.as_string::<i64>().clone()),
+            DataType::Int64 => ColText::I64(a.as_primitive::<Int64Type>().clone()),
+            DataType::Int32 => ColText::I32(a.as_primitive::<Int32Type>().clone()),
+            DataType::UInt64 => ColText::U64(a.as_primitive::<UInt64Type>().clone()),
+            DataType::UInt32 => ColText::U32(a.as_primitive::<UInt32Type>().clone()),
+            DataType::Float64 => ColText::F64(a.as_primitive::<Float64Type>().clone()),
+            DataType::Float32 => ColText::F32(a.as_primitive::<Float32Type>().clone()),
+            DataType::Boolean => ColText::Bool(a.as_boolean().clone()),
+            DataType::Int8 | DataType::Int16 | DataType::UInt8 | DataType::UInt16 => {
+                let c = arrow_cast::cast(a, &DataType::Int64).map_err(|e| DataError::Parquet {
+                    path: path.to_path_buf(),
+                    message: format!("column `{col}`: {e}"),
+                })?;
+                ColText::I64(c.as_primitive::<Int64Type>().clone())
+            }
+            other if other.is_nested() => {
+                return Err(DataError::Parquet {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "column `{col}` has nested type {other}: store a multi-valued feature as \
+                         one string joined by its separator (default `|`), or as a long (key, value) \
+                         table (`table = ...`)"
+                    ),
+                })
+            }
+            other => {
+                let c = arrow_cast::cast(a, &DataType::Utf8).map_err(|_| DataError::Parquet {
+                    path: path.to_path_buf(),
+                    message: format!(
+                        "column `{col}` has unsupported type {other} (use string, integer, float or boolean)"
+                    ),
+                })?;
+                ColText::Str(c.as_string::<i32>().clone())
+            }
+        })
+    }
+
+    /// Writes row `i` as text into `out` (null → empty).
+    #[inline]
+    pub(super) fn write(&self, i: usize, out: &mut Vec<u8>) {
+        out.clear();
+        macro_rules! int {
+            ($a:expr) => {
+                if $a.is_valid(i) {
+                    out.extend_from_slice(itoa::Buffer::new().format($a.value(i)).as_bytes());
+                }
+            };
+        }
+        match self {
+            ColText::Str(a) => {
+                if a.is_valid(i) {
+                    out.extend_from_slice(a.value(i).as_bytes())
+                }
+            }
+            ColText::LargeStr(a) => {
+                if a.is_valid(i) {
+                    out.extend_from_slice(a.value(i).as_bytes())
+                }
+            }
+            ColText::I64(a) => int!(a),
+            ColText::I32(a) => int!(a),
+            ColText::U64(a) => int!(a),
+            ColText::U32(a) => int!(a),
+            ColText::F64(a) => {
+                if a.is_valid(i) {
+                    out.extend_from_slice(a.value(i).to_string().as_bytes())
+                }
+            }
+            ColText::F32(a) => {
+                if a.is_valid(i) {
+                    out.extend_from_slice(a.value(i).to_string().as_bytes())
+                }
+            }
+            ColText::Bool(a) => {
+                if a.is_valid(i) {
+                    out.extend_from_slice(if a.value(i) { b"1" } else { b"0" })
+                }
+            }
+        }
+    }
+}
+
+/// Reads a Parquet file, or only row groups `gs` of it with `group =
+/// Some((gs, the first row of gs[0]))` (`gs` consecutive; row numbers then
+/// count from that row).
+pub(super) fn read_parquet_groups<F>(
+    opts: &ReadOptions,
+    refs: &[ColumnRef],
+    on_bad: OnBadRow,
+    skipped: &mut usize,
+    group: Option<(Vec<usize>, u64)>,
+    f: &mut F,
+) -> Result<(Header, usize), DataError>
+where
+    F: FnMut(u64, &[&[u8]], &Header) -> Result<(), DataError>,
+{
+    use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use ::parquet::arrow::ProjectionMask;
+    let path = &opts.path;
+    let perr = |e: &dyn std::fmt::Display| DataError::Parquet {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    let file = open(path)?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| perr(&e))?;
+    let names: Vec<String> = builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .collect();
+    let (idx, disp) = resolve(path, None, refs, Some(&names), Some(names.len()))?;
+    let header = Header { names: disp };
+    let mut roots: Vec<usize> = idx.clone();
+    roots.sort_unstable();
+    roots.dedup();
+    // Position of each requested column inside the projected batch.
+    let pos: Vec<usize> = idx
+        .iter()
+        .map(|i| roots.binary_search(i).expect("in roots"))
+        .collect();
+    let mask = ProjectionMask::roots(builder.parquet_schema(), roots.iter().copied());
+    let builder = match &group {
+        Some((gs, _)) => builder.with_row_groups(gs.clone()),
+        None => builder,
+    };
+    let reader = builder
+        .with_projection(mask)
+        .with_batch_size(65536)
+        .build()
+        .map_err(|e| perr(&e))?;
+    let mut rows = 0usize;
+    let mut row_no: u64 = group.as_ref().map_or(0, |(_, first)| *first);
+    let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); refs.len()];
+    let mut store: Vec<&'static [u8]> = Vec::with_capacity(refs.len());
+    for batch in reader {
+        let batch: RecordBatch = batch.map_err(|e| perr(&e))?;
+        let cols: Vec<ColText> = pos
+            .iter()
+            .zip(&header.names)
+            .map(|(&p, n)| ColText::new(batch.column(p), path, n))
+            .collect::<Result<_, _>>()?;
+        for i in 0..batch.num_rows() {
+            row_no += 1;
+            for (c, b) in cols.iter().zip(bufs.iter_mut()) {
+                c.write(i, b);
+            }
+            let mut fields = recycle(std::mem::take(&mut store));
+            fields.extend(bufs.iter().map(|b| b.as_slice()));
+            let res = f(row_no, &fields, &header);
+            store = recycle(fields);
+            handle(res, on_bad, skipped, &mut rows)?;
+        }
+    }
+    Ok((header, rows))
+}
