@@ -4,26 +4,22 @@
 //! ingestion rows/s (raw reading) and the whole load path (load → encode →
 //! split → fingerprint, rows/s and seconds per stage). Prints a table and
 //! writes everything as JSON.
+//!
+//! This module holds the arguments, `run` (settings, the evaluation case and
+//! the report) and the report types; `train` the training-step cases,
+//! `ingest` the ingestion and load-path cases.
 
-use std::path::{Path, PathBuf};
-use std::time::Instant;
+mod ingest;
+mod train;
+
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use rand::SeedableRng;
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
-use twotower::augment::{AugmentConfig, Augmenter, MaskingPattern, SeedScope};
-use twotower::bench::{
-    embedding_state_bytes, eval_throughput, peak_rss_bytes, reset_peak_rss, run_steps,
-    synthetic_side, synthetic_spec, uniform_pairs, EvalReport, RowOrder, StepReport, StepSetup,
-    SyntheticColumn,
-};
-use twotower::config::Config;
-use twotower::frequency::CountFrequency;
-use twotower::model::{LossConfig, TwoTower};
-use twotower::optim::{OptimConfig, Optimizer, SparseOptimizerKind};
-use twotower::step::{Frequency, Step, StepInputs};
-use twotower::train::{self, TrainState};
+use twotower::bench::{eval_throughput, synthetic_side, EvalReport};
+
+use ingest::{ingest, load_case, IngestCase, LoadCase};
+use train::{print_case, real_case, synthetic_case, TrainCase};
 
 /// Arguments of `twotower bench`. Options left out take the full run's
 /// defaults, or with `--quick` the quick run's (shown as full / quick).
@@ -127,54 +123,6 @@ struct Settings {
 /// Largest catalog / user count accepted (ids are u32; far beyond any RAM here anyway).
 const MAX_ROWS: usize = 1 << 31;
 
-/// One training-throughput measurement.
-#[derive(Serialize)]
-struct TrainCase {
-    name: String,
-    /// `config` (a real dataset) or `synthetic`.
-    kind: &'static str,
-    items: usize,
-    users: usize,
-    ssl: bool,
-    ssl_batch: usize,
-    #[serde(flatten)]
-    report: StepReport,
-    /// Peak RSS of this case (reset before it where the OS allows).
-    peak_rss_mib: Option<f64>,
-    /// Embedding tables + sparse optimizer state, 4 B × rows × dim × (1 + slots).
-    embedding_state_mib: f64,
-    setup_seconds: f64,
-}
-
-#[derive(Serialize)]
-struct IngestCase {
-    format: String,
-    rows: usize,
-    seconds: f64,
-    rows_per_second: f64,
-}
-
-/// One measurement of the whole load path (best of its repeats by total).
-#[derive(Serialize)]
-struct LoadCase {
-    /// `parquet`, `csv` or the config's path.
-    source: String,
-    rows: usize,
-    users: usize,
-    items: usize,
-    repeats: usize,
-    /// Load + fingerprint, wall clock.
-    seconds: f64,
-    rows_per_second: f64,
-    /// Seconds per stage of the load.
-    stages: twotower_data::LoadTimings,
-    fingerprint_seconds: f64,
-    /// The data fingerprint (the same before and after a loader change).
-    fingerprint: String,
-    /// Peak RSS of the case (reset before it where the OS allows).
-    peak_rss_mib: Option<f64>,
-}
-
 #[derive(Serialize)]
 struct Machine {
     cpu: String,
@@ -226,10 +174,6 @@ fn mem_available() -> Option<u64> {
         .map(|k| k * 1024)
 }
 
-fn mib(b: u64) -> f64 {
-    b as f64 / (1024.0 * 1024.0)
-}
-
 fn machine(threads: usize) -> Machine {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -251,36 +195,6 @@ fn machine(threads: usize) -> Machine {
             .ok()
             .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),
     }
-}
-
-fn print_case(c: &TrainCase) {
-    let p = &c.report.phases_ms;
-    let ssl = if c.ssl {
-        format!("ssl-aug {:.2} ssl {:.2} ", p.ssl_augment, p.ssl_compute)
-    } else {
-        String::new()
-    };
-    println!(
-        "{:<20} {:>8.0} ex/s {:>6.2} ms/step | ms: gather {:.2} fwd {:.2} loss {:.2} bwd {:.2} {}sparse {:.2} dense {:.2} | allocs/step {} | peak {} MiB (emb+opt {:.0} MiB)",
-        c.name,
-        c.report.examples_per_second,
-        c.report.ms_per_step,
-        p.gather,
-        p.forward,
-        p.loss,
-        p.backward,
-        ssl,
-        p.sparse_update,
-        p.dense_update,
-        c.report
-            .allocations_per_step
-            .map(|a| format!("{a:.1}"))
-            .unwrap_or_else(|| "- (build with --features alloc-count)".into()),
-        c.peak_rss_mib
-            .map(|m| format!("{m:.0}"))
-            .unwrap_or_else(|| "?".into()),
-        c.embedding_state_mib,
-    );
 }
 
 /// Runs `twotower bench`.
@@ -568,297 +482,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn real_case(
-    path: &Path,
-    ssl: bool,
-    history: bool,
-    warmup: usize,
-    steps: usize,
-    repeats: usize,
-) -> anyhow::Result<TrainCase> {
-    let t = Instant::now();
-    let rss_reset = reset_peak_rss();
-    let mut overrides = vec![format!("ssl.enabled={ssl}")];
-    if history {
-        overrides.push("model.history.enabled=true".into());
-    }
-    let cfg = Config::load(Some(path), &overrides)?;
-    let ds = super::load_data(&cfg, true)?;
-    let b = cfg.raw.train.batch_size;
-    // the trainer's own state and step over the train split (logQ, mixed
-    // negatives, masks, weights, history bags, id dropout, SSL as configured)
-    let state = train::TrainState::new(&cfg, &ds, &ds.train, 0, b, None)?;
-    let opt_cfg = train::optim_config(&cfg);
-    let m = if cfg.raw.ssl.batch_size > 0 {
-        cfg.raw.ssl.batch_size
-    } else {
-        b
-    };
-    let emb = embedding_state_bytes(&state.model, opt_cfg.sparse);
-    let n_items = ds.items.ids.len();
-    let mut setup = StepSetup {
-        state,
-        n_users: ds.users.ids.len(),
-        batch_size: b,
-        order: RowOrder::Shuffled(cfg.raw.train.seed),
-    };
-    let setup_seconds = t.elapsed().as_secs_f64();
-    let report = run_steps(&mut setup, warmup, steps, repeats)?;
-    let name = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "config".into());
-    Ok(TrainCase {
-        name: format!(
-            "{name}{}{}",
-            if cfg.raw.model.history.enabled {
-                " +history"
-            } else {
-                ""
-            },
-            if ssl { " +SSL" } else { "" }
-        ),
-        kind: "config",
-        items: n_items,
-        users: setup.n_users,
-        ssl,
-        ssl_batch: if ssl { m } else { 0 },
-        report,
-        peak_rss_mib: peak_rss_bytes().filter(|_| rss_reset).map(mib),
-        embedding_state_mib: mib(emb),
-        setup_seconds,
-    })
-}
-
-fn synthetic_case(
-    users: &[SyntheticColumn],
-    n_items: usize,
-    args: &Args,
-    ssl: bool,
-    warmup: usize,
-    steps: usize,
-    repeats: usize,
-) -> anyhow::Result<TrainCase> {
-    let t = Instant::now();
-    let items = synthetic_side(n_items, args.dim, 12);
-    // the peak of this case: tables, optimizer state and batch buffers
-    let rss_reset = reset_peak_rss();
-    let mut rng = ChaCha8Rng::seed_from_u64(42);
-    let model = TwoTower::new(
-        synthetic_spec(users, vec![128], 64),
-        synthetic_spec(&items, vec![128], 64),
-        &mut rng,
-    )?;
-    let opt_cfg = OptimConfig {
-        sparse: SparseOptimizerKind::Adam,
-        sparse_lr: 0.01,
-        ..OptimConfig::default()
-    };
-    let opt = Optimizer::new(&model, &opt_cfg);
-    let emb = embedding_state_bytes(&model, opt_cfg.sparse);
-    let aug = if ssl {
-        let acfg = AugmentConfig {
-            pattern: MaskingPattern::Complementary,
-            mask_rate: 0.5,
-            dropout_rate: 0.0,
-            seed_scope: SeedScope::PerExample,
-            mask_id_feature: true,
-            cfm_id_partner: true,
-            mask_as_unknown: false,
-        };
-        Some((
-            Augmenter::new(
-                acfg,
-                vec![false, false, true],
-                vec![true, false, false],
-                None,
-            )?,
-            args.batch_size.min(n_items),
-        ))
-    } else {
-        None
-    };
-    let n_users = users[0].offsets.len() - 1;
-    // enough uniform pairs that no row repeats during the measurement
-    let fit = uniform_pairs(
-        n_users,
-        n_items,
-        args.batch_size * (warmup + steps * repeats),
-        7,
-    );
-    let inputs = StepInputs {
-        user_columns: users.iter().map(SyntheticColumn::column).collect(),
-        item_columns: items.iter().map(SyntheticColumn::column).collect(),
-        n_items,
-        fit: &fit,
-        frequency: Frequency::Counts(CountFrequency::from_train_counts(&vec![1; n_items])?),
-        logq_weight: 1.0,
-        mixed_negatives: 0,
-        weights: None,
-        user_history: None,
-        history: None,
-        id_dropout: None,
-        ssl: aug,
-        loss: LossConfig {
-            temperature: 0.1,
-            mask_accidental_hits: true,
-            ssl_temperature: 0.1,
-            ssl_weight: 0.1,
-        },
-        seed: 7,
-        phase_tag: 0,
-    };
-    let step = Step::new(inputs, &model, args.batch_size);
-    let mut setup = StepSetup {
-        state: TrainState::from_step(model, opt, step),
-        n_users,
-        batch_size: args.batch_size,
-        order: RowOrder::Shuffled(7),
-    };
-    let setup_seconds = t.elapsed().as_secs_f64();
-    let report = run_steps(&mut setup, warmup, steps, repeats)?;
-    let peak = peak_rss_bytes().map(mib);
-    Ok(TrainCase {
-        name: format!(
-            "synthetic {}{}",
-            human(n_items),
-            if ssl { " +SSL" } else { "" }
-        ),
-        kind: "synthetic",
-        items: n_items,
-        users: setup.n_users,
-        ssl,
-        ssl_batch: if ssl { args.batch_size.min(n_items) } else { 0 },
-        report,
-        peak_rss_mib: if rss_reset { peak } else { None },
-        embedding_state_mib: mib(emb),
-        setup_seconds,
-    })
-}
-
-fn human(n: usize) -> String {
-    if n >= 1_000_000 && (n / 1_000_000) * 1_000_000 == n {
-        format!("{}M", n / 1_000_000)
-    } else if n >= 1000 && (n / 1000) * 1000 == n {
-        format!("{}k", n / 1000)
-    } else {
-        n.to_string()
-    }
-}
-
-fn ingest(rows: usize) -> anyhow::Result<Vec<IngestCase>> {
-    use twotower_data::{
-        read_interactions, write_dataset, InteractionsSpec, OnBadRow, OutFormat, SyntheticConfig,
-    };
-    let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let cfg = SyntheticConfig {
-        users: 100_000,
-        items: 100_000,
-        interactions: rows,
-        ..Default::default()
-    };
-    let mut out = Vec::new();
-    for (format, of, file) in [
-        ("csv", OutFormat::Csv, "interactions.csv"),
-        ("parquet", OutFormat::Parquet, "interactions.parquet"),
-    ] {
-        let d = dir.path().join(format);
-        write_dataset(&cfg, &d, of)?;
-        let spec: InteractionsSpec = toml::from_str(&format!(
-            "file = \"{file}\"\nuser = \"user\"\nitem = \"item\"\ntimestamp = \"timestamp\"\n"
-        ))?;
-        let mut best = f64::INFINITY;
-        let mut n = 0;
-        for _ in 0..3 {
-            let mut skipped = 0;
-            let t = Instant::now();
-            let r = read_interactions(&spec, &d, OnBadRow::Error, &mut skipped)?;
-            best = best.min(t.elapsed().as_secs_f64());
-            n = r.user.len();
-        }
-        out.push(IngestCase {
-            format: format.into(),
-            rows: n,
-            seconds: best,
-            rows_per_second: n as f64 / best,
-        });
-    }
-    Ok(out)
-}
-
-/// Times the load path on `config`, or on a generated dataset of `rows`
-/// interactions written as `format` (`parquet` / `csv`); best of 3 (1 for a
-/// config or above 10M rows).
-fn load_case(
-    source: &str,
-    config: Option<&Path>,
-    rows: usize,
-    quick: bool,
-) -> anyhow::Result<LoadCase> {
-    use twotower_data::{load_data_config, write_dataset, OutFormat, SyntheticConfig};
-    let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let path = match config {
-        Some(p) => p.to_path_buf(),
-        None => {
-            let cfg = SyntheticConfig {
-                users: (rows / 50).max(1),
-                items: (rows / 10).max(1),
-                interactions: rows,
-                ..Default::default()
-            };
-            let format = if source == "csv" {
-                OutFormat::Csv
-            } else {
-                OutFormat::Parquet
-            };
-            write_dataset(&cfg, dir.path(), format)?;
-            dir.path().join("dataset.toml")
-        }
-    };
-    let (data, features, base) = load_data_config(&path, &[])?;
-    let repeats = if config.is_some() || rows > 10_000_000 || quick {
-        1
-    } else {
-        3
-    };
-    let rss_reset = reset_peak_rss();
-    let mut best: Option<LoadCase> = None;
-    for _ in 0..repeats {
-        let t = Instant::now();
-        let (ds, stages) = twotower_data::load_dataset_timed(&data, &features, &base)
-            .with_context(|| format!("loading {}", path.display()))?;
-        let tf = Instant::now();
-        let fp = ds.fingerprint();
-        let fingerprint_seconds = tf.elapsed().as_secs_f64();
-        let seconds = t.elapsed().as_secs_f64();
-        let n = ds.train.len() + ds.test.len();
-        let c = LoadCase {
-            source: source.to_string(),
-            rows: n,
-            users: ds.users.len(),
-            items: ds.items.len(),
-            repeats,
-            seconds,
-            rows_per_second: n as f64 / seconds,
-            stages,
-            fingerprint_seconds,
-            fingerprint: fp,
-            peak_rss_mib: None,
-        };
-        drop(ds);
-        if best.as_ref().is_none_or(|b| c.seconds < b.seconds) {
-            best = Some(c);
-        }
-    }
-    let mut best = best.expect("at least one repeat");
-    best.peak_rss_mib = peak_rss_bytes()
-        .filter(|_| rss_reset)
-        .map(|b| b as f64 / (1024.0 * 1024.0));
-    Ok(best)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::train::human;
     use super::*;
 
     #[test]
