@@ -17,6 +17,7 @@ pub mod config;
 pub mod dataset;
 pub(crate) mod effective;
 pub mod encode;
+pub mod entity_ids;
 pub mod error;
 pub(crate) mod features;
 pub mod hash;

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{InteractionsSpec, OnBadRow};
-use crate::dataset::EntityTable;
+use crate::entity_ids::EntityIds;
 use crate::error::DataError;
 use crate::read::{decode, for_each_row, parse_err, parse_f64, parse_i64, valid};
 use crate::split::{n_test, Interactions};
@@ -324,7 +324,8 @@ pub struct TrainStream {
 impl TrainStream {
     /// Reads the train rows in file order and calls `f` with chunks of at
     /// most `chunk_rows` of them, encoded with the dataset's entity tables
-    /// (user and item indices; timestamps; weights when the table has them).
+    /// (user and item indices by the dataset's entity ids; timestamps; weights
+    /// when the table has them).
     ///
     /// # Errors
     /// The reader's [`DataError`]s, [`DataError::Config`] when the file no
@@ -332,13 +333,13 @@ impl TrainStream {
     /// `f`'s error.
     pub fn for_each_chunk(
         &self,
-        users: &EntityTable,
-        items: &EntityTable,
+        users: &EntityIds,
+        items: &EntityIds,
         chunk_rows: usize,
         mut f: impl FnMut(&Interactions) -> Result<(), DataError>,
     ) -> Result<(), DataError> {
         let enc = self.spec.read_options(&self.dir)?.encoding;
-        let lookup = |t: &EntityTable, b: &[u8]| -> Option<u32> {
+        let lookup = |t: &EntityIds, b: &[u8]| -> Option<u32> {
             let s = decode(b, enc)?;
             t.index_of(&s)
         };
@@ -400,11 +401,7 @@ impl TrainStream {
     ///
     /// # Errors
     /// As [`TrainStream::for_each_chunk`].
-    pub fn collect(
-        &self,
-        users: &EntityTable,
-        items: &EntityTable,
-    ) -> Result<Interactions, DataError> {
+    pub fn collect(&self, users: &EntityIds, items: &EntityIds) -> Result<Interactions, DataError> {
         let mut all = Interactions {
             weight: self.weighted.then(Vec::new),
             ..Default::default()
@@ -429,8 +426,8 @@ impl TrainStream {
     /// As [`TrainStream::for_each_chunk`].
     pub fn pairs_of_users(
         &self,
-        users: &EntityTable,
-        items: &EntityTable,
+        users: &EntityIds,
+        items: &EntityIds,
         wanted: &[bool],
     ) -> Result<Vec<(u32, u32)>, DataError> {
         let mut out = Vec::new();

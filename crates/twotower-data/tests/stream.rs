@@ -37,11 +37,11 @@ fn assert_same(mem: &Dataset, st: &Dataset) {
     assert_eq!(s.n_rows, mem.train.len() as u64);
     assert_eq!(s.item_counts, mem.train.item_counts(mem.items.len()));
     assert_eq!(s.user_counts, mem.train.user_counts(mem.users.len()));
-    let train = s.collect(&st.users, &st.items).unwrap();
+    let train = s.collect(&st.users.ids, &st.items.ids).unwrap();
     assert_eq!(train, mem.train);
     // chunks of any size give the same rows
     let mut n = 0;
-    s.for_each_chunk(&st.users, &st.items, 7, |c| {
+    s.for_each_chunk(&st.users.ids, &st.items.ids, 7, |c| {
         assert!(c.len() <= 7);
         assert_eq!(c.user, mem.train.user[n..n + c.len()]);
         n += c.len();
@@ -124,7 +124,7 @@ column = "item"
     // leaves unchanged is read as before)
     std::fs::write(dir.path().join("x.csv"), format!("{rows}b,i4,0,1\n")).unwrap();
     let s = st.train_stream.as_ref().unwrap();
-    let e = s.collect(&st.users, &st.items).unwrap_err();
+    let e = s.collect(&st.users.ids, &st.items.ids).unwrap_err();
     assert!(matches!(e, twotower_data::DataError::Changed { .. }), "{e}");
     assert!(
         e.to_string().contains("x.csv") && e.to_string().contains("changed"),

@@ -160,7 +160,7 @@ pub fn write(
             let stream = ds.train_stream.as_ref().expect("a streamed split");
             let mut buf = Vec::new();
             stream
-                .for_each_chunk(&ds.users, &ds.items, 1 << 16, |c| {
+                .for_each_chunk(&ds.users.ids, &ds.items.ids, 1 << 16, |c| {
                     buf.clear();
                     match which {
                         0 => c.user.iter().for_each(|v| buf.extend(v.to_le_bytes())),

@@ -197,7 +197,7 @@ fn stream_epoch(
     std::thread::scope(|sc| {
         let (tx, rx) = sync_channel::<Interactions>(CHUNKS_IN_FLIGHT);
         let reader = sc.spawn(move || {
-            stream.for_each_chunk(&ds.users, &ds.items, CHUNK_ROWS, |c| {
+            stream.for_each_chunk(&ds.users.ids, &ds.items.ids, CHUNK_ROWS, |c| {
                 // the trainer stopped (interrupt, error): stop reading
                 tx.send(c.clone())
                     .map_err(|_| DataError::config("data.interactions", "stopped"))

@@ -118,7 +118,7 @@ pub fn eval_set_sampled(
         wanted[u as usize] = true;
     }
     let train = stream
-        .pairs_of_users(&ds.users, &ds.items, &wanted)
+        .pairs_of_users(&ds.users.ids, &ds.items.ids, &wanted)
         .map_err(|e| TrainError::Data(e.to_string()))?;
     set(&train)
 }
