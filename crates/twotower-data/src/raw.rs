@@ -7,11 +7,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::{
-    ColumnRef, Encoding, EntityTableSpec, InteractionsSpec, LongTableSpec, OnBadRow,
+    ColumnRef, Encoding, EntityTableSpec, InteractionsSpec, LongTableSpec, OnBadRow, ReadOptions,
 };
 use crate::error::DataError;
 use crate::hash::Interner;
-use crate::read::{decode, for_each_row, for_each_row_par, parse_err, parse_f64, parse_i64, valid};
+use crate::read::{
+    decode, for_each_row, for_each_row_par, parse_err, parse_f64, parse_i64, valid, Header,
+};
 
 /// Everything read before encoding.
 #[derive(Debug, Clone, Default)]
@@ -101,6 +103,98 @@ pub(crate) fn decode_keys(keys: Vec<Box<[u8]>>, enc: Encoding) -> Vec<String> {
         .collect()
 }
 
+/// One checked interaction row: user and item id bytes, timestamp, weight.
+pub(crate) type ParsedRow<'f> = (&'f [u8], &'f [u8], i64, Option<f32>);
+
+/// The columns of `[data.interactions]` a reader requests, and the checks
+/// of one row: ids non-empty and validly encoded, an integer timestamp, a
+/// finite loss weight `>= 0`. The in-memory reader and the streamed one
+/// ([`crate::stream`]) both parse rows with it.
+pub(crate) struct InteractionColumns {
+    /// The requested columns: user, item, then timestamp and weight if any.
+    pub refs: Vec<ColumnRef>,
+    /// Position of the timestamp in `refs`.
+    pub ts_pos: Option<usize>,
+    /// Position of the weight in `refs`.
+    pub w_pos: Option<usize>,
+    enc: Encoding,
+    path: std::path::PathBuf,
+}
+
+impl InteractionColumns {
+    /// The columns of `spec`, read with `opts`.
+    pub fn new(spec: &InteractionsSpec, opts: &ReadOptions) -> Self {
+        let mut refs = vec![spec.user.clone(), spec.item.clone()];
+        let ts_pos = spec.timestamp.as_ref().map(|t| {
+            refs.push(t.clone());
+            refs.len() - 1
+        });
+        let w_pos = spec.weight.as_ref().map(|w| {
+            refs.push(w.clone());
+            refs.len() - 1
+        });
+        Self {
+            refs,
+            ts_pos,
+            w_pos,
+            enc: opts.encoding,
+            path: opts.path.clone(),
+        }
+    }
+
+    /// Row `fields` (the `refs` columns) at `line`: the user and item id
+    /// bytes, the timestamp (`row` when the table has none) and the weight.
+    ///
+    /// # Errors
+    /// [`DataError`] naming the file, line and column.
+    pub fn parse<'f>(
+        &self,
+        line: u64,
+        f: &[&'f [u8]],
+        h: &Header,
+        row: i64,
+    ) -> Result<ParsedRow<'f>, DataError> {
+        let path = &self.path;
+        let (u, i) = (f[0], f[1]);
+        for (k, v) in [(0usize, u), (1, i)] {
+            if v.is_empty() {
+                return Err(parse_err(path, line, &h.names[k], "a non-empty id", v));
+            }
+            if !valid(v, self.enc) {
+                return Err(DataError::Encoding {
+                    path: path.clone(),
+                    line,
+                    column: h.names[k].clone(),
+                });
+            }
+        }
+        let ts = match self.ts_pos {
+            Some(p) => parse_i64(f[p])
+                .ok_or_else(|| parse_err(path, line, &h.names[p], "an integer timestamp", f[p]))?,
+            None => row,
+        };
+        let w = match self.w_pos {
+            // a loss weight: finite and >= 0 (a negative one would turn the
+            // row's update into gradient ascent), and finite as f32
+            Some(p) => Some(
+                parse_f64(f[p])
+                    .filter(|w| *w >= 0.0 && (*w as f32).is_finite())
+                    .ok_or_else(|| {
+                        parse_err(
+                            path,
+                            line,
+                            &h.names[p],
+                            "a finite weight >= 0 (at most 3.4e38)",
+                            f[p],
+                        )
+                    })? as f32,
+            ),
+            None => None,
+        };
+        Ok((u, i, ts, w))
+    }
+}
+
 /// Reads an interactions table alone (`dir` = the resolved `data.path`);
 /// rows skipped under `OnBadRow::Skip` are added to `skipped`.
 ///
@@ -113,16 +207,8 @@ pub fn read_interactions(
     skipped: &mut usize,
 ) -> Result<RawInteractions, DataError> {
     let opts = spec.read_options(dir)?;
-    let enc = opts.encoding;
-    let mut refs = vec![spec.user.clone(), spec.item.clone()];
-    let ts_pos = spec.timestamp.as_ref().map(|t| {
-        refs.push(t.clone());
-        refs.len() - 1
-    });
-    let w_pos = spec.weight.as_ref().map(|w| {
-        refs.push(w.clone());
-        refs.len() - 1
-    });
+    let cols = InteractionColumns::new(spec, &opts);
+    let (refs, ts_pos, w_pos, enc) = (&cols.refs, cols.ts_pos, cols.w_pos, opts.encoding);
     /// What one part of the file builds: keys interned in its own
     /// first-seen order, codes, timestamps and weights of its rows.
     #[derive(Default)]
@@ -134,45 +220,9 @@ pub fn read_interactions(
         timestamp: Vec<i64>,
         weight: Vec<f32>,
     }
-    let path = opts.path.clone();
-    let (_, parts) = for_each_row_par(&opts, &refs, on_bad, Acc::default, |acc, line, f, h| {
-        let (u, i) = (f[0], f[1]);
-        for (k, v) in [(0usize, u), (1, i)] {
-            if v.is_empty() {
-                return Err(parse_err(&path, line, &h.names[k], "a non-empty id", v));
-            }
-            if !valid(v, enc) {
-                return Err(DataError::Encoding {
-                    path: path.clone(),
-                    line,
-                    column: h.names[k].clone(),
-                });
-            }
-        }
-        let ts = match ts_pos {
-            Some(p) => parse_i64(f[p])
-                .ok_or_else(|| parse_err(&path, line, &h.names[p], "an integer timestamp", f[p]))?,
-            // the row's number in this part; the part's offset is added below
-            None => acc.user.len() as i64,
-        };
-        let w = match w_pos {
-            // a loss weight: finite and >= 0 (a negative one would turn the
-            // row's update into gradient ascent), and finite as f32
-            Some(p) => Some(
-                parse_f64(f[p])
-                    .filter(|w| *w >= 0.0 && (*w as f32).is_finite())
-                    .ok_or_else(|| {
-                        parse_err(
-                            &path,
-                            line,
-                            &h.names[p],
-                            "a finite weight >= 0 (at most 3.4e38)",
-                            f[p],
-                        )
-                    })? as f32,
-            ),
-            None => None,
-        };
+    let (_, parts) = for_each_row_par(&opts, refs, on_bad, Acc::default, |acc, line, f, h| {
+        // the row's number in this part; the part's offset is added below
+        let (u, i, ts, w) = cols.parse(line, f, h, acc.user.len() as i64)?;
         acc.user.push(acc.users.intern(u));
         acc.item.push(acc.items.intern(i));
         acc.timestamp.push(ts);

@@ -32,7 +32,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::{InteractionsSpec, OnBadRow};
 use crate::entity_ids::EntityIds;
 use crate::error::DataError;
-use crate::read::{decode, for_each_row, parse_err, parse_f64, parse_i64, valid};
+use crate::raw::InteractionColumns;
+use crate::read::{decode, for_each_row};
 use crate::split::{n_test, Interactions};
 
 /// A row's place in its user's time order: `(timestamp, item rank, row
@@ -67,56 +68,10 @@ pub(crate) fn scan_interactions(
     mut f: impl FnMut(RawRow<'_>) -> Result<(), DataError>,
 ) -> Result<u64, DataError> {
     let opts = spec.read_options(dir)?;
-    let enc = opts.encoding;
-    let mut refs = vec![spec.user.clone(), spec.item.clone()];
-    let ts_pos = spec.timestamp.as_ref().map(|t| {
-        refs.push(t.clone());
-        refs.len() - 1
-    });
-    let w_pos = spec.weight.as_ref().map(|w| {
-        refs.push(w.clone());
-        refs.len() - 1
-    });
-    let path = opts.path.clone();
+    let cols = InteractionColumns::new(spec, &opts);
     let mut row = 0u64;
-    for_each_row(&opts, &refs, on_bad, skipped, |line, fields, h| {
-        let (u, i) = (fields[0], fields[1]);
-        for (k, v) in [(0usize, u), (1, i)] {
-            if v.is_empty() {
-                return Err(parse_err(&path, line, &h.names[k], "a non-empty id", v));
-            }
-            if !valid(v, enc) {
-                return Err(DataError::Encoding {
-                    path: path.clone(),
-                    line,
-                    column: h.names[k].clone(),
-                });
-            }
-        }
-        let timestamp = match ts_pos {
-            Some(p) => parse_i64(fields[p]).ok_or_else(|| {
-                parse_err(&path, line, &h.names[p], "an integer timestamp", fields[p])
-            })?,
-            None => row as i64,
-        };
-        let weight = match w_pos {
-            // a loss weight: finite and >= 0 (a negative one would turn the
-            // row's update into gradient ascent), and finite as f32
-            Some(p) => Some(
-                parse_f64(fields[p])
-                    .filter(|w| *w >= 0.0 && (*w as f32).is_finite())
-                    .ok_or_else(|| {
-                        parse_err(
-                            &path,
-                            line,
-                            &h.names[p],
-                            "a finite weight >= 0 (at most 3.4e38)",
-                            fields[p],
-                        )
-                    })? as f32,
-            ),
-            None => None,
-        };
+    for_each_row(&opts, &cols.refs, on_bad, skipped, |line, fields, h| {
+        let (u, i, timestamp, weight) = cols.parse(line, fields, h, row as i64)?;
         f(RawRow {
             row,
             user: u,
