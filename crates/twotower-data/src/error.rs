@@ -131,6 +131,18 @@ pub enum DataError {
         /// The file.
         path: PathBuf,
     },
+    /// A table stored as a directory holds no part file of its format
+    /// (see the `file` key of `[data.interactions]` in the README).
+    #[error(
+        "{path}: directory has no {format} part files (a part is a file named like \
+         `part-00000.{format}` or without extension; names starting with `.` or `_` are skipped)"
+    )]
+    NoPartFiles {
+        /// The directory.
+        path: PathBuf,
+        /// The table's format.
+        format: String,
+    },
     /// A table has no data rows.
     #[error("{path}: table has no data rows")]
     EmptyTable {

@@ -30,6 +30,7 @@ pub mod split;
 pub mod stats;
 pub mod stream;
 pub mod synth;
+pub(crate) mod table_files;
 pub(crate) mod transform;
 pub mod vocab;
 
@@ -55,6 +56,7 @@ pub use split::{n_test, random_split, temporal_split, user_time_order, Interacti
 pub use stats::{stats, HistBucket, Stats};
 pub use stream::{estimate_interaction_rows, stream_reason, TimeKey, TrainStream};
 pub use synth::{
-    dataset_toml, synthetic_features, write_dataset, Generator, OutFormat, WriteSummary,
+    dataset_toml, synthetic_features, write_dataset, write_dataset_parts, Generator, OutFormat,
+    WriteSummary,
 };
 pub use vocab::{id_order, Vocab};

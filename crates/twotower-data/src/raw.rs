@@ -118,7 +118,6 @@ pub(crate) struct InteractionColumns {
     /// Position of the weight in `refs`.
     pub w_pos: Option<usize>,
     enc: Encoding,
-    path: std::path::PathBuf,
 }
 
 impl InteractionColumns {
@@ -138,7 +137,6 @@ impl InteractionColumns {
             ts_pos,
             w_pos,
             enc: opts.encoding,
-            path: opts.path.clone(),
         }
     }
 
@@ -154,7 +152,7 @@ impl InteractionColumns {
         h: &Header,
         row: i64,
     ) -> Result<ParsedRow<'f>, DataError> {
-        let path = &self.path;
+        let path = &h.path;
         let (u, i) = (f[0], f[1]);
         for (k, v) in [(0usize, u), (1, i)] {
             if v.is_empty() {
@@ -424,7 +422,6 @@ pub(crate) fn read_entity_table(
     let enc = opts.encoding;
     let mut refs = vec![spec.key.clone()];
     refs.extend(cols.iter().cloned());
-    let path = opts.path.clone();
     let n_cols = cols.len();
     // parts in parallel (Parquet row groups, byte ranges of a delimited
     // file); any failure or a key repeated across parts: one pass
@@ -433,7 +430,7 @@ pub(crate) fn read_entity_table(
         &refs,
         on_bad,
         || EntityAcc::new(n_cols),
-        |acc, line, f, h| acc.row(&path, enc, line, f, h),
+        |acc, line, f, h| acc.row(&h.path, enc, line, f, h),
     )
     .ok()
     .and_then(|(header, parts)| {
@@ -447,7 +444,7 @@ pub(crate) fn read_entity_table(
         None => {
             let mut acc = EntityAcc::new(n_cols);
             let (header, rows) = for_each_row(&opts, &refs, on_bad, skipped, |line, f, h| {
-                acc.row(&path, enc, line, f, h)
+                acc.row(&h.path, enc, line, f, h)
             })
             .map_err(|e| key_missing(e, &spec.key))?;
             (header, acc, rows)
@@ -514,15 +511,20 @@ pub(crate) fn read_long_table(
     let mut vals = Interner::default();
     let mut key_codes = Vec::new();
     let mut codes = Vec::new();
-    let path = opts.path.clone();
     let (header, _) = for_each_row(&opts, &refs, on_bad, skipped, |line, f, h| {
         if f[0].is_empty() {
-            return Err(parse_err(&path, line, &h.names[0], "a non-empty key", f[0]));
+            return Err(parse_err(
+                &h.path,
+                line,
+                &h.names[0],
+                "a non-empty key",
+                f[0],
+            ));
         }
         for (j, v) in f.iter().enumerate() {
             if !valid(v, enc) {
                 return Err(DataError::Encoding {
-                    path: path.clone(),
+                    path: h.path.clone(),
                     line,
                     column: h.names[j].clone(),
                 });

@@ -5,8 +5,8 @@
 //! — the entity tables and their features, the **test** split, per-user and
 //! per-item counts — and the train split stays in the file: every epoch
 //! re-reads it ([`TrainStream::for_each_chunk`]), row group by row group
-//! for Parquet (the input contract a Spark or DataFusion job writes), line
-//! by line for CSV/TSV.
+//! for Parquet, line by line for CSV/TSV, part file by part file for a
+//! directory of parts (the input contract a Spark or DataFusion job writes).
 //!
 //! # The split is EVALUATION.md's, exactly
 //! The temporal split puts a user's last `ceil(f · n_u)` interactions, in
@@ -399,8 +399,9 @@ impl TrainStream {
 }
 
 /// The number of rows of `[data.interactions]`, estimated before reading
-/// it: exact for Parquet (the footer's row count), for CSV/TSV the file
-/// size over the mean length of its first lines (the header excluded).
+/// it: exact for Parquet (the footers' row counts), for CSV/TSV the file
+/// size over the mean length of its first lines (the header excluded); a
+/// directory of part files counts all its parts.
 /// What the trainer compares with its memory budget to decide whether to
 /// stream (`train.max_memory_gb`). `None` for generated data.
 ///
@@ -417,17 +418,33 @@ pub fn estimate_interaction_rows(
     let dir = base_dir.join(&data.path);
     let (ispec, _, _) = crate::effective::effective_tables(data)?;
     let opts = ispec.read_options(&dir)?;
-    let path = &opts.path;
-    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+    let files = crate::table_files::table_files(&opts.path, opts.format)?;
     if opts.format == crate::config::Format::Parquet {
         use parquet::file::reader::{FileReader, SerializedFileReader};
-        let r = SerializedFileReader::new(file).map_err(|e| DataError::Parquet {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        return Ok(Some(r.metadata().file_metadata().num_rows().max(0) as u64));
+        let mut rows = 0u64;
+        for path in &files {
+            let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
+            if file.metadata().is_ok_and(|m| m.len() == 0) {
+                continue;
+            }
+            let r = SerializedFileReader::new(file).map_err(|e| DataError::Parquet {
+                path: path.clone(),
+                message: e.to_string(),
+            })?;
+            rows += r.metadata().file_metadata().num_rows().max(0) as u64;
+        }
+        return Ok(Some(rows));
     }
-    let size = file.metadata().map_err(|e| DataError::io(path, e))?.len();
+    // text: the total size over the mean line length of the first part's
+    // first MiB, less a header line a part
+    let mut size = 0u64;
+    for path in &files {
+        size += std::fs::metadata(path)
+            .map_err(|e| DataError::io(path, e))?
+            .len();
+    }
+    let path = &files[0];
+    let file = std::fs::File::open(path).map_err(|e| DataError::io(path, e))?;
     let mut head = Vec::with_capacity(1 << 20);
     file.take(1 << 20)
         .read_to_end(&mut head)
@@ -437,9 +454,9 @@ pub fn estimate_interaction_rows(
         return Ok(Some(u64::from(size > 0)));
     }
     let per_line = head.len() as u64 / lines;
-    Ok(Some(
-        (size / per_line.max(1)).saturating_sub(u64::from(opts.header)),
-    ))
+    Ok(Some((size / per_line.max(1)).saturating_sub(
+        u64::from(opts.header) * files.len() as u64,
+    )))
 }
 
 /// In-memory bytes of one interaction row: user and item indices and the

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use twotower_data::{write_dataset, OutFormat, SyntheticConfig};
+use twotower_data::{write_dataset_parts, OutFormat, SyntheticConfig};
 
 /// Output format of the tables.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -54,6 +54,11 @@ pub struct Args {
     /// RNG seed.
     #[arg(long, default_value_t = SyntheticConfig::default().seed)]
     pub seed: u64,
+    /// Write the interactions as this many part files in `OUT/interactions/`
+    /// (`part-00000.<ext>`, …: the layout a Spark or DataFusion job writes),
+    /// read back as one table; 1 = one file `interactions.<ext>`.
+    #[arg(long, default_value_t = 1)]
+    pub parts: usize,
 }
 
 /// Runs the subcommand.
@@ -76,7 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         FormatArg::Parquet => OutFormat::Parquet,
     };
     let t = Instant::now();
-    let s = write_dataset(&cfg, &args.out, format).map_err(|e| match e {
+    let s = write_dataset_parts(&cfg, &args.out, format, args.parts).map_err(|e| match e {
         // the generator names its config keys; here they came from flags
         twotower_data::DataError::Config { field, message } => {
             match field.strip_prefix("data.synthetic.") {

@@ -166,7 +166,7 @@ pub struct LongTableSpec {
 /// How a table file is read, resolved from a spec (paths absolute).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReadOptions {
-    /// Resolved file path.
+    /// Resolved path: a file, or a directory of part files (`crate::table_files`).
     pub path: PathBuf,
     /// Resolved format.
     pub format: Format,
@@ -195,7 +195,10 @@ fn resolve_read(
     columns: &Option<Vec<String>>,
 ) -> Result<ReadOptions, DataError> {
     let path = dir.join(file);
-    let format = format.unwrap_or_else(|| format_from_extension(&path));
+    // a directory of part files: the format of its parts' extension
+    let format = format.unwrap_or_else(|| {
+        crate::table_files::dir_format(&path).unwrap_or_else(|| format_from_extension(&path))
+    });
     let delimiter = match delimiter.as_deref() {
         Some("") => {
             return Err(DataError::config(

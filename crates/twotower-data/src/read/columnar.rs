@@ -142,7 +142,10 @@ where
         .map(|f| f.name().clone())
         .collect();
     let (idx, disp) = resolve(path, None, refs, Some(&names), Some(names.len()))?;
-    let header = Header { names: disp };
+    let header = Header {
+        names: disp,
+        path: opts.path.clone(),
+    };
     let mut roots: Vec<usize> = idx.clone();
     roots.sort_unstable();
     roots.dedup();

@@ -209,7 +209,13 @@ where
     let mut resolved: Option<(Vec<usize>, Header)> = None;
     if let Some(n) = expected {
         let (idx, disp) = resolve(path, header_line, refs, names.as_deref(), Some(n))?;
-        resolved = Some((idx, Header { names: disp }));
+        resolved = Some((
+            idx,
+            Header {
+                names: disp,
+                path: opts.path.clone(),
+            },
+        ));
     }
     if let Some((start, _)) = range.filter(|r| r.0 > 0) {
         use std::io::{Seek, SeekFrom};
@@ -235,7 +241,13 @@ where
             expected = Some(spans.len());
             let (idx, disp) =
                 resolve(path, header_line, refs, names.as_deref(), Some(spans.len()))?;
-            resolved = Some((idx, Header { names: disp }));
+            resolved = Some((
+                idx,
+                Header {
+                    names: disp,
+                    path: opts.path.clone(),
+                },
+            ));
         }
         let (idx, header) = resolved.as_ref().expect("resolved above");
         let exp = expected.unwrap_or(0);
@@ -326,7 +338,13 @@ where
     let mut resolved: Option<(Vec<usize>, Header)> = None;
     if let Some(n) = expected {
         let (idx, disp) = resolve(path, header_line, refs, names.as_deref(), Some(n))?;
-        resolved = Some((idx, Header { names: disp }));
+        resolved = Some((
+            idx,
+            Header {
+                names: disp,
+                path: opts.path.clone(),
+            },
+        ));
     }
     let mut rows = 0usize;
     let mut store: Vec<&'static [u8]> = Vec::with_capacity(refs.len());
@@ -352,7 +370,13 @@ where
         if expected.is_none() {
             expected = Some(rec.len());
             let (idx, disp) = resolve(path, header_line, refs, names.as_deref(), Some(rec.len()))?;
-            resolved = Some((idx, Header { names: disp }));
+            resolved = Some((
+                idx,
+                Header {
+                    names: disp,
+                    path: opts.path.clone(),
+                },
+            ));
         }
         let (idx, header) = resolved.as_ref().expect("resolved above");
         let exp = expected.unwrap_or(0);

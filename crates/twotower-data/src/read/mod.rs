@@ -18,6 +18,7 @@ use std::path::Path;
 
 use crate::config::{ColumnRef, Format, OnBadRow, ReadOptions};
 use crate::error::DataError;
+use crate::table_files::table_files;
 
 mod columnar;
 mod delimited;
@@ -40,6 +41,8 @@ pub(super) fn recycle<'b>(mut v: Vec<&[u8]>) -> Vec<&'b [u8]> {
 pub(crate) struct Header {
     /// Display names of the requested columns (for error messages).
     pub names: Vec<String>,
+    /// The file the rows come from (a part file of a directory table).
+    pub path: std::path::PathBuf,
 }
 
 /// Is this error about one row (so `on_bad_row = "skip"` may skip it)?
@@ -114,7 +117,8 @@ pub(super) fn available(names: Option<&[String]>, n: usize) -> Vec<String> {
     }
 }
 
-/// Reads every data row of a table, calling `f(line, fields)` with the
+/// Reads every data row of a table (a file, or a directory of part files
+/// read in order: see `crate::table_files`), calling `f(line, fields)` with the
 /// requested columns (in `refs` order). Rows the callback rejects with a
 /// row-level error are skipped and counted when `on_bad == Skip`.
 ///
@@ -135,17 +139,59 @@ pub(crate) fn for_each_row<F>(
 where
     F: FnMut(u64, &[&[u8]], &Header) -> Result<(), DataError>,
 {
+    let files = table_files(&opts.path, opts.format)?;
+    if files.len() == 1 && files[0] == opts.path {
+        return for_each_file_row(opts, refs, on_bad, skipped, &mut f);
+    }
+    // a directory: its parts in order, each with its own header and lines
+    let mut header = None;
+    let mut rows = 0;
+    let skipped_before = *skipped;
+    for file in files {
+        let part = ReadOptions {
+            path: file,
+            ..opts.clone()
+        };
+        match for_each_file_row(&part, refs, on_bad, skipped, &mut f) {
+            Ok((h, n)) => {
+                header.get_or_insert(h);
+                rows += n;
+            }
+            Err(DataError::EmptyFile { .. } | DataError::EmptyTable { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    match header {
+        Some(h) if rows > 0 || *skipped > skipped_before => Ok((h, rows)),
+        _ => Err(DataError::EmptyTable {
+            path: opts.path.clone(),
+        }),
+    }
+}
+
+/// [`for_each_row`] over one file.
+fn for_each_file_row<F>(
+    opts: &ReadOptions,
+    refs: &[ColumnRef],
+    on_bad: OnBadRow,
+    skipped: &mut usize,
+    f: &mut F,
+) -> Result<(Header, usize), DataError>
+where
+    F: FnMut(u64, &[&[u8]], &Header) -> Result<(), DataError>,
+{
     if std::fs::metadata(&opts.path).is_ok_and(|m| m.is_file() && m.len() == 0) {
         return Err(DataError::EmptyFile {
             path: opts.path.clone(),
         });
     }
+    let skipped_before = *skipped;
     let (header, rows) = match opts.format {
-        Format::Parquet => read_parquet_groups(opts, refs, on_bad, skipped, None, &mut f)?,
-        _ if opts.quoting => read_quoted(opts, refs, on_bad, skipped, &mut f)?,
-        _ => read_plain(opts, refs, on_bad, skipped, None, &mut f)?,
+        Format::Parquet => read_parquet_groups(opts, refs, on_bad, skipped, None, f)?,
+        _ if opts.quoting => read_quoted(opts, refs, on_bad, skipped, f)?,
+        _ => read_plain(opts, refs, on_bad, skipped, None, f)?,
     };
-    if rows == 0 && *skipped == 0 {
+    if rows == 0 && *skipped == skipped_before {
         return Err(DataError::EmptyTable {
             path: opts.path.clone(),
         });

@@ -36,8 +36,28 @@ where
     I: Fn() -> S + Sync,
     F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
 {
+    let files = crate::table_files::table_files(&opts.path, opts.format)?;
+    if files.len() != 1 || files[0] != opts.path {
+        return dir_parts(opts, files, refs, on_bad, &init, &f);
+    }
+    file_parts(opts, refs, on_bad, &init, &f)
+}
+
+/// [`for_each_row_par`] over one file.
+fn file_parts<S, I, F>(
+    opts: &ReadOptions,
+    refs: &[ColumnRef],
+    on_bad: OnBadRow,
+    init: &I,
+    f: &F,
+) -> Result<(Header, Vec<Part<S>>), DataError>
+where
+    S: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
+{
     if opts.format != Format::Parquet {
-        if let Some(parts) = plain_parts(opts, refs, on_bad, &init, &f) {
+        if let Some(parts) = plain_parts(opts, refs, on_bad, init, f) {
             return Ok(parts);
         }
         let mut state = init();
@@ -124,6 +144,54 @@ where
         return Err(DataError::EmptyTable { path: path.clone() });
     }
     Ok((header, out))
+}
+
+/// [`for_each_row_par`] over a directory's part files: the files in
+/// parallel, each cut into parts as a single file is, all parts in file
+/// order. Empty part files are skipped; the table as a whole must have rows.
+#[allow(clippy::type_complexity)]
+fn dir_parts<S, I, F>(
+    opts: &ReadOptions,
+    files: Vec<std::path::PathBuf>,
+    refs: &[ColumnRef],
+    on_bad: OnBadRow,
+    init: &I,
+    f: &F,
+) -> Result<(Header, Vec<Part<S>>), DataError>
+where
+    S: Send,
+    I: Fn() -> S + Sync,
+    F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
+{
+    use rayon::prelude::*;
+    let per_file: Vec<Result<Option<(Header, Vec<Part<S>>)>, DataError>> = files
+        .into_par_iter()
+        .map(|file| {
+            let part = ReadOptions {
+                path: file,
+                ..opts.clone()
+            };
+            match file_parts(&part, refs, on_bad, init, f) {
+                Ok(x) => Ok(Some(x)),
+                Err(DataError::EmptyFile { .. } | DataError::EmptyTable { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        })
+        .collect();
+    let mut header = None;
+    let mut out = Vec::new();
+    for r in per_file {
+        if let Some((h, parts)) = r? {
+            header.get_or_insert(h);
+            out.extend(parts);
+        }
+    }
+    match header {
+        Some(h) => Ok((h, out)),
+        None => Err(DataError::EmptyTable {
+            path: opts.path.clone(),
+        }),
+    }
 }
 
 /// A delimited file without quoting, of at least 256 KiB a thread and with

@@ -52,7 +52,7 @@ mod write;
 pub use alias::Alias;
 pub use generator::{Generator, ItemRow, UserRow, MAX_ENTITIES};
 pub(crate) use memory::generate_raw;
-pub use write::{dataset_toml, write_dataset, OutFormat, WriteSummary};
+pub use write::{dataset_toml, write_dataset, write_dataset_parts, OutFormat, WriteSummary};
 
 use crate::config::{FeatureConfig, FeatureKind, FeaturesConfig, Side};
 

@@ -41,8 +41,13 @@ struct Csv {
 }
 
 impl Csv {
+    /// Streams to `tmp_of(path)`.
     fn create(path: PathBuf, header: &str) -> Result<Csv, DataError> {
-        let f = File::create(tmp_of(&path)).map_err(|e| DataError::io(&path, e))?;
+        Csv::create_at(&tmp_of(&path), path, header)
+    }
+    /// Streams to `file` (errors name `path`).
+    fn create_at(file: &Path, path: PathBuf, header: &str) -> Result<Csv, DataError> {
+        let f = File::create(file).map_err(|e| DataError::io(&path, e))?;
         let mut c = Csv {
             w: BufWriter::with_capacity(1 << 20, f),
             path,
@@ -73,14 +78,23 @@ struct Pq {
 const BATCH: usize = 1 << 16;
 
 impl Pq {
+    /// Streams to `tmp_of(path)`.
     fn create(path: PathBuf, cols: &[(&str, arrow_schema::DataType)]) -> Result<Pq, DataError> {
+        Pq::create_at(&tmp_of(&path), path, cols)
+    }
+    /// Streams to `file` (errors name `path`).
+    fn create_at(
+        file: &Path,
+        path: PathBuf,
+        cols: &[(&str, arrow_schema::DataType)],
+    ) -> Result<Pq, DataError> {
         use arrow_schema::{Field, Schema};
         let schema = Arc::new(Schema::new(
             cols.iter()
                 .map(|(n, t)| Field::new(*n, t.clone(), false))
                 .collect::<Vec<_>>(),
         ));
-        let f = File::create(tmp_of(&path)).map_err(|e| DataError::io(&path, e))?;
+        let f = File::create(file).map_err(|e| DataError::io(&path, e))?;
         let props = parquet::file::properties::WriterProperties::builder()
             .set_compression(parquet::basic::Compression::SNAPPY)
             .set_max_row_group_size(1 << 20)
@@ -147,7 +161,35 @@ pub fn write_dataset(
     out: &Path,
     format: OutFormat,
 ) -> Result<WriteSummary, DataError> {
+    write_dataset_parts(cfg, out, format, 1)
+}
+
+/// [`write_dataset`] with the interactions table in `parts` part files
+/// when `parts > 1`: the directory `out/interactions/` holding
+/// `part-00000.<ext>`, `part-00001.<ext>`, … (the layout a Spark or
+/// DataFusion job writes, read back as one table in path order), each a
+/// consecutive run of about `interactions / parts` rows (a CSV part has
+/// its own header line). `parts = 1` is [`write_dataset`]'s single file.
+///
+/// # Errors
+/// As [`write_dataset`]; [`DataError::Config`] (field
+/// `data.synthetic.parts`) when `parts` is 0 or exceeds the interactions.
+pub fn write_dataset_parts(
+    cfg: &SyntheticConfig,
+    out: &Path,
+    format: OutFormat,
+    parts: usize,
+) -> Result<WriteSummary, DataError> {
     let g = Generator::new(cfg)?;
+    if parts == 0 || parts > cfg.interactions.max(1) {
+        return Err(DataError::config(
+            "data.synthetic.parts",
+            format!(
+                "must be between 1 and the number of interactions ({}), got {parts}",
+                cfg.interactions
+            ),
+        ));
+    }
     std::fs::create_dir_all(out).map_err(|e| DataError::io(out, e))?;
     let ext = match format {
         OutFormat::Csv => "csv",
@@ -156,7 +198,7 @@ pub fn write_dataset(
     let paths = [
         out.join(format!("users.{ext}")),
         out.join(format!("items.{ext}")),
-        out.join(format!("interactions.{ext}")),
+        out.join(interactions_file(format, parts)),
         out.join("dataset.toml"),
     ];
     // hidden temporaries of earlier interrupted runs (any pid) of these tables
@@ -172,28 +214,31 @@ pub fn write_dataset(
             let name = e.file_name().to_string_lossy().into_owned();
             if let Some(rest) = stems.iter().find_map(|s| name.strip_prefix(s.as_str())) {
                 if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
-                    let _ = std::fs::remove_file(e.path());
+                    remove_any(&e.path());
                 }
             }
         }
     }
-    for p in &paths {
-        if p.is_dir() {
-            return Err(DataError::io(
-                p,
-                std::io::Error::other("is a directory; the dataset would be written here"),
-            ));
+    for (k, p) in paths.iter().enumerate() {
+        let parted = k == 2 && parts > 1;
+        if p.is_dir() != parted && p.exists() {
+            let what = if parted {
+                "is a file; the interactions' part files would be written in a directory here"
+            } else {
+                "is a directory; the dataset would be written here"
+            };
+            return Err(DataError::io(p, std::io::Error::other(what)));
         }
     }
-    let result = write_tables(&g, cfg, format, &paths).and_then(|()| {
+    let result = write_tables(&g, cfg, format, &paths, parts).and_then(|()| {
         for p in &paths {
-            std::fs::rename(tmp_of(p), p).map_err(|e| DataError::io(p, e))?;
+            replace(&tmp_of(p), p)?;
         }
         Ok(())
     });
     if let Err(e) = result {
         for p in &paths {
-            let _ = std::fs::remove_file(tmp_of(p));
+            remove_any(&tmp_of(p));
         }
         return Err(e);
     }
@@ -203,13 +248,68 @@ pub fn write_dataset(
     })
 }
 
+/// The interactions table's name in the dataset folder: a file, or the
+/// directory of its part files.
+fn interactions_file(format: OutFormat, parts: usize) -> String {
+    let ext = match format {
+        OutFormat::Csv => "csv",
+        OutFormat::Parquet => "parquet",
+    };
+    if parts > 1 {
+        "interactions".into()
+    } else {
+        format!("interactions.{ext}")
+    }
+}
+
+/// Removes a file or a directory tree, if there.
+fn remove_any(p: &Path) {
+    if p.is_dir() {
+        let _ = std::fs::remove_dir_all(p);
+    } else {
+        let _ = std::fs::remove_file(p);
+    }
+}
+
+/// Moves `tmp` to `path`; a directory already at `path` (an earlier
+/// partitioned table) is moved aside first and removed once `tmp` is in place.
+fn replace(tmp: &Path, path: &Path) -> Result<(), DataError> {
+    if tmp.is_dir() && path.is_dir() {
+        let name = path.file_name().unwrap_or_default().to_string_lossy();
+        let old = path.with_file_name(format!(".{name}.old{}", std::process::id()));
+        std::fs::rename(path, &old).map_err(|e| DataError::io(path, e))?;
+        std::fs::rename(tmp, path).map_err(|e| DataError::io(path, e))?;
+        let _ = std::fs::remove_dir_all(old);
+        return Ok(());
+    }
+    std::fs::rename(tmp, path).map_err(|e| DataError::io(path, e))
+}
+
+/// Where part `k` of `parts` of the interactions is streamed, and the path
+/// its errors name: the temporary file of a single table, or
+/// `part-NNNNN.<ext>` in the table's temporary directory.
+fn part_target(xp: &Path, ext: &str, parts: usize, k: usize) -> (PathBuf, PathBuf) {
+    if parts == 1 {
+        return (tmp_of(xp), xp.to_path_buf());
+    }
+    let name = format!("part-{k:05}.{ext}");
+    (tmp_of(xp).join(&name), xp.join(name))
+}
+
+/// The first row of part `k` of `parts` over `n` rows.
+fn part_start(n: usize, parts: usize, k: usize) -> usize {
+    (n as u128 * k as u128 / parts as u128) as usize
+}
+
 /// Streams the three tables and `dataset.toml` of [`write_dataset`] to
-/// the temporary files of `paths` (users, items, interactions, toml).
+/// the temporary files of `paths` (users, items, interactions, toml); the
+/// interactions in `parts` part files when `parts > 1`.
 fn write_tables(
     g: &Generator,
     cfg: &SyntheticConfig,
     format: OutFormat,
     paths: &[PathBuf; 4],
+    parts: usize,
 ) -> Result<(), DataError> {
     use arrow_array::builder::{Int64Builder, StringBuilder};
     use arrow_schema::DataType::{Int64, Utf8};
@@ -234,7 +334,17 @@ fn write_tables(
                 writeln!(c.w, "{i},c{},{},{}", r.category, tag_buf, r.year).map_err(ioe(&c.path))
             })?;
             files.push(c.finish()?);
-            let mut c = Csv::create(xp, "user,item,timestamp\n")?;
+            const HEADER: &str = "user,item,timestamp\n";
+            if parts > 1 {
+                std::fs::create_dir(tmp_of(&xp)).map_err(ioe(&xp))?;
+            }
+            let open = |k: usize| {
+                let (file, shown) = part_target(&xp, "csv", parts, k);
+                Csv::create_at(&file, shown, HEADER)
+            };
+            let mut c = open(0)?;
+            let (mut k, mut row) = (0, 0);
+            let mut next = part_start(cfg.interactions, parts, 1);
             let mut line: Vec<u8> = Vec::with_capacity(48);
             let (mut b1, mut b2, mut b3) = (
                 itoa::Buffer::new(),
@@ -242,6 +352,12 @@ fn write_tables(
                 itoa::Buffer::new(),
             );
             g.for_each_interaction(|u, i, t| {
+                if row == next && k + 1 < parts {
+                    std::mem::replace(&mut c, open(k + 1)?).finish()?;
+                    k += 1;
+                    next = part_start(cfg.interactions, parts, k + 1);
+                }
+                row += 1;
                 line.clear();
                 line.extend_from_slice(b1.format(u).as_bytes());
                 line.push(b',');
@@ -251,7 +367,8 @@ fn write_tables(
                 line.push(b'\n');
                 c.w.write_all(&line).map_err(ioe(&c.path))
             })?;
-            files.push(c.finish()?);
+            c.finish()?;
+            files.push(xp.clone());
         }
         OutFormat::Parquet => {
             // Users.
@@ -349,10 +466,20 @@ fn write_tables(
             }
             files.push(p.finish()?);
             // Interactions.
-            let mut p = Pq::create(
-                xp,
-                &[("user", Int64), ("item", Int64), ("timestamp", Int64)],
-            )?;
+            if parts > 1 {
+                std::fs::create_dir(tmp_of(&xp)).map_err(ioe(&xp))?;
+            }
+            let open = |k: usize| {
+                let (file, shown) = part_target(&xp, "parquet", parts, k);
+                Pq::create_at(
+                    &file,
+                    shown,
+                    &[("user", Int64), ("item", Int64), ("timestamp", Int64)],
+                )
+            };
+            let mut p = open(0)?;
+            let (mut k, mut row) = (0, 0);
+            let mut next = part_start(cfg.interactions, parts, 1);
             let mut b = (
                 Int64Builder::with_capacity(BATCH),
                 Int64Builder::with_capacity(BATCH),
@@ -367,6 +494,16 @@ fn write_tables(
                 ])
             };
             g.for_each_interaction(|u, i, t| {
+                if row == next && k + 1 < parts {
+                    if n > 0 {
+                        flush_x(&mut b, &mut p)?;
+                    }
+                    n = 0;
+                    std::mem::replace(&mut p, open(k + 1)?).finish()?;
+                    k += 1;
+                    next = part_start(cfg.interactions, parts, k + 1);
+                }
+                row += 1;
                 b.0.append_value(u as i64);
                 b.1.append_value(i as i64);
                 b.2.append_value(t);
@@ -379,17 +516,34 @@ fn write_tables(
             if n % BATCH != 0 || n == 0 {
                 flush_x(&mut b, &mut p)?;
             }
-            files.push(p.finish()?);
+            p.finish()?;
+            files.push(xp.clone());
         }
     }
-    std::fs::write(tmp_of(&toml_path), dataset_toml(cfg, format)?)
-        .map_err(|e| DataError::io(&toml_path, e))?;
+    std::fs::write(
+        tmp_of(&toml_path),
+        dataset_toml_for(cfg, format, &interactions_file(format, parts))?,
+    )
+    .map_err(|e| DataError::io(&toml_path, e))?;
     files.push(toml_path);
     Ok(())
 }
 
 /// The `dataset.toml` describing the files of [`write_dataset`].
+///
+/// # Errors
+/// [`DataError::Config`] if the config cannot be written as TOML.
 pub fn dataset_toml(cfg: &SyntheticConfig, format: OutFormat) -> Result<String, DataError> {
+    dataset_toml_for(cfg, format, &interactions_file(format, 1))
+}
+
+/// [`dataset_toml`] with the interactions table at `interactions` (a file
+/// or a directory of part files, relative to the dataset folder).
+fn dataset_toml_for(
+    cfg: &SyntheticConfig,
+    format: OutFormat,
+    interactions: &str,
+) -> Result<String, DataError> {
     let (ext, fmt, quoting) = match format {
         OutFormat::Csv => ("csv", Format::Csv, Some(false)),
         OutFormat::Parquet => ("parquet", Format::Parquet, None),
@@ -421,7 +575,7 @@ pub fn dataset_toml(cfg: &SyntheticConfig, format: OutFormat) -> Result<String, 
         data: Data {
             path: ".".into(),
             interactions: InteractionsSpec {
-                file: format!("interactions.{ext}").into(),
+                file: interactions.into(),
                 format: Some(fmt),
                 delimiter: None,
                 header: None,

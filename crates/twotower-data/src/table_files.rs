@@ -1,0 +1,168 @@
+//! A table stored as a directory of part files — what Spark, DataFusion,
+//! Hive or `twotower generate --parts` write: `interactions/part-00000.parquet`,
+//! `interactions/part-00001.parquet`, … (any depth: `date=2024-01-01/part-0.parquet`).
+//!
+//! A table path (`file = "..."` of a `[data.*]` section) that names a
+//! directory is read as the concatenation of its part files, in
+//! lexicographic order of their paths relative to it (the order of Spark's
+//! `part-NNNNN` numbering and of Hive partition folders). A part file is a
+//! regular file whose name does not start with `.` or `_` (Spark's
+//! `_SUCCESS`, `.part-00000.crc`, `_temporary/`, likewise folders), and
+//! whose extension is its format's (`parquet`/`pq`, `csv`/`txt`,
+//! `tsv`/`tab`/`txt`) or absent (Hadoop's `part-00000`). Other files are
+//! left out. Hive partition values in folder names (`date=...`) are not
+//! read as columns. Each part is read with the table's options (a CSV part
+//! has its own header line); errors name the part file and its line.
+//!
+//! Leaf module: `config` (which infers a directory's format from its parts)
+//! and `read` both use it.
+
+use std::path::{Path, PathBuf};
+
+use crate::config::Format;
+use crate::error::DataError;
+
+/// Is `name` a hidden or bookkeeping entry (`.x`, `_x`) rather than data?
+fn hidden(name: &std::ffi::OsStr) -> bool {
+    let b = name.as_encoded_bytes();
+    b.first().is_some_and(|&c| c == b'.' || c == b'_')
+}
+
+fn extension(path: &Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+}
+
+/// Does a part file with this extension hold `format` data?
+fn matches(format: Format, ext: Option<&str>) -> bool {
+    match (format, ext) {
+        (_, None) => true,
+        (Format::Parquet, Some(e)) => matches!(e, "parquet" | "pq"),
+        (Format::Csv, Some(e)) => matches!(e, "csv" | "txt"),
+        (Format::Tsv, Some(e)) => matches!(e, "tsv" | "tab" | "txt"),
+    }
+}
+
+/// Every regular, non-hidden file under `dir`, sorted by path.
+fn walk(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).map_err(|e| DataError::io(&d, e))? {
+            let e = e.map_err(|e| DataError::io(&d, e))?;
+            if hidden(&e.file_name()) {
+                continue;
+            }
+            let p = e.path();
+            // follows symbolic links, as opening a file would
+            let meta = std::fs::metadata(&p).map_err(|e| DataError::io(&p, e))?;
+            if meta.is_dir() {
+                stack.push(p);
+            } else if meta.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// The files of the table at `path`: `[path]` for a file (or a path that
+/// does not exist: opening it reports that), the part files of a directory
+/// (see the module docs) in order.
+///
+/// # Errors
+/// [`DataError::Io`] when the directory cannot be listed;
+/// [`DataError::EmptyTable`] for a directory without a `format` part file.
+pub(crate) fn table_files(path: &Path, format: Format) -> Result<Vec<PathBuf>, DataError> {
+    if !path.is_dir() {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let files: Vec<PathBuf> = walk(path)?
+        .into_iter()
+        .filter(|p| matches(format, extension(p).as_deref()))
+        .collect();
+    if files.is_empty() {
+        return Err(DataError::NoPartFiles {
+            path: path.to_path_buf(),
+            format: format!("{format:?}").to_ascii_lowercase(),
+        });
+    }
+    Ok(files)
+}
+
+/// The format of a directory's part files, from the extension of the first
+/// one that has a known one (`None`: no such file).
+pub(crate) fn dir_format(dir: &Path) -> Option<Format> {
+    walk(dir)
+        .ok()?
+        .iter()
+        .find_map(|p| match extension(p).as_deref() {
+            Some("parquet" | "pq") => Some(Format::Parquet),
+            Some("tsv" | "tab") => Some(Format::Tsv),
+            Some("csv") => Some(Format::Csv),
+            _ => None,
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parts_are_listed_in_path_order_without_bookkeeping_files() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path();
+        for f in [
+            "part-00001.parquet",
+            "part-00000.parquet",
+            "_SUCCESS",
+            ".part-00000.parquet.crc",
+            "README.md",
+            "date=2024-01-02/part-0.parquet",
+            "date=2024-01-01/part-0.parquet",
+            "_temporary/part-9.parquet",
+            "part-00002",
+        ] {
+            let p = t.join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(&p, b"x").unwrap();
+        }
+        let got: Vec<String> = table_files(t, Format::Parquet)
+            .unwrap()
+            .iter()
+            .map(|p| p.strip_prefix(t).unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "date=2024-01-01/part-0.parquet",
+                "date=2024-01-02/part-0.parquet",
+                "part-00000.parquet",
+                "part-00001.parquet",
+                "part-00002",
+            ]
+        );
+        assert_eq!(dir_format(t), Some(Format::Parquet));
+        // no CSV part among them but the extension-less one
+        assert_eq!(table_files(t, Format::Csv).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_directory_without_parts_is_an_error_naming_it() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("_SUCCESS"), b"").unwrap();
+        let e = table_files(d.path(), Format::Parquet)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(&d.path().display().to_string()), "{e}");
+        assert!(e.contains("no parquet part files"), "{e}");
+    }
+
+    #[test]
+    fn a_file_is_its_own_single_part() {
+        let p = Path::new("no/such/file.csv");
+        assert_eq!(table_files(p, Format::Csv).unwrap(), vec![p.to_path_buf()]);
+    }
+}
