@@ -172,3 +172,64 @@ fn batches_whose_loss_weights_are_all_zero_are_skipped_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(dir.path().join("run/metrics.json").exists());
 }
+
+#[test]
+fn generated_part_files_train_as_the_single_file_streamed() {
+    // `generate --parts 3` writes the interactions as a directory of
+    // Parquet parts (a Spark job's layout); stats, and a run that streams
+    // them under a tiny memory budget, equal those of the one-file table.
+    let dir = tempfile::tempdir().unwrap();
+    let mut metrics = Vec::new();
+    for parts in ["1", "3"] {
+        let out = dir.path().join(format!("p{parts}"));
+        let o = bin()
+            .args(["generate", "--format", "parquet", "--parts", parts])
+            .args(["--users", "300", "--items", "200", "--interactions", "6000"])
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let cfg = out.join("dataset.toml");
+        let s = stats_json(&["--config", cfg.to_str().unwrap()]);
+        assert_eq!(s["interactions"], 6000);
+        let run = out.join("run");
+        let o = bin()
+            .args(["train", "-q", "--config"])
+            .arg(&cfg)
+            .arg("--out")
+            .arg(&run)
+            .args(["--set", "train.max_memory_gb=0.00001"])
+            .args(["--set", "train.validation=false", "--set", "train.epochs=1"])
+            .args([
+                "--set",
+                "model.embedding_dim=8",
+                "--set",
+                "train.batch_size=256",
+            ])
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert!(o.status.success(), "{err}");
+        let m: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(run.join("metrics.json")).unwrap())
+                .unwrap();
+        assert!(m["recall@50"].as_f64().unwrap() > 0.0, "{m}");
+        metrics.push(m);
+    }
+    assert!(dir
+        .path()
+        .join("p3/interactions/part-00002.parquet")
+        .exists());
+    // every metric (the config differs by the interactions' file name)
+    let at = |m: &serde_json::Value| -> Vec<(String, serde_json::Value)> {
+        m.as_object()
+            .unwrap()
+            .iter()
+            .filter(|(k, _)| k.contains('@'))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    };
+    assert!(at(&metrics[0]).len() > 10);
+    assert_eq!(at(&metrics[0]), at(&metrics[1]));
+}

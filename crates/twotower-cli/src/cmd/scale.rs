@@ -25,6 +25,10 @@ pub struct Args {
     /// Synthetic interactions.
     #[arg(long, default_value_t = 10_000_000, value_parser = super::bench::parse_count)]
     pub interactions: usize,
+    /// Interaction part files (`generate --parts`): with more than 1 the
+    /// interactions are a directory of Parquet parts, as a Spark job writes.
+    #[arg(long, default_value_t = 1)]
+    pub parts: usize,
     /// Embedding and tower output dimension (`model.embedding_dim`).
     #[arg(long, default_value_t = 64)]
     pub dim: usize,
@@ -84,6 +88,7 @@ struct Report {
     users: usize,
     items: usize,
     interactions: usize,
+    parts: usize,
     dim: usize,
     batch_size: usize,
     eval_users: usize,
@@ -223,6 +228,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ("--users", args.users),
         ("--items", args.items),
         ("--interactions", args.interactions),
+        ("--parts", args.parts),
         ("--dim", args.dim),
         ("--batch-size", args.batch_size),
     ] {
@@ -265,6 +271,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         s(args.items),
         s("--interactions"),
         s(args.interactions),
+        s("--parts"),
+        s(args.parts),
     ];
     let mut train = vec![
         s("train"),
@@ -335,6 +343,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         users: args.users,
         items: args.items,
         interactions: args.interactions,
+        parts: args.parts,
         dim: args.dim,
         batch_size: args.batch_size,
         eval_users: args.eval_users,
@@ -352,10 +361,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
 fn print_report(r: &Report) {
     println!(
-        "scale: {} users, {} items, {} interactions, dim {}, batch {}, {} threads; eval {} users, {}{}",
+        "scale: {} users, {} items, {} interactions ({} part file{}), dim {}, batch {}, {} threads; eval {} users, {}{}",
         r.users,
         r.items,
         r.interactions,
+        r.parts,
+        if r.parts == 1 { "" } else { "s" },
         r.dim,
         r.batch_size,
         r.threads,
