@@ -44,11 +44,25 @@ fn matches(format: Format, ext: Option<&str>) -> bool {
     }
 }
 
+/// Folder depth below a table directory beyond which the walk stops with
+/// an error (a symbolic-link loop; Hive layouts nest a level a partition key).
+const MAX_DEPTH: usize = 32;
+
 /// Every regular, non-hidden file under `dir`, sorted by path.
 fn walk(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
+    let mut stack = vec![(dir.to_path_buf(), 0)];
+    while let Some((d, depth)) = stack.pop() {
+        if depth > MAX_DEPTH {
+            return Err(DataError::io(
+                &d,
+                std::io::Error::other(format!(
+                    "more than {MAX_DEPTH} folders deep below the table directory {} \
+                     (a symbolic-link loop?)",
+                    dir.display()
+                )),
+            ));
+        }
         for e in std::fs::read_dir(&d).map_err(|e| DataError::io(&d, e))? {
             let e = e.map_err(|e| DataError::io(&d, e))?;
             if hidden(&e.file_name()) {
@@ -58,7 +72,7 @@ fn walk(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
             // follows symbolic links, as opening a file would
             let meta = std::fs::metadata(&p).map_err(|e| DataError::io(&p, e))?;
             if meta.is_dir() {
-                stack.push(p);
+                stack.push((p, depth + 1));
             } else if meta.is_file() {
                 out.push(p);
             }
@@ -158,6 +172,16 @@ mod tests {
             .to_string();
         assert!(e.contains(&d.path().display().to_string()), "{e}");
         assert!(e.contains("no parquet part files"), "{e}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symbolic_link_loop_is_an_error_not_a_hang() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("part-0.csv"), b"x").unwrap();
+        std::os::unix::fs::symlink(d.path(), d.path().join("loop")).unwrap();
+        let e = table_files(d.path(), Format::Csv).unwrap_err().to_string();
+        assert!(e.contains("symbolic-link loop"), "{e}");
     }
 
     #[test]
