@@ -12,7 +12,8 @@ use crate::config::{
 use crate::error::DataError;
 use crate::hash::Interner;
 use crate::read::{
-    decode, for_each_row, for_each_row_par, parse_err, parse_f64, parse_i64, valid, Header,
+    decode, for_each_batch_par, for_each_row, for_each_row_par, parse_err, parse_f64, parse_i64,
+    valid, BatchCol, Header,
 };
 
 /// Everything read before encoding.
@@ -218,17 +219,56 @@ pub fn read_interactions(
         timestamp: Vec<i64>,
         weight: Vec<f32>,
     }
-    let (_, parts) = for_each_row_par(&opts, refs, on_bad, Acc::default, |acc, line, f, h| {
-        // the row's number in this part; the part's offset is added below
-        let (u, i, ts, w) = cols.parse(line, f, h, acc.user.len() as i64)?;
-        acc.user.push(acc.users.intern(u));
-        acc.item.push(acc.items.intern(i));
-        acc.timestamp.push(ts);
-        if let Some(w) = w {
-            acc.weight.push(w);
-        }
-        Ok(())
-    })?;
+    let (_, parts) = for_each_batch_par(
+        &opts,
+        refs,
+        on_bad,
+        Acc::default,
+        |acc, line, f, h| {
+            // the row's number in this part; the part's offset is added below
+            let (u, i, ts, w) = cols.parse(line, f, h, acc.user.len() as i64)?;
+            acc.user.push(acc.users.intern(u));
+            acc.item.push(acc.items.intern(i));
+            acc.timestamp.push(ts);
+            if let Some(w) = w {
+                acc.weight.push(w);
+            }
+            Ok(())
+        },
+        // Parquet integer ids and timestamps, typed: what the rows above
+        // build from their decimal text (an integer's text is a non-empty,
+        // valid id; `parse_i64` reads back every timestamp but i64::MIN),
+        // with no text written, parsed or hashed. Weights go by row.
+        |acc, _, bc, _| {
+            let (BatchCol::Int(u), BatchCol::Int(i)) = (&bc[0], &bc[1]) else {
+                return false;
+            };
+            let ts = match ts_pos.map(|p| &bc[p]) {
+                None => None,
+                Some(BatchCol::Int(t)) if !t.contains(&i64::MIN) => Some(t),
+                Some(_) => return false,
+            };
+            if w_pos.is_some() {
+                return false;
+            }
+            let Acc {
+                users,
+                items,
+                user,
+                item,
+                timestamp,
+                ..
+            } = acc;
+            let first = user.len() as i64;
+            user.extend(u.iter().map(|&v| users.intern_int(v)));
+            item.extend(i.iter().map(|&v| items.intern_int(v)));
+            match ts {
+                Some(t) => timestamp.extend_from_slice(t),
+                None => timestamp.extend(first..first + u.len() as i64),
+            }
+            true
+        },
+    )?;
     *skipped += parts.iter().map(|p| p.skipped).sum::<usize>();
     // Merge in file order: a key's first part, then its first row there, is
     // its first row in the file, so the keys come out in first-seen order
