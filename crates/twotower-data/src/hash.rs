@@ -284,11 +284,13 @@ impl Interner {
 
     pub fn into_keys(self) -> Vec<Box<[u8]>> {
         let mut out: Vec<Box<[u8]>> = vec![Box::default(); self.next_code() as usize];
+        let mut buf = itoa::Buffer::new();
         for (pi, page) in self.pages.iter().enumerate() {
             for (k, &c) in page.iter().flat_map(|p| p.iter().enumerate()) {
                 if c > 0 {
-                    let v = (pi << PAGE_BITS) | k;
-                    out[c as usize - 1] = v.to_string().into_bytes().into_boxed_slice();
+                    // one exact allocation (`to_string` went through the
+                    // formatter and could over-allocate, then shrink)
+                    out[c as usize - 1] = buf.format((pi << PAGE_BITS) | k).as_bytes().into();
                 }
             }
         }

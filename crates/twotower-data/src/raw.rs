@@ -96,12 +96,22 @@ pub struct RawInteractions {
 
 pub(crate) fn decode_keys(keys: Vec<Box<[u8]>>, enc: Encoding) -> Vec<String> {
     keys.into_iter()
-        .map(|k| match decode(&k, enc) {
-            Some(s) => s.into_owned(),
-            // Validated when interned; Latin-1 never fails.
-            None => String::from_utf8_lossy(&k).into_owned(),
+        // valid UTF-8 (any key in UTF-8, ASCII in Latin-1) keeps its
+        // allocation: what `decode` would copy, unchanged
+        .map(|k| match String::from_utf8(k.into_vec()) {
+            Ok(s) if enc == Encoding::Utf8 || s.is_ascii() => s,
+            Ok(s) => decode_key(s.as_bytes(), enc),
+            Err(e) => decode_key(e.as_bytes(), enc),
         })
         .collect()
+}
+
+fn decode_key(k: &[u8], enc: Encoding) -> String {
+    match decode(k, enc) {
+        Some(s) => s.into_owned(),
+        // Validated when interned; Latin-1 never fails.
+        None => String::from_utf8_lossy(k).into_owned(),
+    }
 }
 
 /// One checked interaction row: user and item id bytes, timestamp, weight.
