@@ -240,6 +240,20 @@ impl Interner {
         }
     }
 
+    /// [`Interner::get`] of the decimal text of `v`.
+    #[inline]
+    pub fn get_int(&self, v: i64) -> Option<u32> {
+        if (0..DENSE_LIMIT as i64).contains(&v) {
+            let v = v as usize;
+            match self.pages.get(v >> PAGE_BITS) {
+                Some(Some(p)) if p[v & PAGE_MASK] > 0 => Some(p[v & PAGE_MASK] - 1),
+                _ => None,
+            }
+        } else {
+            self.get(itoa::Buffer::new().format(v).as_bytes())
+        }
+    }
+
     /// The key of `code` (a scan: for error messages only).
     pub fn key_of(&self, code: u32) -> Option<Box<[u8]>> {
         for (pi, page) in self.pages.iter().enumerate() {

@@ -119,6 +119,8 @@ pub(crate) enum BatchCol<'a> {
     /// uint32, and uint64 when every value fits an `i64`): each row's text
     /// on the row path is exactly the decimal form of its value.
     Int(std::borrow::Cow<'a, [i64]>),
+    /// A string column without nulls (its values are valid UTF-8).
+    Str(&'a arrow_array::StringArray),
     /// Anything else: the row path reads it.
     Other,
 }
@@ -132,6 +134,7 @@ impl<'a> BatchCol<'a> {
             };
         }
         let nulls = match c {
+            ColText::Str(a) if a.null_count() == 0 => return BatchCol::Str(a),
             ColText::I64(a) => a.null_count(),
             ColText::I32(a) => a.null_count(),
             ColText::U64(a) => a.null_count(),
@@ -161,7 +164,8 @@ impl<'a> BatchCol<'a> {
 /// `f(state, line, fields, header)` as text. A batch callback must take a
 /// batch only when the row path would accept every row of it and build
 /// the same `state` from them (so errors, skips and results never depend
-/// on which path ran).
+/// on which path ran); an error it returns ends the read (never a row
+/// error: it is not skipped).
 #[allow(clippy::too_many_arguments)]
 pub(super) fn read_parquet_groups<S, F, B>(
     opts: &ReadOptions,
@@ -175,7 +179,7 @@ pub(super) fn read_parquet_groups<S, F, B>(
 ) -> Result<(Header, usize), DataError>
 where
     F: FnMut(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError>,
-    B: FnMut(&mut S, u64, &[BatchCol], &Header) -> bool,
+    B: FnMut(&mut S, u64, &[BatchCol], &Header) -> Result<bool, DataError>,
 {
     use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use ::parquet::arrow::ProjectionMask;
@@ -227,7 +231,7 @@ where
             .map(|(&p, n)| ColText::new(rb.column(p), path, n))
             .collect::<Result<_, _>>()?;
         let typed: Vec<BatchCol> = cols.iter().map(BatchCol::new).collect();
-        if batch(state, row_no + 1, &typed, &header) {
+        if batch(state, row_no + 1, &typed, &header)? {
             row_no += rb.num_rows() as u64;
             rows += rb.num_rows();
             continue;

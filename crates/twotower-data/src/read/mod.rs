@@ -196,7 +196,7 @@ where
             None,
             f,
             &mut |f: &mut F, line, fields, h| f(line, fields, h),
-            &mut |_, _, _, _| false,
+            &mut |_, _, _, _| Ok(false),
         )?,
         _ if opts.quoting => read_quoted(opts, refs, on_bad, skipped, f)?,
         _ => read_plain(opts, refs, on_bad, skipped, None, f)?,

@@ -7,7 +7,7 @@ use crate::error::DataError;
 
 use super::*;
 
-/// One part of a table read by [`for_each_row_par`]: the state the callback
+/// One part of a table read by [`for_each_batch_par`]: the state the callback
 /// built over its rows, the rows it accepted and those skipped.
 pub(crate) struct Part<S> {
     pub state: S,
@@ -22,26 +22,9 @@ pub(crate) struct Part<S> {
 /// them in that order gets what one pass would have built; the first error
 /// in file order is the one returned, as one pass would have stopped at it.
 ///
-/// # Errors
-/// As [`for_each_row`].
-pub(crate) fn for_each_row_par<S, I, F>(
-    opts: &ReadOptions,
-    refs: &[ColumnRef],
-    on_bad: OnBadRow,
-    init: I,
-    f: F,
-) -> Result<(Header, Vec<Part<S>>), DataError>
-where
-    S: Send,
-    I: Fn() -> S + Sync,
-    F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
-{
-    for_each_batch_par(opts, refs, on_bad, init, f, |_, _, _, _| false)
-}
-
-/// [`for_each_row_par`] that offers each Parquet record batch to `batch`
-/// first (see [`read_parquet_groups`]: it takes a whole batch, typed, or
-/// leaves its rows to `f`); other formats go row by row to `f`.
+/// Each Parquet record batch is first offered to `batch` (see
+/// `read_parquet_groups`: it takes a whole batch, typed, or leaves its rows
+/// to `f`); other formats go row by row to `f`.
 ///
 /// # Errors
 /// As [`for_each_row`].
@@ -57,7 +40,7 @@ where
     S: Send,
     I: Fn() -> S + Sync,
     F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
-    B: Fn(&mut S, u64, &[BatchCol], &Header) -> bool + Sync,
+    B: Fn(&mut S, u64, &[BatchCol], &Header) -> Result<bool, DataError> + Sync,
 {
     let files = crate::table_files::table_files(&opts.path, opts.format)?;
     if files.len() != 1 || files[0] != opts.path {
@@ -66,7 +49,7 @@ where
     file_parts(opts, refs, on_bad, &init, &f, &batch)
 }
 
-/// [`for_each_row_par`] over one file.
+/// [`for_each_batch_par`] over one file.
 fn file_parts<S, I, F, B>(
     opts: &ReadOptions,
     refs: &[ColumnRef],
@@ -79,7 +62,7 @@ where
     S: Send,
     I: Fn() -> S + Sync,
     F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
-    B: Fn(&mut S, u64, &[BatchCol], &Header) -> bool + Sync,
+    B: Fn(&mut S, u64, &[BatchCol], &Header) -> Result<bool, DataError> + Sync,
 {
     if opts.format != Format::Parquet {
         if let Some(parts) = plain_parts(opts, refs, on_bad, init, f) {
@@ -173,7 +156,7 @@ where
     Ok((header, out))
 }
 
-/// [`for_each_row_par`] over a directory's part files: the files in
+/// [`for_each_batch_par`] over a directory's part files: the files in
 /// parallel, each cut into parts as a single file is, all parts in file
 /// order. Empty part files are skipped; the table as a whole must have rows.
 #[allow(clippy::type_complexity)]
@@ -190,7 +173,7 @@ where
     S: Send,
     I: Fn() -> S + Sync,
     F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
-    B: Fn(&mut S, u64, &[BatchCol], &Header) -> bool + Sync,
+    B: Fn(&mut S, u64, &[BatchCol], &Header) -> Result<bool, DataError> + Sync,
 {
     use rayon::prelude::*;
     let per_file: Vec<Result<Option<(Header, Vec<Part<S>>)>, DataError>> = files
