@@ -168,44 +168,27 @@ impl Dataset {
     /// changes it. Stored in a run so that serving commands can tell when the
     /// data changed.
     pub fn fingerprint(&self) -> String {
-        let mut h = crate::hash::Fnv1a64::default();
-        for side in [&self.users, &self.items] {
-            h.write(&(side.ids.len() as u64).to_le_bytes());
-            for id in &side.ids {
-                h.write_str(id);
-            }
-            for f in &side.features {
-                h.write_str(&f.name);
-                h.write(&(f.vocab.len() as u64).to_le_bytes());
-                for t in f.vocab.iter_tokens() {
-                    h.write_str(t);
-                }
-                for &o in &f.offsets {
-                    h.write(&o.to_le_bytes());
-                }
-                for &v in &f.values {
-                    h.write(&v.to_le_bytes());
-                }
-            }
-        }
+        // the rows grouped by user while the sides are hashed
+        let n_users = self.users.len();
+        let (mut h, (train, test)) = rayon::join(
+            || {
+                let mut h = crate::hash::Fnv1a64::default();
+                self.hash_sides(&mut h);
+                h
+            },
+            || {
+                rayon::join(
+                    || rows_by_user(&self.train, n_users),
+                    || rows_by_user(&self.test, n_users),
+                )
+            },
+        );
         // rows as a multiset: the order of the file's lines changes neither
         // the split (it sorts by time) nor any metric or recommendation
-        let n_users = self.users.len();
-        let (train, test) = rayon::join(
-            || sorted_rows(&self.train, n_users),
-            || sorted_rows(&self.test, n_users),
-        );
         for (split, rows) in [(&self.train, train), (&self.test, test)] {
-            h.write(&(rows.len() as u64).to_le_bytes());
+            h.write(&(rows.1.len() as u64).to_le_bytes());
             h.write(&[split.weight.is_some() as u8]);
-            for (u, (i, t, w)) in rows {
-                let mut b = [0u8; 20];
-                b[..4].copy_from_slice(&u.to_le_bytes());
-                b[4..8].copy_from_slice(&i.to_le_bytes());
-                b[8..16].copy_from_slice(&t.to_le_bytes());
-                b[16..].copy_from_slice(&w.to_le_bytes());
-                h.write(&b);
-            }
+            hash_sorted_rows(&mut h, rows);
         }
         if let Some(st) = &self.train_stream {
             h.write(&st.n_rows.to_le_bytes());
@@ -229,13 +212,40 @@ impl Dataset {
     }
 }
 
-/// The rows of `split` as `(user, (item, timestamp, weight bits))` in
-/// ascending order (weight 0 without weights): grouped by user with a
-/// counting sort, then each user's rows sorted on their own, in parallel.
-/// The same order as sorting the whole list; the thread count changes
-/// nothing (equal rows are identical).
-fn sorted_rows(split: &Interactions, n_users: usize) -> Vec<(u32, (u32, i64, u32))> {
-    use rayon::prelude::*;
+impl Dataset {
+    /// Feeds the fingerprint's part of both sides: ids, then each
+    /// feature's name, vocabulary, offsets and values.
+    fn hash_sides(&self, h: &mut crate::hash::Fnv1a64) {
+        for side in [&self.users, &self.items] {
+            h.write(&(side.ids.len() as u64).to_le_bytes());
+            for id in &side.ids {
+                h.write_str(id);
+            }
+            for f in &side.features {
+                h.write_str(&f.name);
+                h.write(&(f.vocab.len() as u64).to_le_bytes());
+                for t in f.vocab.iter_tokens() {
+                    h.write_str(t);
+                }
+                for &o in &f.offsets {
+                    h.write(&o.to_le_bytes());
+                }
+                for &v in &f.values {
+                    h.write(&v.to_le_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// One row as the fingerprint orders it: `(user, (item, timestamp, weight
+/// bits))`, weight 0 without weights.
+type Row = (u32, (u32, i64, u32));
+
+/// The rows of `split` grouped by user with a counting sort: CSR
+/// `(offsets, rows)`, user `u`'s rows (in file order) at
+/// `rows[offsets[u]..offsets[u + 1]]`.
+fn rows_by_user(split: &Interactions, n_users: usize) -> (Vec<usize>, Vec<Row>) {
     let n_users = split
         .user
         .iter()
@@ -259,8 +269,46 @@ fn sorted_rows(split: &Interactions, n_users: usize) -> Vec<(u32, (u32, i64, u32
         rows[*slot] = (u, (split.item[k], split.timestamp[k], w));
         *slot += 1;
     }
-    crate::split::user_segments(&mut rows, &offsets)
-        .into_par_iter()
-        .for_each(|seg| seg.sort_unstable());
-    rows
+    (offsets, rows)
+}
+
+/// Feeds the rows of [`rows_by_user`] to `h` in ascending order: each
+/// user's rows sorted on their own (the same order as sorting the whole
+/// list; equal rows are identical), 20 bytes a row. The users go in about
+/// 64 runs: a run is sorted (its users in parallel) while the one before
+/// it is hashed, so the hash, a serial chain, overlaps the sorting. The
+/// thread count changes nothing.
+fn hash_sorted_rows(h: &mut crate::hash::Fnv1a64, (offsets, mut rows): (Vec<usize>, Vec<Row>)) {
+    use rayon::prelude::*;
+    let hash = |h: &mut crate::hash::Fnv1a64, run: &[Row]| {
+        for &(u, (i, t, w)) in run {
+            let mut b = [0u8; 20];
+            b[..4].copy_from_slice(&u.to_le_bytes());
+            b[4..8].copy_from_slice(&i.to_le_bytes());
+            b[8..16].copy_from_slice(&t.to_le_bytes());
+            b[16..].copy_from_slice(&w.to_le_bytes());
+            h.write(&b);
+        }
+    };
+    let n_users = offsets.len().saturating_sub(1);
+    let step = rows.len().div_ceil(64).max(1);
+    let mut segs = crate::split::user_segments(&mut rows, &offsets).into_iter();
+    let mut prev: Vec<&mut [Row]> = Vec::new();
+    let mut u = 0;
+    while u < n_users || !prev.is_empty() {
+        // the next run: users until it holds about `step` rows
+        let mut run: Vec<&mut [Row]> = Vec::new();
+        let mut n = 0;
+        while u < n_users && n < step {
+            let seg = segs.next().expect("one segment a user");
+            n += seg.len();
+            run.push(seg);
+            u += 1;
+        }
+        rayon::join(
+            || run.par_iter_mut().for_each(|seg| seg.sort_unstable()),
+            || prev.iter().for_each(|seg| hash(h, seg)),
+        );
+        prev = run;
+    }
 }

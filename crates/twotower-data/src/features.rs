@@ -15,7 +15,7 @@ use crate::report::FeatureReport;
 use crate::transform::{bucket_tokens, parse_flag, transform_value};
 use std::cmp::Ordering;
 
-use crate::vocab::{all_int, cmp_ids, id_order_as, sort_ids, Vocab};
+use crate::vocab::{id_order_as, id_order_of_ints, int_values, sort_ids, Vocab};
 
 /// A token table: distinct tokens of a feature with entity counts.
 #[derive(Default)]
@@ -330,27 +330,42 @@ pub(crate) fn encode_feature(
 /// lists are merged, equal keys becoming one entity, so no key is hashed
 /// until the ids' own index is built.
 pub(crate) fn build_entities(sources: &[&[String]]) -> (EntityIds, Vec<Vec<u32>>) {
-    let numeric = sources.iter().all(|s| all_int(s));
-    let orders: Vec<Vec<u32>> = sources
-        .par_iter()
-        .map(|s| id_order_as(s, numeric))
-        .collect();
+    // each id parsed once: the sort and the merge compare the values
+    let nums: Vec<Option<Vec<i64>>> = sources.par_iter().map(|s| int_values(s)).collect();
+    let nums: Option<Vec<Vec<i64>>> = nums.into_iter().collect();
+    let orders: Vec<Vec<u32>> = match &nums {
+        Some(nums) => sources
+            .par_iter()
+            .zip(nums)
+            .map(|(s, n)| id_order_of_ints(s, n))
+            .collect(),
+        None => sources.par_iter().map(|s| id_order_as(s, false)).collect(),
+    };
+    // the "by id" comparison of source j's key k and source l's key m
+    let cmp = |(j, k): (usize, usize), (l, m): (usize, usize)| -> Ordering {
+        let bytes = sources[j][k].as_bytes().cmp(sources[l][m].as_bytes());
+        match &nums {
+            Some(n) => n[j][k].cmp(&n[l][m]).then(bytes),
+            None => bytes,
+        }
+    };
     let total: usize = sources.iter().map(|s| s.len()).sum();
     let mut ids: Vec<&str> = Vec::with_capacity(total);
     let mut maps: Vec<Vec<u32>> = sources.iter().map(|s| vec![0u32; s.len()]).collect();
     let mut heads = vec![0usize; sources.len()];
     loop {
         // the smallest head key (the first source among equal ones)
-        let mut best: Option<(usize, &str)> = None;
+        let mut best: Option<(usize, usize)> = None;
         for (j, o) in orders.iter().enumerate() {
             if let Some(&k) = o.get(heads[j]) {
-                let key = sources[j][k as usize].as_str();
-                if best.is_none_or(|(_, b)| cmp_ids(key, b, numeric) == Ordering::Less) {
-                    best = Some((j, key));
+                let key = (j, k as usize);
+                if best.is_none_or(|b| cmp(key, b) == Ordering::Less) {
+                    best = Some(key);
                 }
             }
         }
-        let Some((_, key)) = best else { break };
+        let Some((bj, bk)) = best else { break };
+        let key = sources[bj][bk].as_str();
         let e = ids.len() as u32;
         ids.push(key);
         for (j, o) in orders.iter().enumerate() {

@@ -192,24 +192,32 @@ impl Interner {
             None => self.large.get(key).copied(),
         }
     }
+    /// The code of the dense key of value `v` (< [`DENSE_LIMIT`]),
+    /// inserting it if new.
+    #[inline]
+    fn intern_dense(&mut self, v: usize) -> u32 {
+        let pi = v >> PAGE_BITS;
+        if pi >= self.pages.len() {
+            self.pages.resize(pi + 1, None);
+        }
+        let c = self.next_code();
+        let page =
+            self.pages[pi].get_or_insert_with(|| vec![0u32; PAGE_MASK + 1].into_boxed_slice());
+        let slot = &mut page[v & PAGE_MASK];
+        if *slot == 0 {
+            *slot = c + 1;
+            self.n_dense += 1;
+        }
+        *slot - 1
+    }
+
     /// The code of `key`, inserting it if new.
     #[inline]
     pub fn intern(&mut self, key: &[u8]) -> u32 {
-        let c = self.next_code();
         if let Some(v) = dense_value(key) {
-            let pi = v >> PAGE_BITS;
-            if pi >= self.pages.len() {
-                self.pages.resize(pi + 1, None);
-            }
-            let page =
-                self.pages[pi].get_or_insert_with(|| vec![0u32; PAGE_MASK + 1].into_boxed_slice());
-            let slot = &mut page[v & PAGE_MASK];
-            if *slot == 0 {
-                *slot = c + 1;
-                self.n_dense += 1;
-            }
-            return *slot - 1;
+            return self.intern_dense(v);
         }
+        let c = self.next_code();
         match pack(key) {
             Some(p) => *self.small.entry(p).or_insert(c),
             None => {
@@ -221,6 +229,31 @@ impl Interner {
             }
         }
     }
+    /// [`Interner::intern`] of the decimal text of `v` (the same code),
+    /// without writing that text when `v` is a dense key.
+    #[inline]
+    pub fn intern_int(&mut self, v: i64) -> u32 {
+        if (0..DENSE_LIMIT as i64).contains(&v) {
+            self.intern_dense(v as usize)
+        } else {
+            self.intern(itoa::Buffer::new().format(v).as_bytes())
+        }
+    }
+
+    /// [`Interner::get`] of the decimal text of `v`.
+    #[inline]
+    pub fn get_int(&self, v: i64) -> Option<u32> {
+        if (0..DENSE_LIMIT as i64).contains(&v) {
+            let v = v as usize;
+            match self.pages.get(v >> PAGE_BITS) {
+                Some(Some(p)) if p[v & PAGE_MASK] > 0 => Some(p[v & PAGE_MASK] - 1),
+                _ => None,
+            }
+        } else {
+            self.get(itoa::Buffer::new().format(v).as_bytes())
+        }
+    }
+
     /// The key of `code` (a scan: for error messages only).
     pub fn key_of(&self, code: u32) -> Option<Box<[u8]>> {
         for (pi, page) in self.pages.iter().enumerate() {
@@ -265,11 +298,13 @@ impl Interner {
 
     pub fn into_keys(self) -> Vec<Box<[u8]>> {
         let mut out: Vec<Box<[u8]>> = vec![Box::default(); self.next_code() as usize];
+        let mut buf = itoa::Buffer::new();
         for (pi, page) in self.pages.iter().enumerate() {
             for (k, &c) in page.iter().flat_map(|p| p.iter().enumerate()) {
                 if c > 0 {
-                    let v = (pi << PAGE_BITS) | k;
-                    out[c as usize - 1] = v.to_string().into_bytes().into_boxed_slice();
+                    // one exact allocation (`to_string` went through the
+                    // formatter and could over-allocate, then shrink)
+                    out[c as usize - 1] = buf.format((pi << PAGE_BITS) | k).as_bytes().into();
                 }
             }
         }

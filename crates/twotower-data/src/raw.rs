@@ -12,7 +12,8 @@ use crate::config::{
 use crate::error::DataError;
 use crate::hash::Interner;
 use crate::read::{
-    decode, for_each_row, for_each_row_par, parse_err, parse_f64, parse_i64, valid, Header,
+    decode, for_each_batch_par, for_each_row, parse_err, parse_f64, parse_i64, valid, BatchCol,
+    Header,
 };
 
 /// Everything read before encoding.
@@ -95,12 +96,22 @@ pub struct RawInteractions {
 
 pub(crate) fn decode_keys(keys: Vec<Box<[u8]>>, enc: Encoding) -> Vec<String> {
     keys.into_iter()
-        .map(|k| match decode(&k, enc) {
-            Some(s) => s.into_owned(),
-            // Validated when interned; Latin-1 never fails.
-            None => String::from_utf8_lossy(&k).into_owned(),
+        // valid UTF-8 (any key in UTF-8, ASCII in Latin-1) keeps its
+        // allocation: what `decode` would copy, unchanged
+        .map(|k| match String::from_utf8(k.into_vec()) {
+            Ok(s) if enc == Encoding::Utf8 || s.is_ascii() => s,
+            Ok(s) => decode_key(s.as_bytes(), enc),
+            Err(e) => decode_key(e.as_bytes(), enc),
         })
         .collect()
+}
+
+fn decode_key(k: &[u8], enc: Encoding) -> String {
+    match decode(k, enc) {
+        Some(s) => s.into_owned(),
+        // Validated when interned; Latin-1 never fails.
+        None => String::from_utf8_lossy(k).into_owned(),
+    }
 }
 
 /// One checked interaction row: user and item id bytes, timestamp, weight.
@@ -218,17 +229,56 @@ pub fn read_interactions(
         timestamp: Vec<i64>,
         weight: Vec<f32>,
     }
-    let (_, parts) = for_each_row_par(&opts, refs, on_bad, Acc::default, |acc, line, f, h| {
-        // the row's number in this part; the part's offset is added below
-        let (u, i, ts, w) = cols.parse(line, f, h, acc.user.len() as i64)?;
-        acc.user.push(acc.users.intern(u));
-        acc.item.push(acc.items.intern(i));
-        acc.timestamp.push(ts);
-        if let Some(w) = w {
-            acc.weight.push(w);
-        }
-        Ok(())
-    })?;
+    let (_, parts) = for_each_batch_par(
+        &opts,
+        refs,
+        on_bad,
+        Acc::default,
+        |acc, line, f, h| {
+            // the row's number in this part; the part's offset is added below
+            let (u, i, ts, w) = cols.parse(line, f, h, acc.user.len() as i64)?;
+            acc.user.push(acc.users.intern(u));
+            acc.item.push(acc.items.intern(i));
+            acc.timestamp.push(ts);
+            if let Some(w) = w {
+                acc.weight.push(w);
+            }
+            Ok(())
+        },
+        // Parquet integer ids and timestamps, typed: what the rows above
+        // build from their decimal text (an integer's text is a non-empty,
+        // valid id; `parse_i64` reads back every timestamp but i64::MIN),
+        // with no text written, parsed or hashed. Weights go by row.
+        |acc, _, bc, _| {
+            let (BatchCol::Int(u), BatchCol::Int(i)) = (&bc[0], &bc[1]) else {
+                return Ok(false);
+            };
+            let ts = match ts_pos.map(|p| &bc[p]) {
+                None => None,
+                Some(BatchCol::Int(t)) if !t.contains(&i64::MIN) => Some(t),
+                Some(_) => return Ok(false),
+            };
+            if w_pos.is_some() {
+                return Ok(false);
+            }
+            let Acc {
+                users,
+                items,
+                user,
+                item,
+                timestamp,
+                ..
+            } = acc;
+            let first = user.len() as i64;
+            user.extend(u.iter().map(|&v| users.intern_int(v)));
+            item.extend(i.iter().map(|&v| items.intern_int(v)));
+            match ts {
+                Some(t) => timestamp.extend_from_slice(t),
+                None => timestamp.extend(first..first + u.len() as i64),
+            }
+            Ok(true)
+        },
+    )?;
     *skipped += parts.iter().map(|p| p.skipped).sum::<usize>();
     // Merge in file order: a key's first part, then its first row there, is
     // its first row in the file, so the keys come out in first-seen order
@@ -378,6 +428,63 @@ impl EntityAcc {
     }
 }
 
+impl EntityAcc {
+    /// The rows of a record batch whose key column is an integer column
+    /// and the others integer or string columns, none with nulls: what
+    /// [`EntityAcc::row`] builds from their text (an integer's text is a
+    /// non-empty, valid key with nothing to trim; Arrow strings are valid
+    /// UTF-8, and Latin-1 accepts any byte). `Ok(false)` leaves the batch
+    /// to the rows. A repeated key with different values is an error
+    /// without the values' text: [`read_entity_table`] then reads the
+    /// table again in one pass, by rows, which names them.
+    fn batch(&mut self, line: u64, bc: &[BatchCol], h: &Header) -> Result<bool, DataError> {
+        let BatchCol::Int(keys) = &bc[0] else {
+            return Ok(false);
+        };
+        if bc[1..].iter().any(|c| matches!(c, BatchCol::Other)) {
+            return Ok(false);
+        }
+        for (r, &k) in keys.iter().enumerate() {
+            for (j, c) in bc[1..].iter().enumerate() {
+                self.scratch[j] = match c {
+                    BatchCol::Int(v) => self.dicts[j].intern_int(v[r]),
+                    BatchCol::Str(a) => {
+                        self.dicts[j].intern(crate::read::trim(a.value(r).as_bytes()))
+                    }
+                    BatchCol::Other => unreachable!("checked above"),
+                };
+            }
+            match self.keys.get_int(k) {
+                None => {
+                    self.keys.intern_int(k);
+                    self.lines.push(line + r as u64);
+                    for (j, c) in self.scratch.iter().enumerate() {
+                        self.codes[j].push(*c);
+                    }
+                }
+                Some(e) => {
+                    let e = e as usize;
+                    if let Some(j) =
+                        (0..self.scratch.len()).find(|&j| self.codes[j][e] != self.scratch[j])
+                    {
+                        return Err(DataError::ConflictingRow {
+                            path: h.path.clone(),
+                            line: line + r as u64,
+                            first_line: self.lines[e],
+                            key: k.to_string(),
+                            column: h.names[j + 1].clone(),
+                            first_value: Box::default(),
+                            value: Box::default(),
+                        });
+                    }
+                    self.dup += 1;
+                }
+            }
+        }
+        Ok(true)
+    }
+}
+
 /// The parts of a table read in parallel, merged in file order; `None`
 /// when a part failed or a key repeats across parts (the one pass then
 /// decides: a repeat may conflict, and its error names both lines).
@@ -425,12 +532,13 @@ pub(crate) fn read_entity_table(
     let n_cols = cols.len();
     // parts in parallel (Parquet row groups, byte ranges of a delimited
     // file); any failure or a key repeated across parts: one pass
-    let par = for_each_row_par(
+    let par = for_each_batch_par(
         &opts,
         &refs,
         on_bad,
         || EntityAcc::new(n_cols),
         |acc, line, f, h| acc.row(&h.path, enc, line, f, h),
+        |acc, line, bc, h| acc.batch(line, bc, h),
     )
     .ok()
     .and_then(|(header, parts)| {

@@ -178,14 +178,43 @@ pub fn temporal_split(
     test_fraction: f64,
     min_interactions: usize,
 ) -> (Interactions, Interactions) {
-    let (offsets, rows) = user_time_order(all, item_rank);
+    // A user's test rows are the last `t` of its time order: the `t`
+    // largest keys (timestamp, item rank, row), unique with the row in
+    // them, so the same rows whatever the order among them. Each user's
+    // keys are only partitioned around its `t`-th largest (no sort), and a
+    // user without test rows is not looked at; users in parallel, the
+    // result independent of the thread count.
+    let (offsets, rows) = by_user(all);
+    let segs: Vec<&[u32]> = offsets.windows(2).map(|w| &rows[w[0]..w[1]]).collect();
+    let test: Vec<Vec<u32>> = segs
+        .par_chunks(1024)
+        .map_init(Vec::new, |keyed: &mut Vec<(i64, u32, u32)>, chunk| {
+            let mut out = Vec::new();
+            for seg in chunk {
+                let t = n_test(seg.len(), test_fraction, min_interactions);
+                if t == 0 {
+                    continue;
+                }
+                keyed.clear();
+                keyed.extend(seg.iter().map(|&r| {
+                    (
+                        all.timestamp[r as usize],
+                        item_rank[all.item[r as usize] as usize],
+                        r,
+                    )
+                }));
+                let k = keyed.len() - t;
+                if k > 0 {
+                    keyed.select_nth_unstable(k);
+                }
+                out.extend(keyed[k..].iter().map(|x| x.2));
+            }
+            out
+        })
+        .collect();
     let mut is_test = vec![false; all.len()];
-    for u in 0..offsets.len().saturating_sub(1) {
-        let seg = &rows[offsets[u]..offsets[u + 1]];
-        let t = n_test(seg.len(), test_fraction, min_interactions);
-        for &r in &seg[seg.len() - t..] {
-            is_test[r as usize] = true;
-        }
+    for r in test.iter().flatten() {
+        is_test[*r as usize] = true;
     }
     apply(all, &is_test)
 }

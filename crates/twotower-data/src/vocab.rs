@@ -109,15 +109,18 @@ impl Vocab {
         v.ends.reserve(n);
         v.index.reserve(n, |_| unreachable!("empty table"));
         for t in tokens {
+            let i = v.ends.len() as u32 + 1;
+            let (bytes, ends) = (&v.bytes, &v.ends);
+            // one probe: the slot found empty is where a new token goes
+            if let hashbrown::hash_table::Entry::Vacant(e) = v.index.entry(
+                fx(t),
+                |&j| slice(bytes, ends, j) == t,
+                |&j| fx(slice(bytes, ends, j)),
+            ) {
+                e.insert(i);
+            }
             v.bytes.push_str(t);
             v.ends.push(v.bytes.len());
-            let i = v.ends.len() as u32;
-            let (bytes, ends) = (&v.bytes, &v.ends);
-            let token = |j: u32| slice(bytes, ends, j);
-            if v.index.find(fx(t), |&j| token(j) == t).is_none() {
-                v.index
-                    .insert_unique(fx(t), i, |&j| fx(slice(bytes, ends, j)));
-            }
         }
         v.bytes.shrink_to_fit();
         v.ends.shrink_to_fit();
@@ -208,10 +211,28 @@ pub fn id_order<S: AsRef<str> + Sync>(ids: &[S]) -> Vec<u32> {
     id_order_as(ids, true)
 }
 
-/// Whether every id parses as an integer (the "by id" order is numeric).
-pub(crate) fn all_int<S: AsRef<str> + Sync>(ids: &[S]) -> bool {
+/// Every id's integer value, `None` when one is not an integer.
+pub(crate) fn int_values<S: AsRef<str> + Sync>(ids: &[S]) -> Option<Vec<i64>> {
     use rayon::prelude::*;
-    ids.par_iter().all(|s| as_int(s.as_ref()).is_some())
+    ids.par_iter().map(|s| as_int(s.as_ref())).collect()
+}
+
+/// The numeric "by id" order of `ids` whose values are `nums`
+/// ([`int_values`]): [`id_order_as`]`(ids, true)` without parsing again.
+pub(crate) fn id_order_of_ints<S: AsRef<str> + Sync>(ids: &[S], nums: &[i64]) -> Vec<u32> {
+    use rayon::prelude::*;
+    let bytes = |i: u32| ids[i as usize].as_ref().as_bytes();
+    let mut n: Vec<(i64, u32)> = nums
+        .iter()
+        .enumerate()
+        .map(|(i, &x)| (x, i as u32))
+        .collect();
+    n.par_sort_unstable_by(|a, b| {
+        a.0.cmp(&b.0)
+            .then_with(|| bytes(a.1).cmp(bytes(b.1)))
+            .then(a.1.cmp(&b.1))
+    });
+    n.into_iter().map(|(_, i)| i).collect()
 }
 
 /// [`id_order`], byte-wise unless `numeric` and every id is an integer.

@@ -267,3 +267,99 @@ fn a_key_repeated_across_row_groups_is_found_as_in_one_pass() {
         );
     }
 }
+
+/// Parquet integer ids are interned as integers, typed, a record batch at
+/// a time: every kind of id (dense, negative, long, above `i64`'s text
+/// range of the dense tier, 32-bit columns) must get the codes its decimal
+/// text gets from the CSV reader, and a timestamp the row path rejects
+/// (i64::MIN: its text does not parse back) must give that row's error.
+#[test]
+fn typed_parquet_ids_read_as_their_text() {
+    use arrow_array::{ArrayRef, Int32Array};
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 150_000usize; // three record batches of up to 65,536 rows
+    let user: Vec<i64> = (0..n as i64)
+        .map(|r| match r % 7 {
+            0 => -(r % 1000),
+            1 => 33_554_432 + r % 50, // the first key above the dense tier
+            2 => 99_999_999,
+            3 => i64::MAX - r % 3,
+            _ => (r * 7919) % 20_000,
+        })
+        .collect();
+    let item: Vec<i32> = (0..n as i32)
+        .map(|r| {
+            if r % 11 == 0 {
+                -r % 500
+            } else {
+                (r * 31) % 40_000
+            }
+        })
+        .collect();
+    let ts: Vec<i64> = (0..n as i64).map(|r| 1_000_000 - r % 5000).collect();
+    let write = |dir: &Path, ts: &[i64]| {
+        std::fs::create_dir_all(dir).unwrap();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("user", DataType::Int64, false),
+            Field::new("item", DataType::Int32, false),
+            Field::new("timestamp", DataType::Int64, false),
+        ]));
+        let cols: Vec<ArrayRef> = vec![
+            Arc::new(Int64Array::from(user.clone())),
+            Arc::new(Int32Array::from(item.clone())),
+            Arc::new(Int64Array::from(ts.to_vec())),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), cols).unwrap();
+        let props = WriterProperties::builder()
+            .set_max_row_group_size(40_000)
+            .build();
+        let f = File::create(dir.join("interactions.parquet")).unwrap();
+        let mut w = ArrowWriter::try_new(f, schema, Some(props)).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let mut csv = String::from("user,item,timestamp\n");
+        for r in 0..n {
+            csv.push_str(&format!("{},{},{}\n", user[r], item[r], ts[r]));
+        }
+        std::fs::write(dir.join("interactions.csv"), csv).unwrap();
+    };
+    let spec = |file: &str| -> InteractionsSpec {
+        toml::from_str(&format!(
+            "file = \"{file}\"\nuser = \"user\"\nitem = \"item\"\ntimestamp = \"timestamp\"\n"
+        ))
+        .unwrap()
+    };
+    let read = |dir: &Path, file: &str, threads: usize| {
+        let mut skipped = 0;
+        with_threads(threads, || {
+            read_interactions(&spec(file), dir, OnBadRow::Error, &mut skipped)
+        })
+    };
+    let ok = tmp.path().join("ok");
+    write(&ok, &ts);
+    let want = read(&ok, "interactions.csv", 1).unwrap();
+    assert!(want.user_keys.iter().any(|k| k == "-999"));
+    assert!(want.user_keys.iter().any(|k| k == "99999999"));
+    assert!(want.user_keys.iter().any(|k| k == &i64::MAX.to_string()));
+    for threads in [1, 2, 3] {
+        let got = read(&ok, "interactions.parquet", threads).unwrap();
+        assert!(got == want, "{threads} threads: typed ids differ from text");
+    }
+
+    let mut bad_ts = ts.clone();
+    bad_ts[100_000] = i64::MIN;
+    let bad = tmp.path().join("bad");
+    write(&bad, &bad_ts);
+    for threads in [1, 2] {
+        let err = read(&bad, "interactions.parquet", threads)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("interactions.parquet")
+                && err.contains("100001")
+                && err.contains("timestamp")
+                && err.contains("-9223372036854775808"),
+            "{threads} threads: {err}"
+        );
+    }
+}

@@ -112,19 +112,74 @@ impl ColText {
     }
 }
 
+/// One column of a record batch as a batch callback of
+/// [`read_parquet_groups`] sees it: typed where that is cheap to use.
+pub(crate) enum BatchCol<'a> {
+    /// An integer column without nulls (Parquet int8 to int64, uint8 to
+    /// uint32, and uint64 when every value fits an `i64`): each row's text
+    /// on the row path is exactly the decimal form of its value.
+    Int(std::borrow::Cow<'a, [i64]>),
+    /// A string column without nulls (its values are valid UTF-8).
+    Str(&'a arrow_array::StringArray),
+    /// Anything else: the row path reads it.
+    Other,
+}
+
+impl<'a> BatchCol<'a> {
+    fn new(c: &'a ColText) -> Self {
+        use std::borrow::Cow;
+        macro_rules! widen {
+            ($a:expr) => {
+                BatchCol::Int(Cow::Owned($a.values().iter().map(|&v| v as i64).collect()))
+            };
+        }
+        let nulls = match c {
+            ColText::Str(a) if a.null_count() == 0 => return BatchCol::Str(a),
+            ColText::I64(a) => a.null_count(),
+            ColText::I32(a) => a.null_count(),
+            ColText::U64(a) => a.null_count(),
+            ColText::U32(a) => a.null_count(),
+            _ => return BatchCol::Other,
+        };
+        if nulls > 0 {
+            return BatchCol::Other;
+        }
+        match c {
+            ColText::I64(a) => BatchCol::Int(Cow::Borrowed(a.values())),
+            ColText::I32(a) => widen!(a),
+            ColText::U32(a) => widen!(a),
+            ColText::U64(a) if a.values().iter().all(|&v| v <= i64::MAX as u64) => widen!(a),
+            _ => BatchCol::Other,
+        }
+    }
+}
+
 /// Reads a Parquet file, or only row groups `gs` of it with `group =
 /// Some((gs, the first row of gs[0]))` (`gs` consecutive; row numbers then
 /// count from that row).
-pub(super) fn read_parquet_groups<F>(
+///
+/// Each record batch is first offered whole to `batch(state, line of its
+/// first row, columns, header)`: when it returns true it has taken every
+/// row of the batch (they count as read), else the rows go one by one to
+/// `f(state, line, fields, header)` as text. A batch callback must take a
+/// batch only when the row path would accept every row of it and build
+/// the same `state` from them (so errors, skips and results never depend
+/// on which path ran); an error it returns ends the read (never a row
+/// error: it is not skipped).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn read_parquet_groups<S, F, B>(
     opts: &ReadOptions,
     refs: &[ColumnRef],
     on_bad: OnBadRow,
     skipped: &mut usize,
     group: Option<(Vec<usize>, u64)>,
+    state: &mut S,
     f: &mut F,
+    batch: &mut B,
 ) -> Result<(Header, usize), DataError>
 where
-    F: FnMut(u64, &[&[u8]], &Header) -> Result<(), DataError>,
+    F: FnMut(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError>,
+    B: FnMut(&mut S, u64, &[BatchCol], &Header) -> Result<bool, DataError>,
 {
     use ::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
     use ::parquet::arrow::ProjectionMask;
@@ -168,21 +223,28 @@ where
     let mut row_no: u64 = group.as_ref().map_or(0, |(_, first)| *first);
     let mut bufs: Vec<Vec<u8>> = vec![Vec::new(); refs.len()];
     let mut store: Vec<&'static [u8]> = Vec::with_capacity(refs.len());
-    for batch in reader {
-        let batch: RecordBatch = batch.map_err(|e| perr(&e))?;
+    for rb in reader {
+        let rb: RecordBatch = rb.map_err(|e| perr(&e))?;
         let cols: Vec<ColText> = pos
             .iter()
             .zip(&header.names)
-            .map(|(&p, n)| ColText::new(batch.column(p), path, n))
+            .map(|(&p, n)| ColText::new(rb.column(p), path, n))
             .collect::<Result<_, _>>()?;
-        for i in 0..batch.num_rows() {
+        let typed: Vec<BatchCol> = cols.iter().map(BatchCol::new).collect();
+        if batch(state, row_no + 1, &typed, &header)? {
+            row_no += rb.num_rows() as u64;
+            rows += rb.num_rows();
+            continue;
+        }
+        drop(typed);
+        for i in 0..rb.num_rows() {
             row_no += 1;
             for (c, b) in cols.iter().zip(bufs.iter_mut()) {
                 c.write(i, b);
             }
             let mut fields = recycle(std::mem::take(&mut store));
             fields.extend(bufs.iter().map(|b| b.as_slice()));
-            let res = f(row_no, &fields, &header);
+            let res = f(state, row_no, &fields, &header);
             store = recycle(fields);
             handle(res, on_bad, skipped, &mut rows)?;
         }

@@ -25,6 +25,7 @@ mod delimited;
 mod fields;
 mod parts;
 
+pub(crate) use columnar::BatchCol;
 use columnar::*;
 use delimited::*;
 pub(crate) use fields::*;
@@ -187,7 +188,16 @@ where
     }
     let skipped_before = *skipped;
     let (header, rows) = match opts.format {
-        Format::Parquet => read_parquet_groups(opts, refs, on_bad, skipped, None, f)?,
+        Format::Parquet => read_parquet_groups(
+            opts,
+            refs,
+            on_bad,
+            skipped,
+            None,
+            f,
+            &mut |f: &mut F, line, fields, h| f(line, fields, h),
+            &mut |_, _, _, _| Ok(false),
+        )?,
         _ if opts.quoting => read_quoted(opts, refs, on_bad, skipped, f)?,
         _ => read_plain(opts, refs, on_bad, skipped, None, f)?,
     };

@@ -7,7 +7,7 @@ use crate::error::DataError;
 
 use super::*;
 
-/// One part of a table read by [`for_each_row_par`]: the state the callback
+/// One part of a table read by [`for_each_batch_par`]: the state the callback
 /// built over its rows, the rows it accepted and those skipped.
 pub(crate) struct Part<S> {
     pub state: S,
@@ -22,39 +22,47 @@ pub(crate) struct Part<S> {
 /// them in that order gets what one pass would have built; the first error
 /// in file order is the one returned, as one pass would have stopped at it.
 ///
+/// Each Parquet record batch is first offered to `batch` (see
+/// `read_parquet_groups`: it takes a whole batch, typed, or leaves its rows
+/// to `f`); other formats go row by row to `f`.
+///
 /// # Errors
 /// As [`for_each_row`].
-pub(crate) fn for_each_row_par<S, I, F>(
+pub(crate) fn for_each_batch_par<S, I, F, B>(
     opts: &ReadOptions,
     refs: &[ColumnRef],
     on_bad: OnBadRow,
     init: I,
     f: F,
+    batch: B,
 ) -> Result<(Header, Vec<Part<S>>), DataError>
 where
     S: Send,
     I: Fn() -> S + Sync,
     F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
+    B: Fn(&mut S, u64, &[BatchCol], &Header) -> Result<bool, DataError> + Sync,
 {
     let files = crate::table_files::table_files(&opts.path, opts.format)?;
     if files.len() != 1 || files[0] != opts.path {
-        return dir_parts(opts, files, refs, on_bad, &init, &f);
+        return dir_parts(opts, files, refs, on_bad, &init, &f, &batch);
     }
-    file_parts(opts, refs, on_bad, &init, &f)
+    file_parts(opts, refs, on_bad, &init, &f, &batch)
 }
 
-/// [`for_each_row_par`] over one file.
-fn file_parts<S, I, F>(
+/// [`for_each_batch_par`] over one file.
+fn file_parts<S, I, F, B>(
     opts: &ReadOptions,
     refs: &[ColumnRef],
     on_bad: OnBadRow,
     init: &I,
     f: &F,
+    batch: &B,
 ) -> Result<(Header, Vec<Part<S>>), DataError>
 where
     S: Send,
     I: Fn() -> S + Sync,
     F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
+    B: Fn(&mut S, u64, &[BatchCol], &Header) -> Result<bool, DataError> + Sync,
 {
     if opts.format != Format::Parquet {
         if let Some(parts) = plain_parts(opts, refs, on_bad, init, f) {
@@ -120,7 +128,9 @@ where
                 on_bad,
                 &mut skipped,
                 gs.first().map(|&g| (gs.clone(), first_row[g])),
-                &mut |line, fields, h| f(&mut state, line, fields, h),
+                &mut state,
+                &mut |s, line, fields, h| f(s, line, fields, h),
+                &mut |s, line, cols, h| batch(s, line, cols, h),
             )?;
             Ok((
                 header,
@@ -146,22 +156,24 @@ where
     Ok((header, out))
 }
 
-/// [`for_each_row_par`] over a directory's part files: the files in
+/// [`for_each_batch_par`] over a directory's part files: the files in
 /// parallel, each cut into parts as a single file is, all parts in file
 /// order. Empty part files are skipped; the table as a whole must have rows.
 #[allow(clippy::type_complexity)]
-fn dir_parts<S, I, F>(
+fn dir_parts<S, I, F, B>(
     opts: &ReadOptions,
     files: Vec<std::path::PathBuf>,
     refs: &[ColumnRef],
     on_bad: OnBadRow,
     init: &I,
     f: &F,
+    batch: &B,
 ) -> Result<(Header, Vec<Part<S>>), DataError>
 where
     S: Send,
     I: Fn() -> S + Sync,
     F: Fn(&mut S, u64, &[&[u8]], &Header) -> Result<(), DataError> + Sync,
+    B: Fn(&mut S, u64, &[BatchCol], &Header) -> Result<bool, DataError> + Sync,
 {
     use rayon::prelude::*;
     let per_file: Vec<Result<Option<(Header, Vec<Part<S>>)>, DataError>> = files
@@ -171,7 +183,7 @@ where
                 path: file,
                 ..opts.clone()
             };
-            match file_parts(&part, refs, on_bad, init, f) {
+            match file_parts(&part, refs, on_bad, init, f, batch) {
                 Ok(x) => Ok(Some(x)),
                 Err(DataError::EmptyFile { .. } | DataError::EmptyTable { .. }) => Ok(None),
                 Err(e) => Err(e),
