@@ -52,6 +52,11 @@ pub struct EncodedFeature {
 pub const MAX_HASH_BUCKETS: u32 = 1 << 31;
 
 impl EncodedFeature {
+    /// Bytes held on the heap: the vocabulary and the CSR arrays.
+    pub fn heap_bytes(&self) -> u64 {
+        self.vocab.heap_bytes() + 4 * (self.offsets.capacity() + self.values.capacity()) as u64
+    }
+
     /// Entity `e`'s values.
     pub fn row(&self, e: usize) -> &[u32] {
         &self.values[self.offsets[e] as usize..self.offsets[e + 1] as usize]
@@ -93,6 +98,18 @@ pub struct EntityTable {
 }
 
 impl EntityTable {
+    /// Bytes held on the heap: the ids, their ranks, the encoded features
+    /// and the labels.
+    pub fn heap_bytes(&self) -> u64 {
+        let labels = self.labels.as_ref().map_or(0, |(_, l)| {
+            l.iter().map(|t| t.capacity() + 24).sum::<usize>() as u64
+        });
+        self.ids.heap_bytes()
+            + 4 * self.id_rank.capacity() as u64
+            + self.features.iter().map(|f| f.heap_bytes()).sum::<u64>()
+            + labels
+    }
+
     /// Number of entities.
     pub fn len(&self) -> usize {
         self.ids.len()

@@ -18,6 +18,11 @@ use crate::vocab::Vocab;
 pub struct EntityIds(Vocab);
 
 impl EntityIds {
+    /// Bytes held on the heap (the ids' arena and index).
+    pub fn heap_bytes(&self) -> u64 {
+        self.0.heap_bytes()
+    }
+
     /// The ids `ids` in that order; a repeated id keeps its first index
     /// (entity ids are unique, so callers pass distinct ids).
     pub fn from_strs<'a>(ids: impl IntoIterator<Item = &'a str>) -> Self {

@@ -89,6 +89,12 @@ fn fx(s: &str) -> u64 {
 }
 
 impl Vocab {
+    /// Bytes this vocabulary holds on the heap: the token arena, the token
+    /// ends and the hash table (its slots and control bytes).
+    pub fn heap_bytes(&self) -> u64 {
+        (self.bytes.capacity() + 8 * self.ends.capacity() + 5 * self.index.capacity()) as u64
+    }
+
     /// A vocabulary whose index `i + 1` is `tokens[i]` (duplicates keep the first index).
     pub fn from_tokens(tokens: Vec<String>) -> Self {
         Self::from_strs(tokens.iter().map(String::as_str))
@@ -350,5 +356,13 @@ mod tests {
         }
         assert_eq!(v.token(20_000), Some(many[19_999].as_str()));
         assert_eq!(v.token(20_001), None);
+        // what the memory plan counts: 13,001 distinct tokens of 5–9 bytes
+        // (about 115 KB), an end each (8 B) and a table slot each (4 B + a
+        // control byte) — at least that, and not more than twice it
+        let floor: u64 = (0..13_001u64)
+            .map(|i| 4 + i.to_string().len() as u64 + 13)
+            .sum();
+        let b = v.heap_bytes();
+        assert!(b >= floor && b <= 2 * floor + 4096, "{b} vs {floor}");
     }
 }

@@ -10,7 +10,9 @@
 //!   parameters); with `train.epoch_average`, the running average and the
 //!   averaged model evaluated at each epoch's end (2×);
 //! - **interactions**: train and test rows (user and item u32, timestamp
-//!   i64, weight f32 when there is a weight column).
+//!   i64, weight f32 when there is a weight column);
+//! - **entity tables**: both sides' ids (each held once), their encoded
+//!   features (vocabularies and CSR arrays) and labels, as loaded.
 //!
 //! Everything else (batches, the SSL views, the evaluator's tiles) is small
 //! and does not grow with the catalog. Checkpoints, model files and
@@ -37,6 +39,8 @@ pub struct MemoryPlan {
     pub snapshots: u64,
     /// Train and test interaction rows.
     pub interactions: u64,
+    /// The users' and items' ids, encoded features and labels.
+    pub entities: u64,
 }
 
 impl MemoryPlan {
@@ -70,12 +74,13 @@ impl MemoryPlan {
             optimizer: state_bytes(model, optim),
             snapshots: copies * parameters,
             interactions,
+            entities: ds.users.heap_bytes() + ds.items.heap_bytes(),
         }
     }
 
     /// The sum of the parts.
     pub fn total(&self) -> u64 {
-        self.parameters + self.optimizer + self.snapshots + self.interactions
+        self.parameters + self.optimizer + self.snapshots + self.interactions + self.entities
     }
 
     /// What is still to be allocated once the model and the data are in
@@ -86,7 +91,7 @@ impl MemoryPlan {
 
     /// The line printed at the start of training, e.g. `memory: parameters
     /// 3.05 GiB, optimizer state 6.10 GiB, weight snapshots 0.00 GiB,
-    /// interactions 1.49 GiB; 10.64 GiB in all (21.80 GiB available);
+    /// interactions 1.49 GiB, entity tables 0.52 GiB; 11.16 GiB in all (21.80 GiB available);
     /// resident now 6.20 GiB` (the process's resident memory, model and
     /// data included, where the OS tells it).
     pub fn line(&self, available: Option<u64>) -> String {
@@ -99,11 +104,12 @@ impl MemoryPlan {
             .unwrap_or_default();
         format!(
             "memory: parameters {:.2} GiB, optimizer state {:.2} GiB, weight snapshots {:.2} GiB, \
-             interactions {:.2} GiB; {:.2} GiB in all{avail}{resident}",
+             interactions {:.2} GiB, entity tables {:.2} GiB; {:.2} GiB in all{avail}{resident}",
             g(self.parameters),
             g(self.optimizer),
             g(self.snapshots),
             g(self.interactions),
+            g(self.entities),
             g(self.total())
         )
     }
@@ -232,22 +238,23 @@ mod tests {
             optimizer: 6 << 30,
             snapshots: 0,
             interactions: 3 << 29,
+            entities: 1 << 29,
         }
     }
 
     #[test]
     fn line_and_check() {
         let p = plan();
-        assert_eq!(p.total(), (21u64 << 29));
+        assert_eq!(p.total(), (22u64 << 29));
         // the resident readout is the test process's own: cut it off
         let line = p.line(Some(20 << 30));
         let line = line.split("; resident now").next().unwrap();
         assert_eq!(
             line,
             "memory: parameters 3.00 GiB, optimizer state 6.00 GiB, weight snapshots 0.00 GiB, \
-             interactions 1.50 GiB; 10.50 GiB in all (20.00 GiB available)"
+             interactions 1.50 GiB, entity tables 0.50 GiB; 11.00 GiB in all (20.00 GiB available)"
         );
-        assert!(p.line(None).contains("10.50 GiB in all"));
+        assert!(p.line(None).contains("11.00 GiB in all"));
         assert_eq!(p.check(Some(6 << 30)), Ok(()));
         assert_eq!(p.check(None), Ok(()));
         let e = p.check(Some((6 << 30) - 1)).unwrap_err();
