@@ -47,7 +47,7 @@ fn a_zero_byte_file_is_reported_as_empty_not_as_a_table_without_rows() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "i.csv", "");
     // the data layer names a file as the config's folder joined with its `file`
-    let file = dir.path().join(".").join("i.csv");
+    let file = dir.path().join("i.csv");
     let err = stderr_err(&stats(dir.path(), INTERACTIONS_CONFIG, &[]));
     assert!(
         err.contains(&format!(
@@ -71,7 +71,7 @@ fn a_zero_byte_file_is_reported_as_empty_not_as_a_table_without_rows() {
 fn a_missing_required_column_names_the_header_line() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "i.csv", "user,i,t\n1,1,1\n");
-    let file = dir.path().join(".").join("i.csv");
+    let file = dir.path().join("i.csv");
     let err = stderr_err(&stats(dir.path(), INTERACTIONS_CONFIG, &[]));
     assert!(
         err.contains(&format!(
@@ -93,7 +93,7 @@ fn a_conflicting_duplicate_row_shows_both_values() {
         "items.csv",
         "item,genres\n1,Drama\n2,Action\n1,Comedy\n",
     );
-    let items = dir.path().join(".").join("items.csv");
+    let items = dir.path().join("items.csv");
     let err = stderr_err(&stats(
         dir.path(),
         &format!("{INTERACTIONS_CONFIG}{ITEM_CONFIG}"),

@@ -143,6 +143,39 @@ pub enum DataError {
         /// The table's format.
         format: String,
     },
+    /// A table directory holds a part file whose extension names another
+    /// format than the table's.
+    #[error(
+        "{path}: a {part_format} part file in a table read as {format}: its rows would be left out; \
+         move it out of the table directory (or start its name with `_` or `.` to have it skipped), \
+         or set the table's `format`"
+    )]
+    PartFormat {
+        /// The part file.
+        path: PathBuf,
+        /// The format its extension names.
+        part_format: String,
+        /// The table's format.
+        format: String,
+    },
+    /// A table directory without a `format` key holds part files of two
+    /// formats.
+    #[error(
+        "{path}: the directory holds part files of two formats, {first} ({first_format}) and \
+         {other} ({other_format}); set the table's `format` and move the other files out"
+    )]
+    MixedPartFormats {
+        /// The table directory.
+        path: PathBuf,
+        /// The first part file (in path order) with a known extension.
+        first: PathBuf,
+        /// Its format.
+        first_format: String,
+        /// The first part file of another format.
+        other: PathBuf,
+        /// Its format.
+        other_format: String,
+    },
     /// A table has no data rows.
     #[error("{path}: table has no data rows")]
     EmptyTable {
@@ -150,12 +183,16 @@ pub enum DataError {
         path: PathBuf,
     },
     /// The same key appears twice in a feature table with different values.
-    #[error("{path}:{line}: key `{key}` already defined at line {first_line} with a different value in column `{column}`: {first_value:?} at line {first_line}, {value:?} at line {line}")]
+    #[error("{path}:{line}: key `{key}` already defined at {0} with a different value in column `{column}`: {first_value:?} at {0}, {value:?} at line {line}", first_place(path, first_path, *first_line))]
     ConflictingRow {
-        /// The feature table file.
+        /// The feature table file (a directory's part file) of the second
+        /// occurrence.
         path: PathBuf,
         /// 1-based line of the second occurrence.
         line: u64,
+        /// The file of the first occurrence (another part of a directory,
+        /// or `path`).
+        first_path: PathBuf,
         /// 1-based line of the first occurrence.
         first_line: u64,
         /// The duplicated key.
@@ -233,4 +270,13 @@ fn unknown_column(
 pub(crate) fn snippet(bytes: &[u8]) -> String {
     let cut = &bytes[..bytes.len().min(64)];
     String::from_utf8_lossy(cut).into_owned()
+}
+
+/// `line N` in the same file, `FILE:N` in another part of a directory.
+fn first_place(path: &std::path::Path, first: &std::path::Path, line: u64) -> String {
+    if first == path || first.as_os_str().is_empty() {
+        format!("line {line}")
+    } else {
+        format!("{}:{line}", first.display())
+    }
 }

@@ -99,7 +99,7 @@ pub fn load_dataset_timed(
     let feats = checked_features(data, features)?;
     let raw = match data.source {
         Source::Synthetic => generate_raw(&data.synthetic)?,
-        Source::Files => read_raw(data, &feats, &base_dir.join(&data.path), true)?,
+        Source::Files => read_raw(data, &feats, &data_dir(data, base_dir), true)?,
     };
     timings.read = t.elapsed().as_secs_f64();
     let ds = encode(raw, &feats, data, &mut timings)?;
@@ -157,7 +157,7 @@ pub fn load_dataset_streamed(
             "only the temporal split can be streamed (the random split shuffles every row in memory)",
         ));
     }
-    let dir = base_dir.join(&data.path);
+    let dir = data_dir(data, base_dir);
     let mut raw = read_raw(data, &feats, &dir, false)?;
     let (ispec, _, _) = effective_tables(data)?;
     let enc = ispec.read_options(&dir)?.encoding;
@@ -659,7 +659,9 @@ fn count_duplicate_pairs(all: &Interactions, n_users: usize) -> usize {
         .sum()
 }
 
-/// Resolves `data.path` for display.
+/// Resolves `data.path` against the config's folder, without `.`
+/// components (`data.path = "."` names the folder itself: errors then show
+/// `dir/items.csv`, not `dir/./items.csv`).
 pub fn data_dir(data: &DataConfig, base_dir: &Path) -> PathBuf {
-    base_dir.join(&data.path)
+    base_dir.join(&data.path).components().collect()
 }

@@ -4,7 +4,7 @@
 //! `u32` per cell plus its distinct strings.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::{
     ColumnRef, Encoding, EntityTableSpec, InteractionsSpec, LongTableSpec, OnBadRow, ReadOptions,
@@ -350,17 +350,38 @@ struct EntityAcc {
     dicts: Vec<Interner>,
     codes: Vec<Vec<u32>>,
     lines: Vec<u64>,
+    /// `(first key, file)`: the file each run of keys was read from, in
+    /// key order (a directory's parts read in one pass: a conflict names
+    /// the file of the first occurrence, not only its line).
+    files: Vec<(usize, PathBuf)>,
     scratch: Vec<u32>,
     dup: usize,
 }
 
 impl EntityAcc {
+    /// Records that the next new key comes from `path`.
+    fn note_file(&mut self, path: &Path) {
+        if self.files.last().is_none_or(|(_, p)| p != path) {
+            self.files.push((self.lines.len(), path.to_path_buf()));
+        }
+    }
+
+    /// The file key `r` was first read from.
+    fn file_of(&self, r: usize) -> PathBuf {
+        let i = self.files.partition_point(|(k, _)| *k <= r);
+        self.files
+            .get(i.wrapping_sub(1))
+            .map(|(_, p)| p.clone())
+            .unwrap_or_default()
+    }
+
     fn new(n_cols: usize) -> Self {
         EntityAcc {
             keys: Interner::default(),
             dicts: (0..n_cols).map(|_| Interner::default()).collect(),
             codes: vec![Vec::new(); n_cols],
             lines: Vec::new(),
+            files: Vec::new(),
             scratch: vec![0; n_cols],
             dup: 0,
         }
@@ -394,6 +415,7 @@ impl EntityAcc {
         }
         match self.keys.get(k) {
             None => {
+                self.note_file(path);
                 self.keys.intern(k);
                 self.lines.push(line);
                 for (j, c) in self.scratch.iter().enumerate() {
@@ -409,6 +431,7 @@ impl EntityAcc {
                         return Err(DataError::ConflictingRow {
                             path: path.to_path_buf(),
                             line,
+                            first_path: self.file_of(r),
                             first_line: self.lines[r],
                             key: text(k),
                             column: h.names[j + 1].clone(),
@@ -456,6 +479,7 @@ impl EntityAcc {
             }
             match self.keys.get_int(k) {
                 None => {
+                    self.note_file(&h.path);
                     self.keys.intern_int(k);
                     self.lines.push(line + r as u64);
                     for (j, c) in self.scratch.iter().enumerate() {
@@ -470,6 +494,7 @@ impl EntityAcc {
                         return Err(DataError::ConflictingRow {
                             path: h.path.clone(),
                             line: line + r as u64,
+                            first_path: self.file_of(e),
                             first_line: self.lines[e],
                             key: k.to_string(),
                             column: h.names[j + 1].clone(),

@@ -52,6 +52,8 @@ pub(crate) struct RawRow<'a> {
     pub timestamp: i64,
     /// The loss weight, when the table has a weight column.
     pub weight: Option<f32>,
+    /// The file the row is in (a directory's part file) and its 1-based line.
+    pub place: (&'a Path, u64),
 }
 
 /// Reads `[data.interactions]` row by row, checking ids, timestamp and
@@ -78,6 +80,7 @@ pub(crate) fn scan_interactions(
             item: i,
             timestamp,
             weight,
+            place: (&h.path, line),
         })?;
         row += 1;
         Ok(())
@@ -299,13 +302,23 @@ impl TrainStream {
             t.index_of(&s)
         };
         let path = self.spec.read_options(&self.dir)?.path;
+        let what = if path.is_dir() {
+            "the interactions changed since they were loaded (a part file was added, removed or \
+             rewritten; a streamed train split is re-read every epoch, so its files must stay as \
+             they were until training ends); restore them, or train again on the new files"
+        } else {
+            "the interactions file changed since it was loaded (a streamed train split is \
+             re-read every epoch, so the file must stay as it was until training ends); \
+             restore it, or train again on the new file"
+        };
         let changed = || DataError::Changed {
             path: path.clone(),
-            message:
-                "the interactions file changed since it was loaded (a streamed train split is \
-                      re-read every epoch, so the file must stay as it was until training ends); \
-                      restore it, or train again on the new file"
-                    .into(),
+            message: what.into(),
+        };
+        // a row that cannot be from the loaded data: its part file and line
+        let changed_at = |(file, line): (&Path, u64), why: &str| DataError::Changed {
+            path: file.to_path_buf(),
+            message: format!("line {line}: {why}: {what}"),
         };
         let chunk_rows = chunk_rows.max(1);
         let mut chunk = Interactions {
@@ -315,8 +328,10 @@ impl TrainStream {
         let mut seen = 0u64;
         let mut skipped = 0usize;
         scan_interactions(&self.spec, &self.dir, self.on_bad, &mut skipped, |r| {
-            let u = lookup(users, r.user).ok_or_else(changed)?;
-            let i = lookup(items, r.item).ok_or_else(changed)?;
+            let u = lookup(users, r.user)
+                .ok_or_else(|| changed_at(r.place, "a user id the loaded data does not have"))?;
+            let i = lookup(items, r.item)
+                .ok_or_else(|| changed_at(r.place, "an item id the loaded data does not have"))?;
             let is_train = match self.cut.get(u as usize).ok_or_else(changed)? {
                 None => true,
                 Some(cut) => (r.timestamp, i, r.row) < *cut,
@@ -415,7 +430,7 @@ pub fn estimate_interaction_rows(
     if data.source != crate::config::Source::Files {
         return Ok(None);
     }
-    let dir = base_dir.join(&data.path);
+    let dir = crate::load::data_dir(data, base_dir);
     let (ispec, _, _) = crate::effective::effective_tables(data)?;
     let opts = ispec.read_options(&dir)?;
     let files = crate::table_files::table_files(&opts.path, opts.format)?;

@@ -44,6 +44,31 @@ fn matches(format: Format, ext: Option<&str>) -> bool {
     }
 }
 
+/// The format an extension names without doubt (`txt` names none: it may
+/// be CSV or TSV, or a note).
+fn format_of(ext: Option<&str>) -> Option<Format> {
+    match ext? {
+        "parquet" | "pq" => Some(Format::Parquet),
+        "tsv" | "tab" => Some(Format::Tsv),
+        "csv" => Some(Format::Csv),
+        _ => None,
+    }
+}
+
+fn format_name(format: Format) -> String {
+    format!("{format:?}").to_ascii_lowercase()
+}
+
+/// Does the file start with Parquet's magic bytes `PAR1`?
+pub(crate) fn is_parquet(path: &Path) -> bool {
+    use std::io::Read;
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut magic))
+        .is_ok()
+        && &magic == b"PAR1"
+}
+
 /// Folder depth below a table directory beyond which the walk stops with
 /// an error (a symbolic-link loop; Hive layouts nest a level a partition key).
 const MAX_DEPTH: usize = 32;
@@ -93,31 +118,69 @@ pub(crate) fn table_files(path: &Path, format: Format) -> Result<Vec<PathBuf>, D
     if !path.is_dir() {
         return Ok(vec![path.to_path_buf()]);
     }
-    let files: Vec<PathBuf> = walk(path)?
-        .into_iter()
-        .filter(|p| matches(format, extension(p).as_deref()))
-        .collect();
+    let mut files = Vec::new();
+    for p in walk(path)? {
+        let ext = extension(&p);
+        if matches(format, ext.as_deref()) {
+            files.push(p);
+        } else if let Some(other) = format_of(ext.as_deref()) {
+            // data of another format in the table: reading around it would
+            // silently drop its rows
+            return Err(DataError::PartFormat {
+                path: p,
+                part_format: format_name(other),
+                format: format_name(format),
+            });
+        }
+    }
     if files.is_empty() {
         return Err(DataError::NoPartFiles {
             path: path.to_path_buf(),
-            format: format!("{format:?}").to_ascii_lowercase(),
+            format: format_name(format),
         });
     }
     Ok(files)
 }
 
-/// The format of a directory's part files, from the extension of the first
-/// one that has a known one (`None`: no such file).
-pub(crate) fn dir_format(dir: &Path) -> Option<Format> {
-    walk(dir)
-        .ok()?
-        .iter()
-        .find_map(|p| match extension(p).as_deref() {
-            Some("parquet" | "pq") => Some(Format::Parquet),
-            Some("tsv" | "tab") => Some(Format::Tsv),
-            Some("csv") => Some(Format::Csv),
-            _ => None,
-        })
+/// The format of a directory's part files: the one their extensions name
+/// (`parquet`/`pq`, `csv`, `tsv`/`tab`), or, when none names one, Parquet
+/// if the first extension-less part starts with Parquet's magic bytes
+/// (Hadoop's `part-00000`). `Ok(None)`: nothing tells (the caller's default
+/// applies), or `dir` is no directory.
+///
+/// # Errors
+/// [`DataError::MixedPartFormats`] when the extensions name two formats
+/// (a stray `notes.csv` among Parquet parts would otherwise decide the
+/// format and drop the parts); [`DataError::Io`] when it cannot be listed.
+pub(crate) fn dir_format(dir: &Path) -> Result<Option<Format>, DataError> {
+    if !dir.is_dir() {
+        return Ok(None);
+    }
+    let files = walk(dir)?;
+    let mut found: Option<(Format, &PathBuf)> = None;
+    for p in &files {
+        let Some(f) = format_of(extension(p).as_deref()) else {
+            continue;
+        };
+        match found {
+            None => found = Some((f, p)),
+            Some((g, first)) if g != f => {
+                return Err(DataError::MixedPartFormats {
+                    path: dir.to_path_buf(),
+                    first: first.clone(),
+                    first_format: format_name(g),
+                    other: p.clone(),
+                    other_format: format_name(f),
+                })
+            }
+            Some(_) => {}
+        }
+    }
+    if let Some((f, _)) = found {
+        return Ok(Some(f));
+    }
+    let bare = files.iter().find(|p| extension(p).is_none());
+    Ok(bare.filter(|p| is_parquet(p)).map(|_| Format::Parquet))
 }
 
 #[cfg(test)]
@@ -158,9 +221,58 @@ mod tests {
                 "part-00002",
             ]
         );
-        assert_eq!(dir_format(t), Some(Format::Parquet));
-        // no CSV part among them but the extension-less one
-        assert_eq!(table_files(t, Format::Csv).unwrap().len(), 1);
+        assert_eq!(dir_format(t).unwrap(), Some(Format::Parquet));
+        // read as CSV, the Parquet parts would be dropped: an error naming one
+        match table_files(t, Format::Csv) {
+            Err(DataError::PartFormat {
+                path,
+                part_format,
+                format,
+            }) => {
+                assert_eq!(path, t.join("date=2024-01-01/part-0.parquet"));
+                assert_eq!((part_format.as_str(), format.as_str()), ("parquet", "csv"));
+            }
+            other => panic!("expected PartFormat, got {other:?}"),
+        }
+    }
+
+    /// Regression (trial of 2026-12-08): one stray `a-part.csv` among
+    /// Parquet parts decided the format of a directory without a `format`
+    /// key, and the Parquet parts were silently left out.
+    #[test]
+    fn parts_of_two_formats_are_an_error_without_a_format_key() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path();
+        for f in ["a-part.csv", "part-00000.parquet", "part-00001.parquet"] {
+            std::fs::write(t.join(f), b"x").unwrap();
+        }
+        let e = dir_format(t).unwrap_err();
+        assert!(
+            matches!(&e, DataError::MixedPartFormats { first, other, .. }
+                if *first == t.join("a-part.csv") && *other == t.join("part-00000.parquet")),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("set the table's `format`"), "{e}");
+        // notes that name no format are left out, not a second format
+        std::fs::remove_file(t.join("a-part.csv")).unwrap();
+        std::fs::write(t.join("notes.txt"), b"x").unwrap();
+        assert_eq!(dir_format(t).unwrap(), Some(Format::Parquet));
+        assert_eq!(table_files(t, Format::Parquet).unwrap().len(), 2);
+    }
+
+    /// Hadoop's extension-less `part-00000` files: Parquet when they start
+    /// with its magic bytes, else nothing tells (the CSV default applies).
+    #[test]
+    fn extensionless_parts_are_parquet_by_their_magic_bytes() {
+        let d = tempfile::tempdir().unwrap();
+        let t = d.path();
+        std::fs::write(t.join("part-00000"), b"user,item\n1,2\n").unwrap();
+        assert_eq!(dir_format(t).unwrap(), None);
+        std::fs::write(t.join("part-00000"), b"PAR1 and the rest").unwrap();
+        assert_eq!(dir_format(t).unwrap(), Some(Format::Parquet));
+        assert!(is_parquet(&t.join("part-00000")));
+        assert!(!is_parquet(&t.join("missing")));
+        assert_eq!(dir_format(&t.join("part-00000")).unwrap(), None);
     }
 
     #[test]

@@ -204,6 +204,7 @@ fn duplicate_feature_rows_identical_are_counted_conflicting_are_rejected() {
         Err(DataError::ConflictingRow {
             path,
             line,
+            first_path,
             first_line,
             key,
             column,
@@ -211,6 +212,7 @@ fn duplicate_feature_rows_identical_are_counted_conflicting_are_rejected() {
             value,
         }) => {
             assert_eq!(file_name(&path), "items.csv");
+            assert_eq!(first_path, path);
             assert_eq!((line, first_line), (4, 2));
             assert_eq!((key.as_str(), column.as_str()), ("i1", "genre"));
             assert_eq!((&*first_value, &*value), ("drama", "horror"));

@@ -363,3 +363,79 @@ fn typed_parquet_ids_read_as_their_text() {
         );
     }
 }
+
+/// Spark writes event times as Parquet TIMESTAMP (INT64 or INT96) or DATE
+/// columns: each is read as its stored integer (in its own unit), so the
+/// same values as a TIMESTAMP load exactly as the integer column did.
+#[test]
+fn parquet_timestamp_and_date_columns_read_as_their_integers() {
+    use arrow_array::{ArrayRef, Int32Array};
+    use arrow_schema::TimeUnit;
+    let tmp = tempfile::tempdir().unwrap();
+    let pq = tmp.path().join("pq");
+    write_dataset(&cfg(), &pq, OutFormat::Parquet).unwrap();
+    let want = load(&pq);
+    let path = pq.join("interactions.parquet");
+    let batches: Vec<RecordBatch> =
+        ParquetRecordBatchReaderBuilder::try_new(File::open(&path).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+            .map(|b| b.unwrap())
+            .collect();
+    let parts: Vec<&dyn arrow_array::Array> =
+        batches.iter().map(|b| b.column(2).as_ref()).collect();
+    let ts = arrow::concat(&parts).unwrap();
+    let users: Vec<&dyn arrow_array::Array> =
+        batches.iter().map(|b| b.column(0).as_ref()).collect();
+    let items: Vec<&dyn arrow_array::Array> =
+        batches.iter().map(|b| b.column(1).as_ref()).collect();
+    let (u, i) = (
+        arrow::concat(&users).unwrap(),
+        arrow::concat(&items).unwrap(),
+    );
+    let max = ts
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .unwrap()
+        .values()
+        .iter()
+        .copied()
+        .max()
+        .unwrap();
+    let mut types = vec![
+        DataType::Timestamp(TimeUnit::Millisecond, None),
+        DataType::Timestamp(TimeUnit::Nanosecond, Some("UTC".into())),
+        DataType::Date64,
+    ];
+    if max <= i32::MAX as i64 {
+        types.push(DataType::Date32);
+    }
+    for ty in types {
+        let t: ArrayRef = if ty == DataType::Date32 {
+            let v: Int32Array = ts
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .unwrap()
+                .iter()
+                .map(|x| x.map(|x| x as i32))
+                .collect();
+            arrow_cast::cast(&v, &ty).unwrap()
+        } else {
+            arrow_cast::cast(&ts, &ty).unwrap()
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("user", u.data_type().clone(), true),
+            Field::new("item", i.data_type().clone(), true),
+            Field::new("timestamp", ty.clone(), true),
+        ]));
+        let batch = RecordBatch::try_new(schema.clone(), vec![u.clone(), i.clone(), t]).unwrap();
+        let mut w = ArrowWriter::try_new(File::create(&path).unwrap(), schema, None).unwrap();
+        w.write(&batch).unwrap();
+        w.close().unwrap();
+        let got = load(&pq);
+        assert_eq!(got.train, want.train, "{ty}");
+        assert_eq!(got.test, want.test, "{ty}");
+        assert_eq!(got.fingerprint(), want.fingerprint(), "{ty}");
+    }
+}

@@ -169,7 +169,7 @@ pub fn load_data(cfg: &Config, verbose: bool) -> Result<Dataset, DataError> {
     let ds = match stream_reason(cfg)? {
         Some(why) => {
             if verbose {
-                eprintln!("data: {why}: streaming the train split from its file (read twice now, then once per epoch)");
+                eprintln!("data: {why}: streaming the train split from its file(s) (read twice now, then once per epoch)");
             }
             twotower_data::load_dataset_streamed(&data, &cfg.raw.features, &cfg.base_dir)?
         }

@@ -196,9 +196,17 @@ fn resolve_read(
 ) -> Result<ReadOptions, DataError> {
     let path = dir.join(file);
     // a directory of part files: the format of its parts' extension
-    let format = format.unwrap_or_else(|| {
-        crate::table_files::dir_format(&path).unwrap_or_else(|| format_from_extension(&path))
-    });
+    let format = match format {
+        Some(f) => f,
+        None => match crate::table_files::dir_format(&path)? {
+            Some(f) => f,
+            // a file: its extension, or Parquet's magic bytes without one
+            None if path.extension().is_none() && crate::table_files::is_parquet(&path) => {
+                Format::Parquet
+            }
+            None => format_from_extension(&path),
+        },
+    };
     let delimiter = match delimiter.as_deref() {
         Some("") => {
             return Err(DataError::config(

@@ -38,7 +38,18 @@ impl ColText {
             DataType::Float64 => ColText::F64(a.as_primitive::<Float64Type>().clone()),
             DataType::Float32 => ColText::F32(a.as_primitive::<Float32Type>().clone()),
             DataType::Boolean => ColText::Bool(a.as_boolean().clone()),
-            DataType::Int8 | DataType::Int16 | DataType::UInt8 | DataType::UInt16 => {
+            // Spark's TIMESTAMP (INT96 or INT64, any unit) and DATE columns:
+            // their stored integer, in their own unit (ms, µs or ns since
+            // the epoch; days for DATE32, ms for DATE64). The temporal split
+            // only orders a user's rows, so the unit does not matter as long
+            // as the parts agree (Spark writes one schema for all parts).
+            DataType::Int8
+            | DataType::Int16
+            | DataType::UInt8
+            | DataType::UInt16
+            | DataType::Timestamp(_, _)
+            | DataType::Date32
+            | DataType::Date64 => {
                 let c = arrow_cast::cast(a, &DataType::Int64).map_err(|e| DataError::Parquet {
                     path: path.to_path_buf(),
                     message: format!("column `{col}`: {e}"),

@@ -170,6 +170,24 @@ where
     }
 }
 
+/// The error for a 0-byte file: [`DataError::EmptyFile`] for a text file
+/// (a directory's empty text parts are skipped), a [`DataError::Parquet`]
+/// for Parquet, whose every file (even one of no rows) holds a footer: 0
+/// bytes is a write that did not finish, never skipped.
+pub(crate) fn empty_file(opts: &ReadOptions) -> DataError {
+    match opts.format {
+        Format::Parquet => DataError::Parquet {
+            path: opts.path.clone(),
+            message:
+                "the file is empty (0 bytes), not a Parquet file (a write that did not finish?)"
+                    .into(),
+        },
+        _ => DataError::EmptyFile {
+            path: opts.path.clone(),
+        },
+    }
+}
+
 /// [`for_each_row`] over one file.
 fn for_each_file_row<F>(
     opts: &ReadOptions,
@@ -182,9 +200,7 @@ where
     F: FnMut(u64, &[&[u8]], &Header) -> Result<(), DataError>,
 {
     if std::fs::metadata(&opts.path).is_ok_and(|m| m.is_file() && m.len() == 0) {
-        return Err(DataError::EmptyFile {
-            path: opts.path.clone(),
-        });
+        return Err(empty_file(opts));
     }
     let skipped_before = *skipped;
     let (header, rows) = match opts.format {

@@ -86,7 +86,7 @@ where
     use rayon::prelude::*;
     let path = &opts.path;
     if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() == 0) {
-        return Err(DataError::EmptyFile { path: path.clone() });
+        return Err(super::empty_file(opts));
     }
     let perr = |e: &dyn std::fmt::Display| DataError::Parquet {
         path: path.clone(),
