@@ -154,9 +154,9 @@ pub enum DataError {
         /// The part file.
         path: PathBuf,
         /// The format its extension names.
-        part_format: String,
+        part_format: &'static str,
         /// The table's format.
-        format: String,
+        format: &'static str,
     },
     /// A table directory without a `format` key holds part files of two
     /// formats.
@@ -170,11 +170,11 @@ pub enum DataError {
         /// The first part file (in path order) with a known extension.
         first: PathBuf,
         /// Its format.
-        first_format: String,
+        first_format: &'static str,
         /// The first part file of another format.
         other: PathBuf,
         /// Its format.
-        other_format: String,
+        other_format: &'static str,
     },
     /// A table has no data rows.
     #[error("{path}: table has no data rows")]
@@ -192,13 +192,13 @@ pub enum DataError {
         line: u64,
         /// The file of the first occurrence (another part of a directory,
         /// or `path`).
-        first_path: PathBuf,
+        first_path: Box<std::path::Path>,
         /// 1-based line of the first occurrence.
         first_line: u64,
         /// The duplicated key.
-        key: String,
+        key: Box<str>,
         /// The first column whose values differ.
-        column: String,
+        column: Box<str>,
         /// That column's value at `first_line` (boxed: keeps `DataError` small).
         first_value: Box<str>,
         /// That column's value at `line`.

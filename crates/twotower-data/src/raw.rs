@@ -431,10 +431,10 @@ impl EntityAcc {
                         return Err(DataError::ConflictingRow {
                             path: path.to_path_buf(),
                             line,
-                            first_path: self.file_of(r),
+                            first_path: self.file_of(r).into(),
                             first_line: self.lines[r],
-                            key: text(k),
-                            column: h.names[j + 1].clone(),
+                            key: text(k).into(),
+                            column: h.names[j + 1].as_str().into(),
                             first_value: self.dicts[j]
                                 .key_of(self.codes[j][r])
                                 .map(|b| text(&b))
@@ -494,10 +494,10 @@ impl EntityAcc {
                         return Err(DataError::ConflictingRow {
                             path: h.path.clone(),
                             line: line + r as u64,
-                            first_path: self.file_of(e),
+                            first_path: self.file_of(e).into(),
                             first_line: self.lines[e],
-                            key: k.to_string(),
-                            column: h.names[j + 1].clone(),
+                            key: k.to_string().into(),
+                            column: h.names[j + 1].as_str().into(),
                             first_value: Box::default(),
                             value: Box::default(),
                         });

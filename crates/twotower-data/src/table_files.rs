@@ -55,8 +55,12 @@ fn format_of(ext: Option<&str>) -> Option<Format> {
     }
 }
 
-fn format_name(format: Format) -> String {
-    format!("{format:?}").to_ascii_lowercase()
+fn format_name(format: Format) -> &'static str {
+    match format {
+        Format::Csv => "csv",
+        Format::Tsv => "tsv",
+        Format::Parquet => "parquet",
+    }
 }
 
 /// Does the file start with Parquet's magic bytes `PAR1`?
@@ -136,7 +140,7 @@ pub(crate) fn table_files(path: &Path, format: Format) -> Result<Vec<PathBuf>, D
     if files.is_empty() {
         return Err(DataError::NoPartFiles {
             path: path.to_path_buf(),
-            format: format_name(format),
+            format: format_name(format).to_string(),
         });
     }
     Ok(files)
@@ -230,7 +234,7 @@ mod tests {
                 format,
             }) => {
                 assert_eq!(path, t.join("date=2024-01-01/part-0.parquet"));
-                assert_eq!((part_format.as_str(), format.as_str()), ("parquet", "csv"));
+                assert_eq!((part_format, format), ("parquet", "csv"));
             }
             other => panic!("expected PartFormat, got {other:?}"),
         }

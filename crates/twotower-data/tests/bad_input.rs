@@ -212,9 +212,9 @@ fn duplicate_feature_rows_identical_are_counted_conflicting_are_rejected() {
             value,
         }) => {
             assert_eq!(file_name(&path), "items.csv");
-            assert_eq!(first_path, path);
+            assert_eq!(&*first_path, path.as_path());
             assert_eq!((line, first_line), (4, 2));
-            assert_eq!((key.as_str(), column.as_str()), ("i1", "genre"));
+            assert_eq!((&*key, &*column), ("i1", "genre"));
             assert_eq!((&*first_value, &*value), ("drama", "horror"));
         }
         other => panic!("expected ConflictingRow, got {other:?}"),
