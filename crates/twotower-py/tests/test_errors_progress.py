@@ -87,17 +87,41 @@ def test_failing_callback_stops_with_a_checkpoint_and_resume_finishes(tmp_path, 
 def test_ctrl_c_raises_interrupted_after_a_checkpoint(tmp_path):
     out = tmp_path / "r"
     started = threading.Event()
+    done = threading.Event()
 
     def on_epoch(rec):
-        if not started.is_set():
-            started.set()
-            # SIGINT as a terminal's Ctrl-C delivers it, during training
-            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGINT)).start()
+        started.set()
 
-    with pytest.raises(twotower.Interrupted, match="checkpoint saved"):
-        twotower.train(config=ML100K_CONFIG,
-                       overrides={**SHORT, "train.epochs": 200, "train.patience": 200},
-                       out=out, on_epoch=on_epoch)
+    # SIGINT as a terminal's Ctrl-C delivers it, during training: sent
+    # 50 ms after the first epoch, then again every second until training
+    # returns (one CI run of 2026-12-08 trained all 200 epochs without
+    # seeing the first one; not reproduced since). The handler is Python's
+    # default one (KeyboardInterrupt) while training runs, and ignores a
+    # signal that lands after it returned.
+    def handler(signum, frame):
+        if not done.is_set():
+            raise KeyboardInterrupt
+
+    def ctrl_c():
+        started.wait()
+        delay = 0.05
+        while not done.wait(delay):
+            os.kill(os.getpid(), signal.SIGINT)
+            delay = 1.0
+
+    old = signal.signal(signal.SIGINT, handler)
+    sender = threading.Thread(target=ctrl_c, daemon=True)
+    sender.start()
+    try:
+        with pytest.raises(twotower.Interrupted, match="checkpoint saved"):
+            twotower.train(config=ML100K_CONFIG,
+                           overrides={**SHORT, "train.epochs": 200, "train.patience": 200},
+                           out=out, on_epoch=on_epoch)
+    finally:
+        done.set()
+        started.set()
+        sender.join()
+        signal.signal(signal.SIGINT, old)
     assert (out / "checkpoint.json").exists()
     assert issubclass(twotower.Interrupted, twotower.TwoTowerError)
 
