@@ -467,6 +467,8 @@ impl EntityAcc {
         if bc[1..].iter().any(|c| matches!(c, BatchCol::Other)) {
             return Ok(false);
         }
+        // the batch's new keys all come from its file
+        self.note_file(&h.path);
         for (r, &k) in keys.iter().enumerate() {
             for (j, c) in bc[1..].iter().enumerate() {
                 self.scratch[j] = match c {
@@ -479,7 +481,6 @@ impl EntityAcc {
             }
             match self.keys.get_int(k) {
                 None => {
-                    self.note_file(&h.path);
                     self.keys.intern_int(k);
                     self.lines.push(line + r as u64);
                     for (j, c) in self.scratch.iter().enumerate() {

@@ -296,12 +296,13 @@ impl TrainStream {
         chunk_rows: usize,
         mut f: impl FnMut(&Interactions) -> Result<(), DataError>,
     ) -> Result<(), DataError> {
-        let enc = self.spec.read_options(&self.dir)?.encoding;
+        let opts = self.spec.read_options(&self.dir)?;
+        let enc = opts.encoding;
         let lookup = |t: &EntityIds, b: &[u8]| -> Option<u32> {
             let s = decode(b, enc)?;
             t.index_of(&s)
         };
-        let path = self.spec.read_options(&self.dir)?.path;
+        let path = opts.path;
         let what = if path.is_dir() {
             "the interactions changed since they were loaded (a part file was added, removed or \
              rewritten; a streamed train split is re-read every epoch, so its files must stay as \

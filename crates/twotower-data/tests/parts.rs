@@ -111,11 +111,7 @@ fn a_bad_row_names_its_part_file_and_line() {
     text.push_str("7,3,yesterday\n");
     let line = text.lines().count();
     std::fs::write(&p, text).unwrap();
-    let (data, features, base) = load_data_config(&d.path().join("dataset.toml"), &[]).unwrap();
-    for e in [
-        load_dataset(&data, &features, &base).unwrap_err(),
-        load_dataset_streamed(&data, &features, &base).unwrap_err(),
-    ] {
+    for e in both_errors(d.path()) {
         let m = e.to_string();
         assert!(
             m.contains(&format!("part-00001.csv:{line}")) && m.contains("timestamp"),
