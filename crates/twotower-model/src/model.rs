@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 use ndarray::{ArrayView2, ArrayViewMut2};
 use rand::Rng;
 
-use crate::loss::{ensure_len, in_batch_softmax, info_nce, CellMask, SoftmaxWorkspace};
+use crate::loss::{
+    ensure_len, in_batch_softmax, info_nce, info_nce_symmetric, CellMask, SoftmaxWorkspace,
+};
 use crate::real::Real;
 use crate::tower::{SpecError, Tower, TowerBatch, TowerCache, TowerGrads, TowerSpec};
 
@@ -94,6 +96,16 @@ pub struct LossConfig<F> {
     pub ssl_temperature: F,
     /// Weight α of the SSL loss.
     pub ssl_weight: F,
+    /// Stop-gradient on SSL view 2 (`ssl.stop_gradient`): view 2's vectors
+    /// are InfoNCE's fixed targets, only view 1's pass is backpropagated
+    /// (the target branch of SimSiam, Chen & He 2021). With cold-start views
+    /// the whole item teaches its features-only vector and is itself left
+    /// to the main task.
+    pub ssl_stop_gradient: bool,
+    /// Symmetric InfoNCE (`ssl.symmetric`): [`info_nce_symmetric`], the mean
+    /// of the view 1 → view 2 and view 2 → view 1 losses (CLIP's loss,
+    /// Radford et al. 2021), instead of the one-directional [`info_nce`].
+    pub ssl_symmetric: bool,
 }
 
 /// Loss values of one step (f64 for logging).
@@ -231,8 +243,10 @@ impl<F: Real> TwoTower<F> {
     /// `L_main` is [`in_batch_softmax`] over `main` with `cfg.temperature`
     /// and `cfg.mask_accidental_hits`; `L_self` is the one-directional
     /// [`info_nce`] between the two views of `ssl` at `cfg.ssl_temperature`
-    /// (0 when `ssl` is `None`). The item tower receives
-    /// `dL_main + α · dL_self` from its three passes.
+    /// ([`info_nce_symmetric`] with `cfg.ssl_symmetric`; 0 when `ssl` is
+    /// `None`). The item tower receives
+    /// `dL_main + α · dL_self` from its three passes (two with
+    /// `cfg.ssl_stop_gradient`: view 2 is then a constant target).
     ///
     /// # Panics
     /// On inconsistent shapes (see [`MainBatch`], [`in_batch_softmax`]) or
@@ -326,7 +340,12 @@ impl<F: Real> TwoTower<F> {
                 .expect("dz shape");
             let mut dz2 = ArrayViewMut2::from_shape((m, d), ensure_len(&mut ws.dz2, m * d))
                 .expect("dz shape");
-            l_ssl = info_nce(
+            let nce = if cfg.ssl_symmetric {
+                info_nce_symmetric
+            } else {
+                info_nce
+            };
+            l_ssl = nce(
                 ws.ssl1.output(),
                 ws.ssl2.output(),
                 cfg.ssl_temperature,
@@ -341,8 +360,10 @@ impl<F: Real> TwoTower<F> {
             let dz2 = ArrayView2::from_shape((m, d), &ws.dz2[..m * d]).expect("dz shape");
             self.item
                 .backward(&ssl.view1, &mut ws.ssl1, dz1, &mut grads.item);
-            self.item
-                .backward(&ssl.view2, &mut ws.ssl2, dz2, &mut grads.item);
+            if !cfg.ssl_stop_gradient {
+                self.item
+                    .backward(&ssl.view2, &mut ws.ssl2, dz2, &mut grads.item);
+            }
         }
         let t4 = Instant::now();
         let times = &mut ws.times;

@@ -22,7 +22,9 @@ use twotower_model::loss::{
     in_batch_softmax, info_nce, info_nce_symmetric, CellMask, SoftmaxWorkspace,
 };
 use twotower_model::model::{LossConfig, MainBatch, ModelGrads, SslBatch, TwoTower, Workspace};
-use twotower_model::tower::{FeatureColumn, FeatureSpec, MaskEmbedding, TowerBatch, TowerSpec};
+use twotower_model::tower::{
+    FeatureColumn, FeatureSpec, MaskEmbedding, TowerBatch, TowerCache, TowerSpec,
+};
 
 const H: f64 = 1e-3;
 
@@ -538,6 +540,8 @@ fn cfg() -> LossConfig<f64> {
         mask_accidental_hits: true,
         ssl_temperature: 0.3,
         ssl_weight: 0.7,
+        ssl_stop_gradient: false,
+        ssl_symmetric: false,
     }
 }
 
@@ -589,13 +593,19 @@ fn analytic(model: &TwoTower<f64>, grads: &ModelGrads<f64>, name: &str) -> Vec<f
 
 /// Checks every entry of every parameter tensor of the model; returns
 /// (entries checked, embedding entries with a non-zero gradient).
-fn check_model(
+fn check_model(model: TwoTower<f64>, fx: &Fixture, with_ssl: bool, label: &str) -> (usize, usize) {
+    check_model_with(model, fx, with_ssl, label, &cfg())
+}
+
+/// [`check_model`] under the loss configuration `cfg` (α must be 0.7).
+fn check_model_with(
     mut model: TwoTower<f64>,
     fx: &Fixture,
     with_ssl: bool,
     label: &str,
+    cfg: &LossConfig<f64>,
 ) -> (usize, usize) {
-    let cfg = cfg();
+    let cfg = *cfg;
     let mut ws = Workspace::default();
     let mut grads = ModelGrads::new(&model);
     // Run twice with the same workspace: buffers reused, grads re-zeroed.
@@ -678,6 +688,52 @@ fn full_loss_with_ssl_learned_mask() {
 }
 
 #[test]
+fn full_loss_with_symmetric_ssl() {
+    // `ssl_symmetric` routes the views through `info_nce_symmetric`: every
+    // entry against finite differences, and the SSL loss is the mean of the
+    // two directions, each computed here on the tower outputs.
+    let fx = fixture();
+    let sym = LossConfig {
+        ssl_symmetric: true,
+        ..cfg()
+    };
+    let model = tiny_model(MaskEmbedding::Learned, 16);
+    let mut ws = Workspace::default();
+    let mut g = ModelGrads::new(&model);
+    let p = model.loss_and_grads(&fx.main, Some(&fx.ssl), &sym, &mut ws, &mut g);
+    let (z1, z2) = (ws.ssl1.output().to_owned(), ws.ssl2.output().to_owned());
+    let mut d = (Array2::zeros(z1.dim()), Array2::zeros(z1.dim()));
+    let mut sw = SoftmaxWorkspace::default();
+    let l12 = info_nce(
+        z1.view(),
+        z2.view(),
+        0.3,
+        d.0.view_mut(),
+        d.1.view_mut(),
+        &mut sw,
+    );
+    let l21 = info_nce(
+        z2.view(),
+        z1.view(),
+        0.3,
+        d.0.view_mut(),
+        d.1.view_mut(),
+        &mut sw,
+    );
+    assert!(
+        (p.ssl - 0.5 * (l12 + l21)).abs() < 1e-12,
+        "{} vs {l12}, {l21}",
+        p.ssl
+    );
+    assert!(
+        (l12 - l21).abs() > 1e-6,
+        "the two directions must differ here"
+    );
+    let (checked, _) = check_model_with(model, &fx, true, "ssl, symmetric", &sym);
+    assert_eq!(checked, 171);
+}
+
+#[test]
 fn ssl_gradient_is_weighted_sum_of_passes() {
     // grads(main + α·ssl) − grads(main) = α · grads(ssl alone) on the item tower:
     // compare α = 0.7 against α = 1.4 (the SSL part doubles, the main part stays).
@@ -704,6 +760,85 @@ fn ssl_gradient_is_weighted_sum_of_passes() {
     let rhs = (&i1 - &i0) * 2.0;
     assert!((&lhs - &rhs).iter().all(|x| x.abs() < 1e-12));
     assert!(lhs.iter().any(|x| x.abs() > 1e-6));
+}
+
+#[test]
+fn ssl_stop_gradient_treats_view_2_as_a_constant_target() {
+    // With `ssl_stop_gradient` the item tower's gradient is that of
+    // L_sg(θ) = L_main(θ) + α · InfoNCE(z′(θ), z″(θ₀)): view 2's vectors are
+    // computed once at θ₀ and held fixed. Every item-tower entry is checked
+    // against finite differences of exactly that function, and the user
+    // tower is unchanged.
+    let fx = fixture();
+    let mut model = tiny_model(MaskEmbedding::Learned, 15);
+    let c = LossConfig {
+        ssl_stop_gradient: true,
+        ..cfg()
+    };
+    let mut ws = Workspace::default();
+    let mut grads = ModelGrads::new(&model);
+    let parts = model.loss_and_grads(&fx.main, Some(&fx.ssl), &c, &mut ws, &mut grads);
+    let mut full = ModelGrads::new(&model);
+    let full_parts = model.loss_and_grads(&fx.main, Some(&fx.ssl), &cfg(), &mut ws, &mut full);
+    // the loss value does not depend on where the gradient stops
+    assert_eq!(parts, full_parts);
+    assert_eq!(grads.user.layers[0].dw, full.user.layers[0].dw);
+
+    let mut cache = TowerCache::default();
+    model.item.forward(&fx.ssl.view2, &mut cache);
+    let z2 = cache.output().to_owned();
+    let l_sg = |m: &TwoTower<f64>| {
+        let mut ws = Workspace::default();
+        let mut g = ModelGrads::new(m);
+        let main = m.loss_and_grads(&fx.main, None, &c, &mut ws, &mut g).main;
+        let mut c1 = TowerCache::default();
+        m.item.forward(&fx.ssl.view1, &mut c1);
+        let (n, d) = z2.dim();
+        let (mut d1, mut d2) = (Array2::zeros((n, d)), Array2::zeros((n, d)));
+        let l = info_nce(
+            c1.output(),
+            z2.view(),
+            c.ssl_temperature,
+            d1.view_mut(),
+            d2.view_mut(),
+            &mut SoftmaxWorkspace::default(),
+        );
+        main + c.ssl_weight * l
+    };
+    assert!((l_sg(&model) - parts.total).abs() < 1e-12);
+    let names: Vec<String> = model
+        .named_tensors()
+        .into_iter()
+        .map(|(n, _, _)| n)
+        .filter(|n| n.starts_with("item."))
+        .collect();
+    let (mut checked, mut differs) = (0, 0);
+    for name in names {
+        let g = analytic(&model, &grads, &name);
+        let g_full = analytic(&model, &full, &name);
+        for (i, &gi) in g.iter().enumerate() {
+            let orig = model.tensor_mut(&name).unwrap()[i];
+            let n = fd(|d| {
+                model.tensor_mut(&name).unwrap()[i] = orig + d;
+                let l = l_sg(&model);
+                model.tensor_mut(&name).unwrap()[i] = orig;
+                l
+            });
+            assert_close(&format!("stop-gradient: {name}[{i}]"), gi, n);
+            differs += usize::from((gi - g_full[i]).abs() > 1e-6);
+            checked += 1;
+        }
+    }
+    // item: 8·3 + 5·2 + (5·4+4) + (4·3+3) + mask vectors 3 + 2
+    assert_eq!(checked, 78);
+    // item 0's id row (row 1) is read by view 2 only (view 1 masks it, the
+    // main batch never holds item 0): its SSL gradient is gone, not smaller
+    let item_id = analytic(&model, &grads, "item.emb.item_id");
+    assert!(item_id[3..6].iter().all(|&x| x == 0.0), "{item_id:?}");
+    assert!(analytic(&model, &full, "item.emb.item_id")[3..6]
+        .iter()
+        .any(|&x| x.abs() > 1e-6));
+    assert!(differs > 10, "{differs}");
 }
 
 #[test]

@@ -210,6 +210,8 @@ fn cfg() -> LossConfig<f64> {
         mask_accidental_hits: true,
         ssl_temperature: 0.3,
         ssl_weight: 0.7,
+        ssl_stop_gradient: false,
+        ssl_symmetric: false,
     }
 }
 

@@ -185,6 +185,8 @@ fn build(s: &'static Setup) -> State {
             mask_accidental_hits: true,
             ssl_temperature: 0.1,
             ssl_weight: 0.1,
+            ssl_stop_gradient: false,
+            ssl_symmetric: false,
         },
         seed: 7,
         phase_tag: 0,

@@ -150,6 +150,8 @@ fn steady_state_step_does_not_allocate() {
                 mask_accidental_hits: true,
                 ssl_temperature: 0.2,
                 ssl_weight: 0.3,
+                ssl_stop_gradient: false,
+                ssl_symmetric: false,
             },
             seed: 3,
             phase_tag: 1,

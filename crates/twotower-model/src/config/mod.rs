@@ -575,6 +575,7 @@ mod tests {
         assert_eq!(c.raw.ssl.seed_scope, SeedScope::PerExample);
         assert_eq!(c.raw.ssl.mi_weighting, MiWeighting::Items);
         assert_eq!(c.raw.ssl.mask_as, MaskAs::Unknown);
+        assert!(!c.raw.ssl.stop_gradient && !c.raw.ssl.symmetric);
         assert_eq!(c.raw.train.sparse_optimizer, SparseOptimizer::Adam);
         let c = Config::load(
             None,
@@ -585,6 +586,8 @@ mod tests {
                 "ssl.seed_scope=per_batch".into(),
                 "ssl.mi_weighting=clicks".into(),
                 "ssl.mask_as=mask_embedding".into(),
+                "ssl.stop_gradient=true".into(),
+                "ssl.symmetric=true".into(),
                 "train.sparse_optimizer=adagrad_rowwise".into(),
             ],
         )
@@ -595,6 +598,7 @@ mod tests {
         assert_eq!(c.raw.ssl.seed_scope, SeedScope::PerBatch);
         assert_eq!(c.raw.ssl.mi_weighting, MiWeighting::Clicks);
         assert_eq!(c.raw.ssl.mask_as, MaskAs::MaskEmbedding);
+        assert!(c.raw.ssl.stop_gradient && c.raw.ssl.symmetric);
         assert_eq!(
             c.raw.train.sparse_optimizer,
             SparseOptimizer::AdagradRowwise

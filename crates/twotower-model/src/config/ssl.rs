@@ -119,6 +119,18 @@ pub struct SslSection {
     /// cold test item behind (cold_recall@50 0 with correlated masking),
     /// unknown raised it above no SSL (README "SSL on Amazon Beauty").
     pub mask_as: MaskAs,
+    /// Stop-gradient on view 2 (default false): view 2's vectors are
+    /// InfoNCE's fixed targets and only view 1 is trained toward them (the
+    /// target branch of SimSiam, Chen & He 2021). With `masking =
+    /// "cold_start"` the whole item teaches its features-only vector
+    /// (distillation toward the collaborative vector, as in CLCRec's
+    /// content-to-collaborative direction) and the item's own id row is
+    /// left to the main task.
+    pub stop_gradient: bool,
+    /// Symmetric InfoNCE (default false): the mean of the view 1 → view 2
+    /// and view 2 → view 1 losses (CLIP's loss, Radford et al. 2021), so
+    /// each view's vectors are also keys the other view's queries must find.
+    pub symmetric: bool,
 }
 
 impl Default for SslSection {
@@ -136,6 +148,8 @@ impl Default for SslSection {
             cfm_id_partner: true,
             mi_weighting: MiWeighting::Items,
             mask_as: MaskAs::Unknown,
+            stop_gradient: false,
+            symmetric: false,
         }
     }
 }

@@ -144,6 +144,8 @@ mod tests {
                 mask_accidental_hits: true,
                 ssl_temperature: 0.1,
                 ssl_weight: 0.1,
+                ssl_stop_gradient: false,
+                ssl_symmetric: false,
             },
             seed: 1,
             phase_tag: 0,

@@ -173,6 +173,8 @@ pub fn step_inputs<'a>(
         mask_accidental_hits: l.mask_accidental_hits,
         ssl_temperature: cfg.raw.ssl.temperature as f32,
         ssl_weight: cfg.raw.ssl.weight as f32,
+        ssl_stop_gradient: cfg.raw.ssl.stop_gradient,
+        ssl_symmetric: cfg.raw.ssl.symmetric,
     };
     // per-example loss weights: the data's weight column and/or recency
     let data_weights = if l.use_weights {

@@ -211,6 +211,8 @@ pub(super) fn synthetic_case(
             mask_accidental_hits: true,
             ssl_temperature: 0.1,
             ssl_weight: 0.1,
+            ssl_stop_gradient: false,
+            ssl_symmetric: false,
         },
         seed: 7,
         phase_tag: 0,
