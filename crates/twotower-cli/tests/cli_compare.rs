@@ -289,3 +289,85 @@ fn bad_variants_are_refused_before_training() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("--seeds must be at least 1"));
 }
+
+/// `--split validation`: each run is the search phase alone and its metrics
+/// are its best validation epoch's (the same number `train` selects on);
+/// the report says so; a test-split compare into the same directory is
+/// refused rather than mixing the splits.
+#[test]
+fn split_validation_reports_the_search_phase_on_the_validation_split() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    std::fs::write(d.join("tiny.toml"), TINY).unwrap();
+    let mut args = vec![
+        "compare",
+        "--config",
+        "tiny.toml",
+        "--variants",
+        "logq=",
+        "--seeds",
+        "1",
+        "--out",
+        "val",
+        "--split",
+        "validation",
+        "--set",
+        "train.epochs=4",
+    ];
+    args.extend_from_slice(&SMALL_MODEL[2..]);
+    let o = twotower(&args, d);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = d.join("val/runs/logq/seed1");
+    let read = |f: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run.join(f)).unwrap()).unwrap()
+    };
+    let (m, info) = (read("metrics.json"), read("run.json"));
+    assert_eq!(m["split"].as_str(), Some("validation"));
+    assert_eq!(info["config"]["train"]["refit"].as_bool(), Some(false));
+    let best = info["best_validation"][0].as_f64().unwrap();
+    let r50 = m["recall@50"].as_f64().unwrap();
+    assert!(
+        (r50 - best).abs() < 1e-12,
+        "validation recall@50 {r50} vs the search phase's best {best}"
+    );
+    // the best epoch's line in epochs.jsonl holds every metric: all equal
+    let e = best_epoch_validation(&run, info["best_validation"][1].as_u64().unwrap());
+    for k in ["recall@10", "ndcg@50", "tail_recall@50", "coverage@50"] {
+        assert_eq!(m[k].as_f64(), e[k].as_f64(), "{k}");
+    }
+    // fewer evaluated pairs than the test split: the validation split is
+    // carved from train
+    assert!(m["n_test"].as_u64().unwrap() < m["n_train"].as_u64().unwrap());
+    let md = std::fs::read_to_string(d.join("val/report.md")).unwrap();
+    assert!(md.contains("**validation split**"), "{md}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("val/report.json")).unwrap()).unwrap();
+    assert_eq!(r["split"].as_str(), Some("validation"));
+
+    // the same directory for the test split: refused, nothing retrained
+    let mut args2: Vec<&str> = args
+        .iter()
+        .copied()
+        .filter(|a| *a != "--split" && *a != "validation")
+        .collect();
+    args2.push("--split");
+    args2.push("test");
+    let o = twotower(&args2, d);
+    assert!(!o.status.success(), "{}", text(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("evaluated on the validation split, not the test split"),
+        "{err}"
+    );
+}
+
+/// The `validation` object of the search epoch `epoch` in a run's epochs.jsonl.
+fn best_epoch_validation(run: &Path, epoch: u64) -> serde_json::Value {
+    std::fs::read_to_string(run.join("epochs.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["phase"] == "search" && v["epoch"].as_u64() == Some(epoch))
+        .expect("the best epoch is logged")["validation"]
+        .clone()
+}

@@ -98,9 +98,11 @@ pub struct LossConfig<F> {
     pub ssl_weight: F,
     /// Stop-gradient on SSL view 2 (`ssl.stop_gradient`): view 2's vectors
     /// are InfoNCE's fixed targets, only view 1's pass is backpropagated
-    /// (the target branch of SimSiam, Chen & He 2021). With cold-start views
-    /// the whole item teaches its features-only vector and is itself left
-    /// to the main task.
+    /// (a stop-gradient target as in BYOL, Grill et al. 2020, and SimSiam,
+    /// Chen & He 2021, here with InfoNCE's negatives). With cold-start views
+    /// the rows only the whole item reads (its id row) get no SSL gradient;
+    /// the shared content rows and MLP still do, through view 1. With
+    /// `ssl_symmetric` both directions stop at view 2.
     pub ssl_stop_gradient: bool,
     /// Symmetric InfoNCE (`ssl.symmetric`): [`info_nce_symmetric`], the mean
     /// of the view 1 → view 2 and view 2 → view 1 losses (CLIP's loss,

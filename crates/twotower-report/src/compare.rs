@@ -28,6 +28,8 @@ pub struct ReportInput {
     pub variants: Vec<(VariantSpec, toml::Value, Vec<RunResult>)>,
     /// Wall time of the whole comparison, seconds (training, evaluation, I/O).
     pub total_seconds: f64,
+    /// The split the runs were evaluated on: `"test"` or `"validation"`.
+    pub split: String,
 }
 
 /// Loss per epoch of one variant, mean over seeds, final-model phase.
@@ -125,6 +127,10 @@ pub struct Report {
     pub baselines: Vec<BaselineReport>,
     /// Wall time of the whole comparison, seconds.
     pub total_seconds: f64,
+    /// The split the runs were evaluated on: `"test"` (the default of
+    /// reports written before the field) or `"validation"`.
+    #[serde(default = "test_split")]
+    pub split: String,
     /// Caveats found while building (e.g. a seed without a metric).
     pub notes: Vec<String>,
 }
@@ -400,6 +406,11 @@ pub fn build_report(input: &ReportInput) -> Result<Report, ReportError> {
         variants,
         baselines,
         total_seconds: input.total_seconds,
+        split: input.split.clone(),
         notes,
     })
+}
+
+fn test_split() -> String {
+    "test".into()
 }

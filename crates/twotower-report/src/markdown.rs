@@ -51,9 +51,14 @@ pub fn render_markdown(r: &Report) -> String {
         n_seeds,
         STD_NOTE
     );
+    let split = if r.split == "validation" {
+        "**validation split** (hyper-parameter search: each run is the search phase alone, early-stopped on the validation split carved from train and evaluated on it, items first seen after the validation cut out of vocabulary; report the chosen variant on the test split)"
+    } else {
+        "test split"
+    };
     let _ = writeln!(
         s,
-        "- Protocol: EVALUATION.md (temporal split, full-catalog exact ranking, train items removed, ties by item id). Total wall time {:.1} s.\n",
+        "- Protocol: EVALUATION.md (temporal split, full-catalog exact ranking, train items removed, ties by item id); evaluated on the {split}. Total wall time {:.1} s.\n",
         r.total_seconds
     );
 

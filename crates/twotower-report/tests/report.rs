@@ -405,6 +405,7 @@ fn input() -> ReportInput {
             ),
         ],
         total_seconds: 66.0,
+        split: "test".into(),
     }
 }
 
@@ -567,6 +568,16 @@ fn write_report_writes_every_file() {
     assert_eq!(back.variants.len(), 2);
     assert_eq!(back.variants[0].metrics["recall@50"].unwrap().n, 2);
     assert_eq!(back.variants[0].metrics["cold_recall@50"], None);
+    assert_eq!(back.split, "test");
+    // a report.json written before `split` existed reads as the test split
+    let mut old: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("report.json")).unwrap())
+            .unwrap();
+    old.as_object_mut().unwrap().remove("split").unwrap();
+    let back: twotower_report::Report = serde_json::from_value(old).unwrap();
+    assert_eq!(back.split, "test");
+    let md = std::fs::read_to_string(dir.path().join("report.md")).unwrap();
+    assert!(md.contains("evaluated on the test split"), "{md}");
 }
 
 #[test]

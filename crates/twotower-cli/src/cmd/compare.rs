@@ -8,6 +8,14 @@
 //! `report.json`, `recall_by_popularity_decile.{png,svg}`,
 //! `training_loss.{png,svg}`. Rerunning the same command reuses the runs
 //! already finished with the same config and resumes an interrupted one.
+//!
+//! `--split validation` is the hyper-parameter search of EVALUATION.md's
+//! protocol: each run is the search phase alone (`train.refit = false`:
+//! early-stopped on the validation split carved from train, as `train`
+//! carves it) and is evaluated on that validation split, with the items
+//! first seen after the validation cut out of vocabulary, as the search
+//! phase sees them. Its figures equal the run's best validation epoch. Pick
+//! the variant there, then report it with `--split test`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,7 +26,9 @@ use anyhow::{bail, Context};
 use twotower::config::Config;
 use twotower::eval::{DotScorer, PopularityScorer};
 use twotower::run::{self, RunInfo};
-use twotower::train::{encode_all, eval_set_sampled, history_feature, train, TrainOptions};
+use twotower::train::{
+    encode_all, eval_set_sampled, history_feature, search_dataset, train, TrainOptions,
+};
 use twotower_report::{self as report, ReportInput, RunBins, VariantSpec, REPORT_FORMAT_VERSION};
 
 /// Largest `--seeds`: a report of more seeds than this is a mistake, not a study.
@@ -55,6 +65,30 @@ pub struct Args {
     /// Print each run's epochs too.
     #[arg(long, short)]
     pub verbose: bool,
+    /// The split every run is evaluated on: `test` (the report), or
+    /// `validation` (hyper-parameter search: search phase only, no refit,
+    /// evaluated on the validation split carved from train).
+    #[arg(long, value_enum, default_value_t = Split::Test)]
+    pub split: Split,
+}
+
+/// `compare --split`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Split {
+    /// EVALUATION.md's test split (each run as `twotower train` makes it).
+    Test,
+    /// The validation split carved from train; the search phase's model.
+    Validation,
+}
+
+impl Split {
+    /// The name in metrics.json (`"split"`) and the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Split::Test => "test",
+            Split::Validation => "validation",
+        }
+    }
 }
 
 /// Popularity bins of the report (deciles).
@@ -123,8 +157,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             o.extend(spec.overrides.iter().cloned());
             o.push(format!("train.seed={seed}"));
             o.push("train.progress=false".into());
+            if args.split == Split::Validation {
+                // the search phase's model: early-stopped on validation
+                o.push("train.refit=false".into());
+            }
             let cfg = Config::load(args.config.as_deref(), &o)
                 .with_context(|| format!("variant {}", spec.name))?;
+            if args.split == Split::Validation && !cfg.raw.train.validation {
+                bail!(
+                    "variant {}: --split validation needs train.validation = true (the validation split is carved by training)",
+                    spec.name
+                );
+            }
             configs.push((seed, cfg));
         }
         plans.push(Planned {
@@ -169,7 +213,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         let cfg0 = &plans[*rep].configs[0].1;
         let ds = super::load_data(cfg0, false)?;
         let fingerprint = ds.fingerprint();
-        let set = eval_set_sampled(cfg0, &ds, &ds.train, &ds.test)?;
+        // what the runs are evaluated on: the test split, or the search
+        // phase's (fit, validation) pair with its item vocabulary
+        let vds = match args.split {
+            Split::Test => None,
+            Split::Validation => Some(validation_dataset(cfg0, &ds)?),
+        };
+        let eds = vds.as_ref().unwrap_or(&ds);
+        let set = eval_set_sampled(cfg0, eds, &eds.train, &eds.test)?;
         let pop_bins = report::popularity_bin_counts(
             &set,
             &PopularityScorer::from_set(&set),
@@ -189,7 +240,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 let existing = if args.force {
                     Existing::None
                 } else {
-                    existing_run(&dir, cfg, &fingerprint, args.decile_k)?
+                    existing_run(&dir, cfg, &fingerprint, args.decile_k, args.split)?
                 };
                 let prior = match existing {
                     Existing::Finished => {
@@ -234,9 +285,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 };
                 let info = prior.unwrap_or_else(|| RunInfo::new(cfg, &outcome));
                 run::save_run(&dir, cfg, &ds, &outcome.model, &info)?;
-                let metrics = run::evaluate_test(cfg, &ds, &outcome.model, &info)?;
-                let history = history_feature(cfg, &ds, &ds.train);
-                let (uv, iv) = encode_all(&outcome.model, &ds, history.as_ref());
+                let mut metrics = run::evaluate_test(cfg, eds, &outcome.model, &info)?;
+                if let Some(m) = metrics.as_object_mut() {
+                    m.insert("split".into(), serde_json::json!(args.split.name()));
+                }
+                let history = history_feature(cfg, eds, &eds.train);
+                let (uv, iv) = encode_all(&outcome.model, eds, history.as_ref());
                 let scorer = DotScorer::new(uv.view(), iv.view())?;
                 let model_bins =
                     report::popularity_bin_counts(&set, &scorer, args.decile_k, N_BINS)?;
@@ -306,6 +360,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seeds: seeds.clone(),
         variants,
         total_seconds: t0.elapsed().as_secs_f64(),
+        split: args.split.name().into(),
     };
     let rep = report::build_report(&input)?;
     report::write_report(&args.out, &rep)?;
@@ -326,9 +381,43 @@ enum Existing {
     StaleBins(Box<RunInfo>),
 }
 
-/// Inspects `dir`. A finished run of another config is an error: reusing it
-/// would mislabel it, retraining would destroy it.
-fn existing_run(dir: &Path, cfg: &Config, fingerprint: &str, k: usize) -> anyhow::Result<Existing> {
+/// The search phase's evaluation data: `ds`'s train split cut into the part
+/// before the validation cut (`train`) and the validation split (`test`),
+/// exactly as `twotower train` carves them, with the items first seen after
+/// the cut out of vocabulary ([`search_dataset`]).
+fn validation_dataset(
+    cfg: &Config,
+    ds: &twotower_data::Dataset,
+) -> anyhow::Result<twotower_data::Dataset> {
+    if ds.train_stream.is_some() {
+        bail!("--split validation needs the train split in memory (this run would stream it: raise train.max_memory_gb)");
+    }
+    let split = &cfg.data().split;
+    let (fit, valid) = twotower_data::temporal_split(
+        &ds.train,
+        &ds.items.id_rank,
+        split.test_fraction,
+        split.min_interactions,
+    );
+    if valid.user.is_empty() {
+        bail!("the validation split carved from train is empty (too few interactions per user)");
+    }
+    let mut v = search_dataset(ds, &fit);
+    v.train = fit;
+    v.test = valid;
+    Ok(v)
+}
+
+/// Inspects `dir`. A finished run of another config, or one evaluated on
+/// the other split, is an error: reusing it would mislabel it, retraining
+/// would destroy it.
+fn existing_run(
+    dir: &Path,
+    cfg: &Config,
+    fingerprint: &str,
+    k: usize,
+    split: Split,
+) -> anyhow::Result<Existing> {
     let rpath = dir.join(run::RUN_FILE);
     if !dir.join(run::METRICS_FILE).exists() || !rpath.exists() {
         return Ok(Existing::None);
@@ -337,6 +426,20 @@ fn existing_run(dir: &Path, cfg: &Config, fingerprint: &str, k: usize) -> anyhow
         std::fs::read_to_string(&rpath).with_context(|| format!("reading {}", rpath.display()))?;
     let info: RunInfo = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a twotower run file", rpath.display()))?;
+    let mpath = dir.join(run::METRICS_FILE);
+    let metrics: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(&mpath).with_context(|| format!("reading {}", mpath.display()))?,
+    )
+    .with_context(|| format!("{}: not a twotower metrics file", mpath.display()))?;
+    // metrics.json before `split` was written: the test split
+    let found = metrics["split"].as_str().unwrap_or("test");
+    if found != split.name() {
+        bail!(
+            "{} holds a finished run evaluated on the {found} split, not the {} split; use another --out",
+            dir.display(),
+            split.name()
+        );
+    }
     if info.config != cfg.doc {
         bail!(
             "{} holds a finished run of another config; use --force to retrain it, or another --out",
