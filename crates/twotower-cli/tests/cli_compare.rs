@@ -359,6 +359,32 @@ fn split_validation_reports_the_search_phase_on_the_validation_split() {
         err.contains("evaluated on the validation split, not the test split"),
         "{err}"
     );
+    // --force retrains, but never into a directory of the other split
+    args2.push("--force");
+    let o = twotower(&args2, d);
+    assert!(!o.status.success(), "{}", text(&o));
+    assert!(stderr(&o).contains("not the test split"), "{}", text(&o));
+    assert_eq!(read("metrics.json"), m, "the validation run is untouched");
+    // refit is the search's to set: an explicit one is refused, not ignored
+    for extra in [
+        vec!["--set", "train.refit=true"],
+        vec!["--variants", "r=train.refit=true"],
+    ] {
+        let mut a = args.clone();
+        a.extend_from_slice(&extra);
+        let o = twotower(&a, d);
+        assert!(!o.status.success(), "{}", text(&o));
+        assert!(
+            stderr(&o).contains("do not set train.refit"),
+            "{}",
+            text(&o)
+        );
+    }
+    // the report's config and notes speak of the search phase and validation pairs
+    assert!(md.contains("refit = false"), "{md}");
+    assert!(md.contains("the search phase only"), "{md}");
+    assert!(md.contains("validation pairs"), "{md}");
+    assert!(!md.contains("test pairs"), "{md}");
 }
 
 /// The `validation` object of the search epoch `epoch` in a run's epochs.jsonl.

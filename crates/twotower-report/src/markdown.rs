@@ -157,17 +157,28 @@ pub fn render_markdown(r: &Report) -> String {
             phase
         );
     }
+    let phases = if r.split == "validation" {
+        "the search phase only"
+    } else {
+        "both phases: validation search and refit"
+    };
     let _ = writeln!(
         s,
-        "\nWall time: training of one run (both phases: validation search and refit), seconds; examples/s: main-batch training examples per second over the same time.\n"
+        "\nWall time: training of one run ({phases}), seconds; examples/s: main-batch training examples per second over the same time.\n"
     );
+    // the pairs the figures count: the evaluated split's
+    let pairs = if r.split == "validation" {
+        "validation"
+    } else {
+        "test"
+    };
 
     if let Some(k) = r.bins_k {
         let nb = r.n_bins;
         let _ = writeln!(s, "## recall@{k} by item-popularity bin\n");
         let _ = writeln!(
             s,
-            "Bin 1 holds the most popular 1/{nb} of the catalog, bin {nb} the least popular (train popularity descending, ties by item id). Each cell: the fraction of the distinct (user, item) test pairs whose item is in the bin that have the item in the user's top-{k}; mean ± std over seeds.\n"
+            "Bin 1 holds the most popular 1/{nb} of the catalog, bin {nb} the least popular (train popularity descending, ties by item id). Each cell: the fraction of the distinct (user, item) {pairs} pairs whose item is in the bin that have the item in the user's top-{k}; mean ± std over seeds.\n"
         );
         let _ = writeln!(
             s,
@@ -200,7 +211,7 @@ pub fn render_markdown(r: &Report) -> String {
             let _ = writeln!(s, "| {} | {} |", md_escape(&b.name), cells.join(" | "));
             let _ = writeln!(
                 s,
-                "| test pairs{} | {} |",
+                "| {pairs} pairs{} | {} |",
                 if r.baselines.len() > 1 {
                     format!(" ({})", b.variants.join(", "))
                 } else {

@@ -65,9 +65,12 @@ pub struct Args {
     /// Print each run's epochs too.
     #[arg(long, short)]
     pub verbose: bool,
-    /// The split every run is evaluated on: `test` (the report), or
-    /// `validation` (hyper-parameter search: search phase only, no refit,
-    /// evaluated on the validation split carved from train).
+    /// The split every run is evaluated on: `test` (EVALUATION.md's test
+    /// split; the figures to report), or `validation` (hyper-parameter
+    /// search: each run is the search phase alone — `train.refit=false` is
+    /// set, so `--set train.refit=...` is refused — evaluated on the
+    /// validation split carved from train). An `--out` holding runs of the
+    /// other split is refused, `--force` too.
     #[arg(long, value_enum, default_value_t = Split::Test)]
     pub split: Split,
 }
@@ -127,6 +130,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if report::override_key(o) == "train.seed" {
             bail!("--set {o}: the seeds come from --seeds/--seed-base; do not set train.seed");
         }
+        if args.split == Split::Validation && report::override_key(o) == "train.refit" {
+            bail!("--set {o}: --split validation trains the search phase only (it sets train.refit=false itself); do not set train.refit");
+        }
     }
     let mut specs: Vec<VariantSpec> = Vec::new();
     for v in &args.variants {
@@ -141,6 +147,16 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         {
             bail!(
                 "variant {}: `{o}`: the seeds come from --seeds/--seed-base; do not set train.seed",
+                spec.name
+            );
+        }
+        if let Some(o) = spec
+            .overrides
+            .iter()
+            .find(|o| args.split == Split::Validation && report::override_key(o) == "train.refit")
+        {
+            bail!(
+                "variant {}: `{o}`: --split validation trains the search phase only (it sets train.refit=false itself); do not set train.refit",
                 spec.name
             );
         }
@@ -220,6 +236,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Split::Validation => Some(validation_dataset(cfg0, &ds)?),
         };
         let eds = vds.as_ref().unwrap_or(&ds);
+        if vds.is_some() {
+            eprintln!(
+                "validation: {} train interactions before the validation cut / {} validation interactions (the runs are evaluated on these)",
+                eds.train.user.len(),
+                eds.test.user.len()
+            );
+        }
         let set = eval_set_sampled(cfg0, eds, &eds.train, &eds.test)?;
         let pop_bins = report::popularity_bin_counts(
             &set,
@@ -237,10 +260,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                     .join(&plan.spec.name)
                     .join(format!("seed{seed}"));
                 let label = format!("[{done}/{total}] {} seed {seed}", plan.spec.name);
+                // never mix the splits in one --out, --force or not
+                check_split(&dir, args.split)?;
                 let existing = if args.force {
                     Existing::None
                 } else {
-                    existing_run(&dir, cfg, &fingerprint, args.decile_k, args.split)?
+                    existing_run(&dir, cfg, &fingerprint, args.decile_k)?
                 };
                 let prior = match existing {
                     Existing::Finished => {
@@ -351,6 +376,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if let Some(train) = train.as_table_mut() {
             train.remove("seed");
             train.insert("progress".into(), toml::Value::Boolean(false));
+            if args.split == Split::Validation {
+                train.insert("refit".into(), toml::Value::Boolean(false));
+            }
         }
     }
     let input = ReportInput {
@@ -408,30 +436,18 @@ fn validation_dataset(
     Ok(v)
 }
 
-/// Inspects `dir`. A finished run of another config, or one evaluated on
-/// the other split, is an error: reusing it would mislabel it, retraining
-/// would destroy it.
-fn existing_run(
-    dir: &Path,
-    cfg: &Config,
-    fingerprint: &str,
-    k: usize,
-    split: Split,
-) -> anyhow::Result<Existing> {
-    let rpath = dir.join(run::RUN_FILE);
-    if !dir.join(run::METRICS_FILE).exists() || !rpath.exists() {
-        return Ok(Existing::None);
-    }
-    let text =
-        std::fs::read_to_string(&rpath).with_context(|| format!("reading {}", rpath.display()))?;
-    let info: RunInfo = serde_json::from_str(&text)
-        .with_context(|| format!("{}: not a twotower run file", rpath.display()))?;
+/// Refuses a run directory whose finished run was evaluated on the other
+/// split (`metrics.json` `"split"`; absent: the test split, as written
+/// before the field): one `--out` never mixes the two.
+fn check_split(dir: &Path, split: Split) -> anyhow::Result<()> {
     let mpath = dir.join(run::METRICS_FILE);
+    if !mpath.exists() {
+        return Ok(());
+    }
     let metrics: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&mpath).with_context(|| format!("reading {}", mpath.display()))?,
     )
     .with_context(|| format!("{}: not a twotower metrics file", mpath.display()))?;
-    // metrics.json before `split` was written: the test split
     let found = metrics["split"].as_str().unwrap_or("test");
     if found != split.name() {
         bail!(
@@ -440,6 +456,20 @@ fn existing_run(
             split.name()
         );
     }
+    Ok(())
+}
+
+/// Inspects `dir`. A finished run of another config is an error: reusing it
+/// would mislabel it, retraining would destroy it.
+fn existing_run(dir: &Path, cfg: &Config, fingerprint: &str, k: usize) -> anyhow::Result<Existing> {
+    let rpath = dir.join(run::RUN_FILE);
+    if !dir.join(run::METRICS_FILE).exists() || !rpath.exists() {
+        return Ok(Existing::None);
+    }
+    let text =
+        std::fs::read_to_string(&rpath).with_context(|| format!("reading {}", rpath.display()))?;
+    let info: RunInfo = serde_json::from_str(&text)
+        .with_context(|| format!("{}: not a twotower run file", rpath.display()))?;
     if info.config != cfg.doc {
         bail!(
             "{} holds a finished run of another config; use --force to retrain it, or another --out",
