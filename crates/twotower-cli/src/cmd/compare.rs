@@ -27,7 +27,8 @@ use twotower::config::Config;
 use twotower::eval::{DotScorer, PopularityScorer};
 use twotower::run::{self, RunInfo};
 use twotower::train::{
-    encode_all, eval_set_sampled, history_feature, search_dataset, train, TrainOptions,
+    encode_all, eval_set_sampled, history_feature, search_dataset, train, validation_split,
+    TrainOptions,
 };
 use twotower_report::{self as report, ReportInput, RunBins, VariantSpec, REPORT_FORMAT_VERSION};
 
@@ -420,16 +421,12 @@ fn validation_dataset(
     if ds.train_stream.is_some() {
         bail!("--split validation needs the train split in memory (this run would stream it: raise train.max_memory_gb)");
     }
-    let split = &cfg.data().split;
-    let (fit, valid) = twotower_data::temporal_split(
-        &ds.train,
-        &ds.items.id_rank,
-        split.test_fraction,
-        split.min_interactions,
-    );
-    if valid.user.is_empty() {
-        bail!("the validation split carved from train is empty (too few interactions per user)");
-    }
+    // its one error, an empty validation split, hints at train.validation=false
+    let (fit, valid) = validation_split(cfg, ds, &ds.train).map_err(|_| {
+        anyhow::anyhow!(
+            "--split validation: the validation split carved from train is empty (too few interactions per user)"
+        )
+    })?;
     let mut v = search_dataset(ds, &fit);
     v.train = fit;
     v.test = valid;

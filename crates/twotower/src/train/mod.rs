@@ -54,7 +54,7 @@ pub use state::{Batch, NamedTensors, Position, TrainState};
 use twotower_model::inference::shared_item_feature;
 pub use validation::{
     eval_set, eval_set_sampled, evaluate_model, evaluate_most_popular, pairs, search_dataset,
-    unseen_ids_as_oov,
+    unseen_ids_as_oov, validation_split,
 };
 
 // Building a model from a config and encoding with it moved to the model
@@ -306,20 +306,7 @@ pub fn train(
     let search_needed = t.validation && resume_phase.as_deref() != Some("refit");
     let mut best_epochs = t.epochs;
     if search_needed {
-        let split = &cfg.data().split;
-        let (fit, valid) = twotower_data::temporal_split(
-            &ds.train,
-            &ds.items.id_rank,
-            split.test_fraction,
-            split.min_interactions,
-        );
-        if valid.user.is_empty() {
-            return Err(TrainError::Data(
-                "the validation split carved from train is empty (too few interactions per user); \
-                 set train.validation=false"
-                    .into(),
-            ));
-        }
+        let (fit, valid) = validation_split(cfg, ds, &ds.train)?;
         let vset = eval_set_sampled(cfg, ds, &fit, &valid)?;
         // EVALUATION.md: an id first seen after the train cut is out of
         // vocabulary; the search phase's cut is the validation cut

@@ -58,6 +58,36 @@ pub fn search_dataset(ds: &Dataset, fit: &Interactions) -> Dataset {
     }
 }
 
+/// The validation split of the search phase: `train` cut per user exactly
+/// as the test split is cut from all interactions (the config's
+/// `[data.split]` fraction and minimum), returning (the part before the
+/// validation cut, the validation split).
+///
+/// # Errors
+/// [`TrainError::Data`] when the validation split is empty (too few
+/// interactions per user).
+pub fn validation_split(
+    cfg: &Config,
+    ds: &Dataset,
+    train: &Interactions,
+) -> Result<(Interactions, Interactions), TrainError> {
+    let split = &cfg.data().split;
+    let (fit, valid) = twotower_data::temporal_split(
+        train,
+        &ds.items.id_rank,
+        split.test_fraction,
+        split.min_interactions,
+    );
+    if valid.user.is_empty() {
+        return Err(TrainError::Data(
+            "the validation split carved from train is empty (too few interactions per user); \
+             set train.validation=false"
+                .into(),
+        ));
+    }
+    Ok((fit, valid))
+}
+
 /// The evaluator's view of a (train, test) pair of splits.
 pub fn eval_set(
     ds: &Dataset,
