@@ -357,7 +357,10 @@ impl<F: Real> TwoTower<F> {
             )
             .as_f64();
             dz1.mapv_inplace(|g| g * cfg.ssl_weight);
-            dz2.mapv_inplace(|g| g * cfg.ssl_weight);
+            if !cfg.ssl_stop_gradient {
+                // view 2's gradient is read only by its backward pass
+                dz2.mapv_inplace(|g| g * cfg.ssl_weight);
+            }
             let dz1 = ArrayView2::from_shape((m, d), &ws.dz1[..m * d]).expect("dz shape");
             let dz2 = ArrayView2::from_shape((m, d), &ws.dz2[..m * d]).expect("dz shape");
             self.item
